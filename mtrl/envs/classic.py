@@ -1,0 +1,107 @@
+"""Classic-control families with varied physics: CartPole and Pendulum."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
+
+from mtrl.tasks import ParametricFamily, ParamValue, Task, TaskEnvMixin
+
+CARTPOLE_DEFAULT = {"length": 0.5, "masspole": 0.1, "masscart": 1.0, "gravity": 9.8, "force_mag": 10.0}
+PENDULUM_DEFAULT = {"gravity": 10.0, "mass": 1.0, "length": 1.0}
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+def sample_cartpole(rng: np.random.Generator) -> dict[str, Any]:
+    """Pole half-length, masses, gravity and push force, each log-uniform around the default."""
+    return {
+        "length": _log_uniform(rng, 0.25, 1.5),
+        "masspole": _log_uniform(rng, 0.05, 0.5),
+        "masscart": _log_uniform(rng, 0.5, 2.0),
+        "gravity": rng.uniform(7.0, 13.0),
+        "force_mag": _log_uniform(rng, 5.0, 20.0),
+    }
+
+
+def cartpole_difficulty(p: Mapping[str, Any]) -> float:
+    """Fall rate sqrt(g/l) over control authority F/M, relative to the default task (=1)."""
+
+    def raw(q: Mapping[str, Any]) -> float:
+        total = q["masscart"] + q["masspole"]
+        return math.sqrt(q["gravity"] / q["length"]) * total / q["force_mag"]
+
+    return raw(p) / raw(CARTPOLE_DEFAULT)
+
+
+def sample_pendulum(rng: np.random.Generator) -> dict[str, Any]:
+    return {
+        "gravity": rng.uniform(5.0, 15.0),
+        "mass": rng.uniform(0.5, 1.5),
+        "length": rng.uniform(0.5, 1.5),
+    }
+
+
+def pendulum_difficulty(p: Mapping[str, Any]) -> float:
+    """Gravity torque m·g·l against the fixed torque limit, relative to the default task."""
+    return (p["mass"] * p["gravity"] * p["length"]) / 10.0
+
+
+class CartPoleTaskEnv(TaskEnvMixin, CartPoleEnv):
+    """Gymnasium's CartPole with settable pole length, masses, gravity and force."""
+
+    family_name = "cartpole"
+
+    def __init__(self, task: Task | None = None, render_mode: str | None = None) -> None:
+        super().__init__(render_mode=render_mode)
+        self.set_task(task or CARTPOLE.default_task())
+
+    def _apply_task(self, params: dict[str, ParamValue]) -> None:
+        self.length = float(params["length"])  # type: ignore[arg-type]
+        self.masspole = float(params["masspole"])  # type: ignore[arg-type]
+        self.masscart = float(params["masscart"])  # type: ignore[arg-type]
+        self.gravity = float(params["gravity"])  # type: ignore[arg-type]
+        self.force_mag = float(params["force_mag"])  # type: ignore[arg-type]
+        self.total_mass = self.masspole + self.masscart
+        self.polemass_length = self.masspole * self.length
+
+
+class PendulumTaskEnv(TaskEnvMixin, PendulumEnv):
+    """Gymnasium's Pendulum with settable gravity, mass and length."""
+
+    family_name = "pendulum"
+
+    def __init__(self, task: Task | None = None, render_mode: str | None = None) -> None:
+        super().__init__(render_mode=render_mode)
+        self.set_task(task or PENDULUM.default_task())
+
+    def _apply_task(self, params: dict[str, ParamValue]) -> None:
+        self.g = float(params["gravity"])  # type: ignore[arg-type]
+        self.m = float(params["mass"])  # type: ignore[arg-type]
+        self.l = float(params["length"])  # type: ignore[arg-type]
+
+
+CARTPOLE = ParametricFamily(
+    name="cartpole",
+    env_id="mtrl/CartPole-v0",
+    description="CartPole with varied pole length, masses, gravity and force",
+    sampler=sample_cartpole,
+    default=CARTPOLE_DEFAULT,
+    difficulty=cartpole_difficulty,
+)
+
+PENDULUM = ParametricFamily(
+    name="pendulum",
+    env_id="mtrl/Pendulum-v0",
+    description="Pendulum swing-up with varied gravity, mass and length",
+    sampler=sample_pendulum,
+    default=PENDULUM_DEFAULT,
+    difficulty=pendulum_difficulty,
+)

@@ -1,0 +1,65 @@
+"""Navigation2D: the point-mass goal-reaching family of the MAML paper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from mtrl.tasks import ParametricFamily, ParamValue, Task, TaskEnvMixin
+
+MAX_STEP = 0.1
+GOAL_RADIUS = 0.01
+
+
+def sample_goal(rng: np.random.Generator) -> dict[str, Any]:
+    """Goal uniform in [-0.5, 0.5]^2."""
+    return {"goal": rng.uniform(-0.5, 0.5, size=2)}
+
+
+class Navigation2DEnv(TaskEnvMixin, gym.Env[np.ndarray, np.ndarray]):
+    """A point starts at the origin and moves by the action (clipped to ±0.1 per axis).
+
+    Reward is the negative Euclidean distance to the goal after the move; the episode
+    terminates within 0.01 of the goal. The horizon (100) is the registered time limit.
+    """
+
+    family_name = "navigation2d"
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
+
+    def __init__(self, task: Task | None = None) -> None:
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
+        self.action_space = spaces.Box(-MAX_STEP, MAX_STEP, shape=(2,), dtype=np.float32)
+        self._pos = np.zeros(2, dtype=np.float64)
+        self._goal = np.zeros(2, dtype=np.float64)
+        self.set_task(task or NAVIGATION2D.default_task())
+
+    def _apply_task(self, params: dict[str, ParamValue]) -> None:
+        self._goal = np.asarray(params["goal"], dtype=np.float64)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._pos = np.zeros(2, dtype=np.float64)
+        return self._pos.astype(np.float32), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        step = np.clip(np.asarray(action, dtype=np.float64), -MAX_STEP, MAX_STEP)
+        if step.shape != (2,):
+            raise ValueError(f"Navigation2D takes actions of shape (2,), got {step.shape}")
+        self._pos = self._pos + step
+        dist = float(np.linalg.norm(self._pos - self._goal))
+        terminated = dist < GOAL_RADIUS
+        return self._pos.astype(np.float32), -dist, terminated, False, {"distance": dist}
+
+
+NAVIGATION2D = ParametricFamily(
+    name="navigation2d",
+    env_id="mtrl/Navigation2D-v0",
+    description="Point mass reaching a goal in [-0.5,0.5]^2, reward -distance, horizon 100",
+    sampler=sample_goal,
+    default={"goal": (0.25, 0.25)},
+)

@@ -1,0 +1,38 @@
+"""Typed errors whose messages say what went wrong and how to fix it."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class MtrlError(Exception):
+    """Base class of every error mtrl raises on purpose."""
+
+
+class ConfigError(MtrlError, ValueError):
+    """A recipe or config value is missing, unknown, of the wrong type or out of range."""
+
+
+class UnknownNameError(MtrlError, KeyError):
+    """A name (env, family, suite, task) is not known; the message lists close matches."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+        if not close:
+            low = name.lower()
+            close = [k for k in known if low in k.lower() or k.lower() in low][:5]
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        self.message = (
+            f"unknown {kind} {name!r}.{hint} Run `mtrl envs list` to see all "
+            f"{len(known)} known names."
+        )
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RunDirError(MtrlError):
+    """A run directory is missing, incomplete, or would overwrite existing work."""
