@@ -62,6 +62,15 @@ class Task:
         inner = ",".join(f"{k}={_fmt(v)}" for k, v in self.params)
         return f"{self.family}[{inner}]"
 
+    @property
+    def label(self) -> str:
+        """A short display name: the environment name where there is one, else ``name``."""
+        params = dict(self.params)
+        if "env_name" in params:
+            goal = params.get("goal", -1)
+            return f"{params['env_name']}#{goal}" if isinstance(goal, int) and goal >= 0 else str(params["env_name"])
+        return self.name
+
     def __getitem__(self, key: str) -> ParamValue:
         for k, v in self.params:
             if k == key:

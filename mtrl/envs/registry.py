@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal, cast
 
+import gymnasium as gym
+
 from mtrl.envs.classic import CARTPOLE, PENDULUM
-from mtrl.envs.metaworld_suites import all_env_names, metaworld_suites, single_env_suite
+from mtrl.envs.metaworld_suites import FAMILY as METAWORLD_FAMILY
+from mtrl.envs.metaworld_suites import (
+    all_env_names,
+    make_metaworld_env,
+    metaworld_suites,
+    single_env_suite,
+)
 from mtrl.envs.mujoco_families import (
     ANT_DIR,
     ANT_GOAL,
@@ -16,7 +24,7 @@ from mtrl.envs.mujoco_families import (
 )
 from mtrl.envs.navigation import NAVIGATION2D
 from mtrl.errors import UnknownNameError
-from mtrl.tasks import ParametricFamily, TaskFamily
+from mtrl.tasks import ParametricFamily, Task, TaskFamily
 
 _PARAMETRIC = (
     CARTPOLE,
@@ -91,3 +99,13 @@ def list_entries() -> list[dict[str, Any]]:
     rows[-2]["description"] = f"MT1 for any of {len(all_env_names())} envs, e.g. MT1:reach-v3"
     rows[-1]["description"] = f"ML1 for any of {len(all_env_names())} envs, e.g. ML1:reach-v3"
     return rows
+
+
+def make_task_env(task: Task, **kwargs: Any) -> gym.Env[Any, Any]:
+    """A time-limited env of ``task``'s family, set to ``task``."""
+    if task.family == METAWORLD_FAMILY:
+        return make_metaworld_env(task, **kwargs)
+    fams = parametric_families()
+    if task.family not in fams:
+        raise UnknownNameError("task family", task.family, fams)
+    return fams[task.family].make_env(task, **kwargs)

@@ -1,0 +1,42 @@
+"""Policies for rolling out multi-task vector envs without an agent: random and
+Meta-World's own scripted experts (the reference for adapter correctness)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from mtrl.errors import MtrlError
+from mtrl.tasks import Task
+
+VecPolicy = Callable[[Any], np.ndarray]
+
+
+def _flat_obs(obs: Any) -> np.ndarray:
+    return np.asarray(obs["observation"] if isinstance(obs, dict) else obs)
+
+
+def random_policy(action_space: gym.Space[Any], seed: int) -> VecPolicy:
+    """Uniform random actions from the (batched) action space, seeded."""
+    action_space.seed(seed)
+    return lambda obs: np.asarray(action_space.sample())
+
+
+def metaworld_expert_policy(tasks: Sequence[Task], task_ids: np.ndarray) -> VecPolicy:
+    """Meta-World's scripted expert for each sub-env's task (MT suites: goal visible)."""
+    from metaworld.policies import ENV_POLICY_MAP
+
+    names = [str(t.as_dict().get("env_name", "")) for t in tasks]
+    missing = [n for n in names if n not in ENV_POLICY_MAP]
+    if missing:
+        raise MtrlError(f"no Meta-World expert policy for {missing}; use --policy random")
+    experts = [ENV_POLICY_MAP[names[int(i)]]() for i in task_ids]
+
+    def act(obs: Any) -> np.ndarray:
+        flat = _flat_obs(obs)
+        return np.stack([p.get_action(flat[i]) for i, p in enumerate(experts)]).astype(np.float32)
+
+    return act

@@ -1,0 +1,36 @@
+"""Roll a policy through a multi-task vector env until every task has N episodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mtrl.envs.policies import VecPolicy
+from mtrl.envs.vector import MultiTaskVecEnv
+
+
+def rollout(
+    env: MultiTaskVecEnv, policy: VecPolicy, episodes_per_task: int, seed: int, progress: bool = False
+) -> list[dict[str, Any]]:
+    """Per-task statistics (return, length, success) over at least ``episodes_per_task``."""
+    if episodes_per_task < 1:
+        raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
+    env.episode_statistics(clear=True)
+    obs, _ = env.reset(seed=seed)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=episodes_per_task * env.num_tasks, desc="episodes", unit="ep")
+    done = 0
+    while True:
+        obs, *_ = env.step(policy(obs))
+        counts = env.episode_counts()
+        finished = sum(min(c, episodes_per_task) for c in counts)
+        if bar is not None and finished > done:
+            bar.update(finished - done)
+        done = finished
+        if min(counts) >= episodes_per_task:
+            break
+    if bar is not None:
+        bar.close()
+    return env.episode_statistics(clear=True)
