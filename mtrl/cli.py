@@ -19,7 +19,11 @@ def _cmd_envs_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(format_table(rows, ["name", "kind", "gym_id", "train_tasks", "test_tasks", "description"]))
+        print(
+            format_table(
+                rows, ["name", "kind", "gym_id", "train_tasks", "test_tasks", "description"]
+            )
+        )
     return 0
 
 
@@ -55,11 +59,17 @@ def _cmd_envs_rollout(args: argparse.Namespace) -> int:
     sets = list(args.set)
     if args.name:
         sets.append(f"env.name={json.dumps(args.name)}")
-    for key, value in (("policy", args.policy), ("episodes_per_task", args.episodes), ("seed", args.seed)):
+    for key, value in (
+        ("policy", args.policy),
+        ("episodes_per_task", args.episodes),
+        ("seed", args.seed),
+    ):
         if value is not None:
             sets.append(f"{key}={json.dumps(value)}")
     cfg = from_dict(RolloutConfig, apply_overrides(data, sets))
-    rows = run_rollout(cfg, Path(args.run_dir) if args.run_dir else None, progress=sys.stderr.isatty())
+    rows = run_rollout(
+        cfg, Path(args.run_dir) if args.run_dir else None, progress=sys.stderr.isatty()
+    )
     print(format_table(rows, ["task_id", "task", "episodes", "return", "length", "success"]))
     if args.run_dir:
         print(f"\nrun directory: {args.run_dir}")
@@ -76,7 +86,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
-        print(f"MT10 vector env, {res.vectorization}, {res.num_envs} sub-envs, {res.steps} steps x {res.repeats}")
+        print(
+            f"MT10 vector env, {res.vectorization}, {res.num_envs} sub-envs, "
+            f"{res.steps} steps x {res.repeats}"
+        )
         print(f"  mtrl        {res.mtrl_steps_per_s:10.0f} env-steps/s")
         print(f"  Meta-World  {res.metaworld_steps_per_s:10.0f} env-steps/s")
         print(f"  ratio mtrl/Meta-World = {res.ratio:.3f}  (overhead {100 * res.overhead:+.1f}%)")
@@ -87,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtrl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    envs = sub.add_parser("envs", help="task families and suites").add_subparsers(dest="envs_command", required=True)
+    envs = sub.add_parser("envs", help="task families and suites").add_subparsers(
+        dest="envs_command", required=True
+    )
     p = envs.add_parser("list", help="families and suites with task counts")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_envs_list)

@@ -43,7 +43,7 @@ def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if dataclasses.is_dataclass(tp):
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return f"a table ({tp.__name__})"
     if origin in (list, tuple):
         return f"a list of {_describe(typing.get_args(tp)[0])}"
@@ -64,9 +64,7 @@ def _check_bounds(key: str, value: float, bounds: tuple[float | None, ...]) -> N
     )
     if bad:
         parts = [
-            f"{op} {b}"
-            for op, b in ((">=", ge), (">", gt), ("<=", le), ("<", lt))
-            if b is not None
+            f"{op} {b}" for op, b in ((">=", ge), (">", gt), ("<=", le), ("<", lt)) if b is not None
         ]
         raise ConfigError(f"{key} = {value!r} is out of range: it must be {' and '.join(parts)}")
 

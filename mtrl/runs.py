@@ -24,7 +24,15 @@ from typing import Any
 from mtrl.config import write_toml
 from mtrl.errors import RunDirError
 
-_VERSIONED = ("mtrl-suite", "torch", "gymnasium", "mujoco", "metaworld", "stable-baselines3", "numpy")
+_VERSIONED = (
+    "mtrl-suite",
+    "torch",
+    "gymnasium",
+    "mujoco",
+    "metaworld",
+    "stable-baselines3",
+    "numpy",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -80,8 +88,7 @@ class RunDir:
         p = Path(path)
         if (p / "config.toml").exists() and not exist_ok:
             raise RunDirError(
-                f"{str(p)!r} already holds a run; pick another --run-dir, delete it, "
-                "or resume it"
+                f"{str(p)!r} already holds a run; pick another --run-dir, delete it, or resume it"
             )
         p.mkdir(parents=True, exist_ok=True)
         run = cls(p)
@@ -140,7 +147,9 @@ class RunDir:
 
     def read_summary(self) -> dict[str, Any]:
         if not self.summary_path.is_file():
-            raise RunDirError(f"{str(self.path)!r} has no summary.json yet: the run has not finished")
+            raise RunDirError(
+                f"{str(self.path)!r} has no summary.json yet: the run has not finished"
+            )
         return dict(json.loads(self.summary_path.read_text()))
 
     def save_checkpoint(self, state: Mapping[str, Any], step: int) -> Path:
@@ -162,7 +171,8 @@ class RunDir:
                 found.append((int(m.group(1)), p))
         if not found:
             raise RunDirError(
-                f"no checkpoint in {str(self.checkpoints)!r}; start the run afresh instead of resuming"
+                f"no checkpoint in {str(self.checkpoints)!r}; "
+                "start the run afresh instead of resuming"
             )
         return max(found)[1]
 

@@ -68,7 +68,11 @@ class Task:
         params = dict(self.params)
         if "env_name" in params:
             goal = params.get("goal", -1)
-            return f"{params['env_name']}#{goal}" if isinstance(goal, int) and goal >= 0 else str(params["env_name"])
+            return (
+                f"{params['env_name']}#{goal}"
+                if isinstance(goal, int) and goal >= 0
+                else str(params["env_name"])
+            )
         return self.name
 
     def __getitem__(self, key: str) -> ParamValue:
@@ -82,6 +86,19 @@ class Task:
 
     def __str__(self) -> str:
         return self.name
+
+
+def as_float(value: ParamValue) -> float:
+    """A scalar task parameter as float (a clear error for strings or vectors)."""
+    if isinstance(value, int | float):
+        return float(value)
+    raise TypeError(f"expected a scalar task parameter, got {value!r}")
+
+
+def as_int(value: ParamValue) -> int:
+    if isinstance(value, int):
+        return value
+    raise TypeError(f"expected an integer task parameter, got {value!r}")
 
 
 class TaskMismatchError(MtrlError, ValueError):

@@ -58,7 +58,8 @@ def bench_env(
     theirs.reset(seed=seed)
     _time_steps(ours, actions[:50])  # warm-up
     _time_steps(theirs, actions[:50])
-    t_ours, t_theirs = [], []
+    t_ours: list[float] = []
+    t_theirs: list[float] = []
     for r in range(repeats):
         pair = [(ours, t_ours), (theirs, t_theirs)]
         for env, sink in pair if r % 2 == 0 else pair[::-1]:

@@ -70,7 +70,9 @@ def check_family(name: str, seed: int = 0) -> CheckResult:
     env = family.make_env(task)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # style warnings (e.g. infinite bounds) are not failures
+            warnings.simplefilter(
+                "ignore"
+            )  # style warnings (e.g. infinite bounds) are not failures
             check_env(env.unwrapped, skip_render_check=True)
         checker = "ok"
     except Exception as exc:  # report every failure, do not stop at the first family

@@ -10,9 +10,15 @@ import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
-from mtrl.tasks import ParametricFamily, ParamValue, Task, TaskEnvMixin
+from mtrl.tasks import ParametricFamily, ParamValue, Task, TaskEnvMixin, as_float
 
-CARTPOLE_DEFAULT = {"length": 0.5, "masspole": 0.1, "masscart": 1.0, "gravity": 9.8, "force_mag": 10.0}
+CARTPOLE_DEFAULT = {
+    "length": 0.5,
+    "masspole": 0.1,
+    "masscart": 1.0,
+    "gravity": 9.8,
+    "force_mag": 10.0,
+}
 PENDULUM_DEFAULT = {"gravity": 10.0, "mass": 1.0, "length": 1.0}
 
 
@@ -64,11 +70,11 @@ class CartPoleTaskEnv(TaskEnvMixin, CartPoleEnv):
         self.set_task(task or CARTPOLE.default_task())
 
     def _apply_task(self, params: dict[str, ParamValue]) -> None:
-        self.length = float(params["length"])  # type: ignore[arg-type]
-        self.masspole = float(params["masspole"])  # type: ignore[arg-type]
-        self.masscart = float(params["masscart"])  # type: ignore[arg-type]
-        self.gravity = float(params["gravity"])  # type: ignore[arg-type]
-        self.force_mag = float(params["force_mag"])  # type: ignore[arg-type]
+        self.length = as_float(params["length"])
+        self.masspole = as_float(params["masspole"])
+        self.masscart = as_float(params["masscart"])
+        self.gravity = as_float(params["gravity"])
+        self.force_mag = as_float(params["force_mag"])
         self.total_mass = self.masspole + self.masscart
         self.polemass_length = self.masspole * self.length
 
@@ -83,9 +89,9 @@ class PendulumTaskEnv(TaskEnvMixin, PendulumEnv):
         self.set_task(task or PENDULUM.default_task())
 
     def _apply_task(self, params: dict[str, ParamValue]) -> None:
-        self.g = float(params["gravity"])  # type: ignore[arg-type]
-        self.m = float(params["mass"])  # type: ignore[arg-type]
-        self.l = float(params["length"])  # type: ignore[arg-type]
+        self.g = as_float(params["gravity"])
+        self.m = as_float(params["mass"])
+        self.l = as_float(params["length"])
 
 
 CARTPOLE = ParametricFamily(

@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from mtrl.errors import UnknownNameError
-from mtrl.tasks import ParamValue, Split, Task, TaskEnvMixin, TaskFamily
+from mtrl.tasks import ParamValue, Split, Task, TaskEnvMixin, TaskFamily, as_int
 
 RewardVersion = Literal["v1", "v2"]
 FAMILY = "metaworld"
@@ -68,7 +68,9 @@ def _build_goal_sets(benchmark: str, seed: int) -> GoalSets:
     elif kind in ("MT10", "MT50", "ML10", "ML45"):
         bench = getattr(metaworld, kind)(seed=seed)
     else:
-        raise UnknownNameError("Meta-World benchmark", benchmark, ["MT1", "MT10", "MT50", "ML1", "ML10", "ML45"])
+        raise UnknownNameError(
+            "Meta-World benchmark", benchmark, ["MT1", "MT10", "MT50", "ML1", "ML10", "ML45"]
+        )
     out: GoalSets = {"train": {}, "test": {}}
     for split, tasks in (("train", bench.train_tasks), ("test", bench.test_tasks)):
         for t in tasks:
@@ -122,13 +124,15 @@ class MetaWorldTaskEnv(TaskEnvMixin, gym.Env[np.ndarray, np.ndarray]):
         *,
         goals: Sequence[Any] | None = None,
         reward_function_version: RewardVersion = "v2",
-        render_mode: str | None = None,
+        render_mode: Literal["human", "rgb_array", "depth_array"] | None = None,
     ) -> None:
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
         if task is None:
             if env_name is None:
-                raise ValueError("MetaWorldTaskEnv needs env_name or task, e.g. env_name='reach-v3'")
+                raise ValueError(
+                    "MetaWorldTaskEnv needs env_name or task, e.g. env_name='reach-v3'"
+                )
             task = metaworld_task(f"MT1:{env_name}", 0, "train", env_name)
         name = str(task["env_name"])
         if env_name is not None and env_name != name:
@@ -136,7 +140,9 @@ class MetaWorldTaskEnv(TaskEnvMixin, gym.Env[np.ndarray, np.ndarray]):
         if name not in ALL_V3_ENVIRONMENTS:
             raise UnknownNameError("Meta-World environment", name, ALL_V3_ENVIRONMENTS)
         if reward_function_version not in ("v1", "v2"):
-            raise ValueError(f"reward_function_version must be 'v1' or 'v2', got {reward_function_version!r}")
+            raise ValueError(
+                f"reward_function_version must be 'v1' or 'v2', got {reward_function_version!r}"
+            )
         self.env_name = name
         self.reward_function_version = reward_function_version
         self._env = ALL_V3_ENVIRONMENTS[name](
@@ -157,14 +163,15 @@ class MetaWorldTaskEnv(TaskEnvMixin, gym.Env[np.ndarray, np.ndarray]):
     def _apply_task(self, params: dict[str, ParamValue]) -> None:
         if params["env_name"] != self.env_name:
             raise ValueError(
-                f"this env runs {self.env_name!r}; tasks of {params['env_name']!r} need their own env"
+                f"this env runs {self.env_name!r}; "
+                f"tasks of {params['env_name']!r} need their own env"
             )
         key = (params["benchmark"], params["seed"], params["split"])
         if key != self._goal_key:
-            sets = goal_sets(str(params["benchmark"]), int(params["seed"]))  # type: ignore[call-overload]
+            sets = goal_sets(str(params["benchmark"]), as_int(params["seed"]))
             self._goals = sets[str(params["split"])][self.env_name]
             self._goal_key = key
-        self._fixed_goal = int(params["goal"])  # type: ignore[call-overload]
+        self._fixed_goal = as_int(params["goal"])
         if not -1 <= self._fixed_goal < len(self._goals):
             raise ValueError(f"goal index {self._fixed_goal} outside [-1, {len(self._goals)})")
         self._env.set_task(self._goals[max(self._fixed_goal, 0)])
@@ -244,7 +251,7 @@ class MetaWorldSuite(TaskFamily):
 
         if self.kind == "cw":
             return len(self.sequence) if split == "train" else 0
-        kind, _, env = self.benchmark.partition(":")
+        kind = self.benchmark.partition(":")[0]
         if kind == "MT1":
             return 1 if split == "train" else 0
         if kind == "ML1":
@@ -279,8 +286,12 @@ def metaworld_suites() -> dict[str, MetaWorldSuite]:
     return {
         "MT10": MetaWorldSuite("MT10", "Meta-World MT10: 10 manipulation tasks", "MT10", "mt"),
         "MT50": MetaWorldSuite("MT50", "Meta-World MT50: 50 manipulation tasks", "MT50", "mt"),
-        "ML10": MetaWorldSuite("ML10", "Meta-World ML10: 10 train, 5 held-out classes", "ML10", "ml"),
-        "ML45": MetaWorldSuite("ML45", "Meta-World ML45: 45 train, 5 held-out classes", "ML45", "ml"),
+        "ML10": MetaWorldSuite(
+            "ML10", "Meta-World ML10: 10 train, 5 held-out classes", "ML10", "ml"
+        ),
+        "ML45": MetaWorldSuite(
+            "ML45", "Meta-World ML45: 45 train, 5 held-out classes", "ML45", "ml"
+        ),
         "CW10": MetaWorldSuite(
             "CW10", "Continual World CW10 task sequence", "MT50", "cw", sequence=CW10
         ),
@@ -294,7 +305,9 @@ def single_env_suite(kind: Literal["MT1", "ML1"], env_name: str) -> MetaWorldSui
     if env_name not in all_env_names():
         raise UnknownNameError("Meta-World environment", env_name, all_env_names())
     if kind == "MT1":
-        return MetaWorldSuite(f"MT1:{env_name}", f"MT1 {env_name}, 50 goals", f"MT1:{env_name}", "mt")
+        return MetaWorldSuite(
+            f"MT1:{env_name}", f"MT1 {env_name}, 50 goals", f"MT1:{env_name}", "mt"
+        )
     return MetaWorldSuite(
         f"ML1:{env_name}", f"ML1 {env_name}, 50 train / 50 test goals", f"ML1:{env_name}", "ml"
     )

@@ -23,8 +23,9 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
+from numpy.typing import NDArray
 
-from mtrl.tasks import ParametricFamily, ParamValue, Task, TaskEnvMixin
+from mtrl.tasks import ParametricFamily, ParamValue, Task, TaskEnvMixin, as_float
 
 _CHEETAH_CTRL = 0.05  # 0.5 * 1e-1, as in the MAML HalfCheetah tasks
 
@@ -35,9 +36,11 @@ class _TaskRewardMixin(TaskEnvMixin):
     def _task_reward(self, info: dict[str, Any]) -> float:
         raise NotImplementedError
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(
+        self, action: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float64], np.float64, bool, bool, dict[str, np.float64]]:
         obs, _, terminated, truncated, info = super().step(action)  # type: ignore[misc]
-        reward = self._task_reward(info)
+        reward = np.float64(self._task_reward(info))
         info["reward_task"] = reward
         return obs, reward, terminated, truncated, info
 
@@ -51,7 +54,7 @@ class HalfCheetahVelEnv(_TaskRewardMixin, HalfCheetahEnv):
         self.set_task(task or HALFCHEETAH_VEL.default_task())
 
     def _apply_task(self, params: dict[str, ParamValue]) -> None:
-        self._target_velocity = float(params["velocity"])  # type: ignore[arg-type]
+        self._target_velocity = as_float(params["velocity"])
 
     def _task_reward(self, info: dict[str, Any]) -> float:
         return -abs(float(info["x_velocity"]) - self._target_velocity) + float(info["reward_ctrl"])
@@ -66,14 +69,16 @@ class HalfCheetahDirEnv(_TaskRewardMixin, HalfCheetahEnv):
         self.set_task(task or HALFCHEETAH_DIR.default_task())
 
     def _apply_task(self, params: dict[str, ParamValue]) -> None:
-        self._direction = float(params["direction"])  # type: ignore[arg-type]
+        self._direction = as_float(params["direction"])
 
     def _task_reward(self, info: dict[str, Any]) -> float:
         return self._direction * float(info["x_velocity"]) + float(info["reward_ctrl"])
 
 
 def _ant_costs(info: dict[str, Any]) -> float:
-    return float(info["reward_ctrl"]) + float(info["reward_contact"]) + float(info["reward_survive"])
+    return (
+        float(info["reward_ctrl"]) + float(info["reward_contact"]) + float(info["reward_survive"])
+    )
 
 
 class AntDirEnv(_TaskRewardMixin, AntEnv):
@@ -84,7 +89,7 @@ class AntDirEnv(_TaskRewardMixin, AntEnv):
         self.set_task(task or ANT_DIR.default_task())
 
     def _apply_task(self, params: dict[str, ParamValue]) -> None:
-        angle = float(params["angle"])  # type: ignore[arg-type]
+        angle = as_float(params["angle"])
         self._direction = np.array([math.cos(angle), math.sin(angle)])
 
     def _task_reward(self, info: dict[str, Any]) -> float:
@@ -159,7 +164,9 @@ class _BodyParamsMixin(TaskEnvMixin):
         for name, base in self._defaults.items():
             mult = np.asarray(params[name], dtype=np.float64)
             if mult.size != base.size:
-                raise ValueError(f"{name} multipliers have {mult.size} entries, the model {base.size}")
+                raise ValueError(
+                    f"{name} multipliers have {mult.size} entries, the model {base.size}"
+                )
             getattr(self.model, name)[:] = base * mult.reshape(base.shape)
 
 

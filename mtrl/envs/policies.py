@@ -33,7 +33,7 @@ def metaworld_expert_policy(tasks: Sequence[Task], task_ids: np.ndarray) -> VecP
     missing = [n for n in names if n not in ENV_POLICY_MAP]
     if missing:
         raise MtrlError(f"no Meta-World expert policy for {missing}; use --policy random")
-    experts = [ENV_POLICY_MAP[names[int(i)]]() for i in task_ids]
+    experts = [ENV_POLICY_MAP[names[i]]() for i in task_ids.tolist()]  # type: ignore[abstract]
 
     def act(obs: Any) -> np.ndarray:
         flat = _flat_obs(obs)

@@ -9,7 +9,11 @@ from mtrl.envs.vector import MultiTaskVecEnv
 
 
 def rollout(
-    env: MultiTaskVecEnv, policy: VecPolicy, episodes_per_task: int, seed: int, progress: bool = False
+    env: MultiTaskVecEnv,
+    policy: VecPolicy,
+    episodes_per_task: int,
+    seed: int,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Per-task statistics (return, length, success) over at least ``episodes_per_task``."""
     if episodes_per_task < 1:

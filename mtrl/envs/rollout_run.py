@@ -28,7 +28,9 @@ class RolloutConfig:
     env: MultiTaskEnvConfig = field(default_factory=MultiTaskEnvConfig)
 
 
-def run_rollout(cfg: RolloutConfig, run_dir: Path | None = None, progress: bool = False) -> list[dict[str, Any]]:
+def run_rollout(
+    cfg: RolloutConfig, run_dir: Path | None = None, progress: bool = False
+) -> list[dict[str, Any]]:
     """Roll the policy, return per-task rows; with ``run_dir``, record the run there."""
     run = RunDir.create(run_dir, cfg) if run_dir is not None else None
     seed_everything(cfg.seed)
@@ -36,7 +38,9 @@ def run_rollout(cfg: RolloutConfig, run_dir: Path | None = None, progress: bool 
     try:
         if cfg.policy == "expert":
             if env.tasks[0].family != "metaworld":
-                raise ConfigError("policy = 'expert' needs a Meta-World suite (e.g. MT10); use 'random'")
+                raise ConfigError(
+                    "policy = 'expert' needs a Meta-World suite (e.g. MT10); use 'random'"
+                )
             policy = metaworld_expert_policy(env.tasks, env.task_ids)
         else:
             policy = random_policy(env.action_space, cfg.seed)

@@ -62,7 +62,9 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
     Finished episodes are collected per task; :meth:`episode_statistics` summarises them.
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, tasks: Sequence[Task], task_ids: np.ndarray) -> None:
+    def __init__(
+        self, env: gym.vector.VectorEnv, tasks: Sequence[Task], task_ids: np.ndarray
+    ) -> None:
         super().__init__(env)
         self.single_observation_space = _union_space(env.observation_space, env.num_envs)
         self.tasks = list(tasks)
@@ -87,11 +89,13 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
         kwargs = dict(env_kwargs or {})
         task_ids = np.repeat(np.arange(len(tasks)), envs_per_task)
         fns = [
-            functools.partial(_make_sub_env, tasks[i], int(i), len(tasks), task_encoding, kwargs)
-            for i in task_ids
+            functools.partial(_make_sub_env, tasks[i], i, len(tasks), task_encoding, kwargs)
+            for i in task_ids.tolist()
         ]
         if autoreset_mode not in _AUTORESET:
-            raise ValueError(f"autoreset_mode must be one of {sorted(_AUTORESET)}, got {autoreset_mode!r}")
+            raise ValueError(
+                f"autoreset_mode must be one of {sorted(_AUTORESET)}, got {autoreset_mode!r}"
+            )
         mode = _AUTORESET[autoreset_mode]
         vec: gym.vector.VectorEnv
         if vectorization == "sync":
@@ -154,7 +158,7 @@ def _union_space(batched: gym.Space[Any], n: int) -> gym.Space[Any]:
     if isinstance(batched, spaces.Dict):
         return spaces.Dict({k: _union_space(v, n) for k, v in batched.spaces.items()})
     if isinstance(batched, spaces.Box):
-        return spaces.Box(batched.low.min(axis=0), batched.high.max(axis=0), dtype=batched.dtype)  # type: ignore[arg-type]
+        return spaces.Box(batched.low.min(axis=0), batched.high.max(axis=0), dtype=batched.dtype)
     if isinstance(batched, spaces.MultiDiscrete):
         return spaces.Discrete(int(batched.nvec.max()))
     raise TypeError(f"unsupported batched observation space {batched}")
@@ -168,7 +172,9 @@ def make_multitask_env(cfg: MultiTaskEnvConfig) -> MultiTaskVecEnv:
         raise ValueError(f"{cfg.name} has no {cfg.split} tasks; use split = 'train'")
     if cfg.num_tasks is not None:
         if cfg.num_tasks > len(tasks):
-            raise ValueError(f"num_tasks = {cfg.num_tasks} but {cfg.name} has {len(tasks)} {cfg.split} tasks")
+            raise ValueError(
+                f"num_tasks = {cfg.num_tasks} but {cfg.name} has {len(tasks)} {cfg.split} tasks"
+            )
         tasks = tasks[: cfg.num_tasks]
     env_kwargs: dict[str, Any] = {}
     if tasks[0].family == "metaworld":

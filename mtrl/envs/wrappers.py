@@ -25,7 +25,11 @@ class TaskIdentity(gym.Wrapper[Any, Any, Any, Any]):
     """
 
     def __init__(
-        self, env: gym.Env[Any, Any], task_index: int, num_tasks: int, encoding: TaskEncoding = "index"
+        self,
+        env: gym.Env[Any, Any],
+        task_index: int,
+        num_tasks: int,
+        encoding: TaskEncoding = "index",
     ) -> None:
         super().__init__(env)
         if not 0 <= task_index < num_tasks:
@@ -38,7 +42,7 @@ class TaskIdentity(gym.Wrapper[Any, Any, Any, Any]):
         self.encoding = encoding
         self._onehot = np.zeros(num_tasks, dtype=base.dtype)
         self._onehot[task_index] = 1
-        onehot_space = spaces.Box(0, 1, shape=(num_tasks,), dtype=base.dtype)  # type: ignore[arg-type]
+        onehot_space = spaces.Box(0, 1, shape=(num_tasks,), dtype=base.dtype)
         if encoding == "index":
             self.observation_space = spaces.Dict(
                 {"observation": base, "task_id": spaces.Discrete(num_tasks)}
@@ -49,7 +53,7 @@ class TaskIdentity(gym.Wrapper[Any, Any, Any, Any]):
             self.observation_space = spaces.Box(
                 np.concatenate([base.low, onehot_space.low]),
                 np.concatenate([base.high, onehot_space.high]),
-                dtype=base.dtype,  # type: ignore[arg-type]
+                dtype=base.dtype,
             )
         else:
             raise ValueError(f"encoding must be 'index', 'onehot' or 'concat', got {encoding!r}")
@@ -95,7 +99,9 @@ class TaskEpisodeStats(gym.Wrapper[Any, Any, Any, Any]):
         self._ret += float(reward)
         self._len += 1
         if "success" in info:
-            self._success = max(0.0 if np.isnan(self._success) else self._success, float(info["success"]))
+            self._success = max(
+                0.0 if np.isnan(self._success) else self._success, float(info["success"])
+            )
         if terminated or truncated:
             info["episode"] = {
                 "r": self._ret,
@@ -129,7 +135,9 @@ class TaskResampling(gym.Wrapper[Any, Any, Any, Any]):
         self._rng = np.random.default_rng()
         self.task: Task | None = None
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         if self._tasks is not None:
