@@ -82,14 +82,13 @@ def _convert(key: str, value: Any, tp: Any) -> Any:
             )
         return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for arg in typing.get_args(tp):
             if arg is type(None):
                 continue
             try:
                 return _convert(key, value, arg)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                continue
         raise ConfigError(f"{key} = {value!r} has the wrong type: expected {_describe(tp)}")
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
