@@ -81,6 +81,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise MtrlError(f"unknown benchmark {args.name!r}; available: env")
     from mtrl.bench.env_bench import bench_env
 
+    if args.steps < 1 or args.repeats < 1:
+        raise MtrlError("--steps and --repeats must be >= 1")
+
     res = bench_env(steps=args.steps, repeats=args.repeats, vectorization=args.vectorization)
     doc = vars(res) | {"ratio": res.ratio, "overhead": res.overhead}
     if args.json:

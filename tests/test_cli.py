@@ -71,3 +71,7 @@ def test_bad_recipe_is_reported_before_any_work(
         == 2
     )
     assert "needs a Meta-World suite" in capsys.readouterr().err
+    assert main(["envs", "rollout", "navigation2d", "--set", "env.num_tasks=99"]) == 2
+    assert "num_tasks = 99 but navigation2d has 40" in capsys.readouterr().err
+    assert main(["bench", "env", "--steps", "0"]) == 2
+    assert "--steps and --repeats must be >= 1" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from mtrl.envs.policies import random_policy
 from mtrl.envs.rollout import rollout
 from mtrl.envs.vector import MultiTaskEnvConfig, MultiTaskVecEnv, make_multitask_env
 from mtrl.envs.wrappers import TaskEpisodeStats, TaskIdentity
+from mtrl.errors import ConfigError
 
 
 def test_task_ids_in_observations_and_infos_task_sorted() -> None:
@@ -82,8 +83,13 @@ def test_episode_stats_wrapper_reports_return_length_and_success() -> None:
 def test_bad_vector_env_input_is_clear() -> None:
     with pytest.raises(ValueError, match="at least one task"):
         MultiTaskVecEnv.from_tasks([])
-    with pytest.raises(ValueError, match="num_tasks = 50 but navigation2d has 40"):
+    with pytest.raises(ConfigError, match="num_tasks = 50 but navigation2d has 40"):
         make_multitask_env(MultiTaskEnvConfig(name="navigation2d", num_tasks=50))
+    disabled = make_multitask_env(
+        MultiTaskEnvConfig(name="navigation2d", autoreset_mode="disabled")
+    )
+    with pytest.raises(ConfigError, match="use autoreset_mode 'same_step'"):
+        rollout(disabled, random_policy(disabled.action_space, 0), episodes_per_task=1, seed=0)
     with pytest.raises(ValueError, match="autoreset_mode must be one of"):
         MultiTaskVecEnv.from_tasks(NAVIGATION2D.tasks()[:1], autoreset_mode="sometimes")  # type: ignore[arg-type]
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gymnasium.vector import AutoresetMode
+
 from mtrl.envs.policies import VecPolicy
 from mtrl.envs.vector import MultiTaskVecEnv
+from mtrl.errors import ConfigError
 
 
 def rollout(
@@ -18,6 +21,11 @@ def rollout(
     """Per-task statistics (return, length, success) over at least ``episodes_per_task``."""
     if episodes_per_task < 1:
         raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
+    if env.metadata.get("autoreset_mode") == AutoresetMode.DISABLED:
+        raise ConfigError(
+            "rollout needs sub-envs that reset themselves; use autoreset_mode "
+            "'same_step' or 'next_step' instead of 'disabled'"
+        )
     env.episode_statistics(clear=True)
     obs, _ = env.reset(seed=seed)
     bar = None

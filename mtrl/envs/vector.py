@@ -17,6 +17,7 @@ from mtrl.config import bounded
 from mtrl.envs.metaworld_suites import RewardVersion
 from mtrl.envs.registry import get_family, make_task_env
 from mtrl.envs.wrappers import TaskEncoding, TaskEpisodeStats, TaskIdentity
+from mtrl.errors import ConfigError
 from mtrl.tasks import Split, Task
 
 Vectorization = Literal["sync", "async"]
@@ -169,10 +170,10 @@ def make_multitask_env(cfg: MultiTaskEnvConfig) -> MultiTaskVecEnv:
     family = get_family(cfg.name)
     tasks = family.tasks(cfg.split, seed=cfg.task_seed)
     if not tasks:
-        raise ValueError(f"{cfg.name} has no {cfg.split} tasks; use split = 'train'")
+        raise ConfigError(f"{cfg.name} has no {cfg.split} tasks; use split = 'train'")
     if cfg.num_tasks is not None:
         if cfg.num_tasks > len(tasks):
-            raise ValueError(
+            raise ConfigError(
                 f"num_tasks = {cfg.num_tasks} but {cfg.name} has {len(tasks)} {cfg.split} tasks"
             )
         tasks = tasks[: cfg.num_tasks]
