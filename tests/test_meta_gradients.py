@@ -7,7 +7,15 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from mtrl.meta import MetaLearner, MetaLearnerConfig, UnsupportedModuleError
+from mtrl.errors import MtrlError
+from mtrl.meta import (
+    MAML,
+    LayerLr,
+    MetaLearner,
+    MetaLearnerConfig,
+    MetaSGD,
+    UnsupportedModuleError,
+)
 
 TASKS, SHOTS = 4, 5
 
@@ -56,11 +64,17 @@ def _grads(loss: torch.Tensor, tensors: list[torch.Tensor]) -> list[torch.Tensor
     return list(torch.autograd.grad(loss, tensors, allow_unused=False))
 
 
+@pytest.mark.parametrize("batching", ["auto", "vmap"])
 @pytest.mark.parametrize("algorithm", ["maml", "fomaml", "anil"])
 @pytest.mark.parametrize("steps", [1, 3])
-def test_meta_gradients_match_reference_loop(algorithm: str, steps: int) -> None:
+def test_meta_gradients_match_reference_loop(algorithm: str, steps: int, batching: str) -> None:
     model = _model()
-    cfg = MetaLearnerConfig(algorithm=algorithm, inner_lr=0.05, inner_steps=steps)  # type: ignore[arg-type]
+    cfg = MetaLearnerConfig(
+        algorithm=algorithm,  # type: ignore[arg-type]
+        inner_lr=0.05,
+        inner_steps=steps,
+        batching=batching,  # type: ignore[arg-type]
+    )
     learner = MetaLearner(model, nn.functional.mse_loss, cfg)
     batch = _batch()
     params = list(model.parameters())
@@ -86,12 +100,13 @@ def test_second_order_differs_from_first_order() -> None:
     assert any(not torch.allclose(a, b) for a, b in zip(g["maml"], g["fomaml"], strict=True))
 
 
-def test_metasgd_learning_rate_gradients_match_reference() -> None:
+@pytest.mark.parametrize("batching", ["auto", "vmap"])
+def test_metasgd_learning_rate_gradients_match_reference(batching: str) -> None:
     model = _model()
     learner = MetaLearner(
         model,
         nn.functional.mse_loss,
-        MetaLearnerConfig(algorithm="metasgd", inner_lr=0.05, inner_steps=2),
+        MetaLearnerConfig(algorithm="metasgd", inner_lr=0.05, inner_steps=2, batching=batching),  # type: ignore[arg-type]
     )
     with torch.no_grad():  # distinct per-element rates, so a shared-rate bug would show
         for p in learner.lrs.values():
@@ -131,3 +146,86 @@ def test_mismatched_task_batches_are_a_clear_error() -> None:
     xs, ys, xq, yq = _batch()
     with pytest.raises(ValueError, match="same number of tasks"):
         learner.meta_loss(xs, ys, xq[:2], yq[:2])
+
+
+class _Residual(nn.Module):
+    """Not an nn.Sequential: MetaLearner must take the vmap path for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(1, 8)
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.inp(x))
+        return self.out(h + torch.tanh(h))
+
+
+def test_custom_modules_use_the_vmap_path_and_match_the_reference() -> None:
+    torch.manual_seed(0)
+    model = _Residual().double()
+    learner = MetaLearner(model, nn.functional.mse_loss, MetaLearnerConfig(inner_lr=0.05))
+    assert learner._stack is None
+    batch = _batch()
+    params = list(model.parameters())
+    lr = torch.tensor(0.05, dtype=torch.float64)
+    ref = _reference(model, batch, {n: lr for n in learner.adapted}, 1, False)
+    for a, b in zip(_grads(learner.meta_loss(*batch), params), _grads(ref, params), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_per_layer_learning_rates_apply_by_longest_prefix() -> None:
+    model = _model()
+    cfg = MetaLearnerConfig(inner_lr=0.05, layer_lrs=[LayerLr("4", 0.2), LayerLr("4.b", 0.3)])
+    learner = MetaLearner(model, nn.functional.mse_loss, cfg)
+    assert learner.fixed_lrs["0.weight"] == 0.05
+    assert learner.fixed_lrs["4.weight"] == 0.2
+    assert learner.fixed_lrs["4.bias"] == 0.3
+    batch = _batch()
+    params = list(model.parameters())
+    lrs = {n: torch.tensor(v, dtype=torch.float64) for n, v in learner.fixed_lrs.items()}
+    ref = _reference(model, batch, lrs, 1, False)
+    for a, b in zip(_grads(learner.meta_loss(*batch), params), _grads(ref, params), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+    with pytest.raises(MtrlError, match="matches no adapted parameter"):
+        MetaLearner(model, nn.functional.mse_loss, MetaLearnerConfig(layer_lrs=[LayerLr("9")]))
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
+def test_adaptation_losses_agree_between_paths_and_with_adapt(algorithm: str) -> None:
+    model = _model()
+    xs, ys, xq, yq = _batch()
+    curves = []
+    for batching in ("auto", "vmap"):
+        cfg = MetaLearnerConfig(algorithm=algorithm, inner_lr=0.05, batching=batching)  # type: ignore[arg-type]
+        learner = MetaLearner(model, nn.functional.mse_loss, cfg)
+        curves.append(learner.adaptation_losses(xs, ys, xq, yq, max_steps=3))
+    torch.testing.assert_close(curves[0], curves[1], rtol=1e-9, atol=1e-12)
+    assert curves[0].shape == (4, TASKS)
+    fast = learner.adapt(xs[1], ys[1], steps=2)
+    direct = nn.functional.mse_loss(functional_call(model, fast, (xq[1],)), yq[1])
+    torch.testing.assert_close(curves[0][2, 1], direct.detach())
+
+
+def test_learn2learn_style_clone_adapt_matches_meta_loss() -> None:
+    model = _model()
+    xs, ys, xq, yq = _batch()
+    params = list(model.parameters())
+    for algorithm, wrapper in (("maml", MAML), ("metasgd", MetaSGD)):
+        learner = MetaLearner(
+            model,
+            nn.functional.mse_loss,
+            MetaLearnerConfig(algorithm=algorithm, inner_lr=0.05, inner_steps=2),  # type: ignore[arg-type]
+        )
+        wrapped = wrapper(model, lr=0.05)
+        losses = []
+        for t in range(TASKS):
+            fast = wrapped.clone()
+            for _ in range(2):
+                fast.adapt(nn.functional.mse_loss(fast(xs[t]), ys[t]))
+            losses.append(nn.functional.mse_loss(fast(xq[t]), yq[t]))
+        compat = torch.stack(losses).mean()
+        for a, b in zip(
+            _grads(learner.meta_loss(xs, ys, xq, yq), params), _grads(compat, params), strict=True
+        ):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torch.func import vmap
+from torch.func import functional_call, vmap
 
 from mtrl.config import bounded
 from mtrl.errors import MtrlError
+from mtrl.meta.batched import linear_stack, stacked_adapt, stacked_forward, task_losses
 from mtrl.meta.functional import LossFn, Params, adapt, query_loss
 
 Algorithm = Literal["maml", "fomaml", "anil", "metasgd"]
@@ -21,11 +22,46 @@ class UnsupportedModuleError(MtrlError, TypeError):
 
 
 @dataclass(frozen=True)
+class LayerLr:
+    """A fixed inner learning rate for the parameters whose names start with ``prefix``."""
+
+    prefix: str
+    lr: float = bounded(0.01, gt=0.0)
+
+
+@dataclass(frozen=True)
 class MetaLearnerConfig:
+    """Which meta-learner, and its inner loop.
+
+    The inner learning rate is fixed (``inner_lr``), per layer (``layer_lrs``: the
+    longest matching name prefix wins, the rest use ``inner_lr``), or learned per
+    element (``algorithm = "metasgd"``, initialised from the fixed/per-layer values).
+    """
+
     algorithm: Algorithm = "maml"
     inner_lr: float = bounded(0.01, gt=0.0)
     inner_steps: int = bounded(1, ge=1, le=100)
     head: str = ""  # ANIL: parameter-name prefix of the head (default: the last layer)
+    layer_lrs: list[LayerLr] = field(default_factory=list)
+    # "auto": stacked-parameter bmm path for MLPs (nn.Sequential of Linear + activations),
+    # vmap otherwise; "vmap": always torch.func.vmap. Both compute the same gradients.
+    batching: Literal["auto", "vmap"] = "auto"
+
+
+def initial_lrs(names: list[str], config: MetaLearnerConfig) -> dict[str, float]:
+    """The inner learning rate of each named parameter under ``config``."""
+    known = set(names)
+    for rule in config.layer_lrs:
+        if not any(n.startswith(rule.prefix) for n in known):
+            raise MtrlError(
+                f"layer_lrs prefix {rule.prefix!r} matches no adapted parameter; "
+                f"adapted parameters: {names}"
+            )
+    out = {}
+    for n in names:
+        matches = [r for r in config.layer_lrs if n.startswith(r.prefix)]
+        out[n] = max(matches, key=lambda r: len(r.prefix)).lr if matches else config.inner_lr
+    return out
 
 
 def _check_functional(model: nn.Module) -> None:
@@ -37,6 +73,15 @@ def _check_functional(model: nn.Module) -> None:
                 "statistics in training mode, which cannot be batched across tasks; use "
                 "track_running_stats=False, LayerNorm/GroupNorm, or call .eval() on it"
             )
+
+
+def _check_batch(xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) -> None:
+    if xs.shape[0] != xq.shape[0] or xs.shape[0] != ys.shape[0] or xq.shape[0] != yq.shape[0]:
+        raise ValueError(
+            f"support and query batches must have the same number of tasks (dim 0), got "
+            f"xs {tuple(xs.shape)}, ys {tuple(ys.shape)}, "
+            f"xq {tuple(xq.shape)}, yq {tuple(yq.shape)}"
+        )
 
 
 class MetaLearner(nn.Module):
@@ -63,10 +108,12 @@ class MetaLearner(nn.Module):
         else:
             adapted = names
         self.adapted = adapted
+        self._stack = linear_stack(model) if config.batching == "auto" else None
+        self.fixed_lrs = initial_lrs(adapted, config)
         params = dict(model.named_parameters())
         self.lrs = nn.ParameterDict(
             {
-                n.replace(".", "__"): nn.Parameter(torch.full_like(params[n], config.inner_lr))
+                n.replace(".", "__"): nn.Parameter(torch.full_like(params[n], self.fixed_lrs[n]))
                 for n in adapted
             }
             if config.algorithm == "metasgd"
@@ -78,7 +125,7 @@ class MetaLearner(nn.Module):
             return {n: self.lrs[n.replace(".", "__")] for n in self.adapted}
         params = dict(self.model.named_parameters())
         return {
-            n: torch.tensor(self.config.inner_lr, dtype=params[n].dtype, device=params[n].device)
+            n: torch.tensor(self.fixed_lrs[n], dtype=params[n].dtype, device=params[n].device)
             for n in self.adapted
         }
 
@@ -87,16 +134,15 @@ class MetaLearner(nn.Module):
 
     def meta_loss(self, xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) -> Tensor:
         """Mean query loss over tasks after each adapts on its support set."""
-        if xs.shape[0] != xq.shape[0] or xs.shape[0] != ys.shape[0] or xq.shape[0] != yq.shape[0]:
-            raise ValueError(
-                f"support and query batches must have the same number of tasks (dim 0), got "
-                f"xs {tuple(xs.shape)}, ys {tuple(ys.shape)}, "
-                f"xq {tuple(xq.shape)}, yq {tuple(yq.shape)}"
-            )
+        _check_batch(xs, ys, xq, yq)
         params, buffers = self._state()
         lrs = self._lrs()
         first_order = self.config.algorithm == "fomaml"
         steps = self.config.inner_steps
+        if self._stack is not None and xs.dim() == 3:
+            fast = stacked_adapt(self._stack, params, xs, ys, self.loss_fn, lrs, steps, first_order)
+            out = stacked_forward(self._stack, fast, xq)
+            return task_losses(self.loss_fn, out, yq).mean()
 
         def one_task(xs1: Tensor, ys1: Tensor, xq1: Tensor, yq1: Tensor) -> Tensor:
             return query_loss(
@@ -112,6 +158,56 @@ class MetaLearner(nn.Module):
             )
 
         return vmap(one_task)(xs, ys, xq, yq).mean()
+
+    @torch.no_grad()
+    def adaptation_losses(
+        self, xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor, max_steps: int
+    ) -> Tensor:
+        """Per-task query losses ``[max_steps + 1, tasks]`` after 0, 1, ... inner steps.
+
+        An evaluation pass: no graph is kept; every task of the batch adapts at once.
+        """
+        _check_batch(xs, ys, xq, yq)
+        params, buffers = self._state()
+        params = {n: p.detach() for n, p in params.items()}
+        lrs = {n: lr.detach() for n, lr in self._lrs().items()}
+        if self._stack is not None and xs.dim() == 3:
+            return self._stacked_adaptation_losses(params, lrs, xs, ys, xq, yq, max_steps)
+
+        def one_task(xs1: Tensor, ys1: Tensor, xq1: Tensor, yq1: Tensor) -> Tensor:
+            fast, out = params, []
+            for step in range(max_steps + 1):
+                if step:
+                    fast = adapt(self.model, fast, buffers, xs1, ys1, self.loss_fn, lrs, 1, True)
+                pred = functional_call(self.model, (fast, dict(buffers)), (xq1,))
+                out.append(self.loss_fn(pred, yq1))
+            return torch.stack(out)
+
+        with torch.enable_grad():  # the inner step needs autograd even when evaluating
+            return vmap(one_task, out_dims=1)(xs, ys, xq, yq).detach()
+
+    def _stacked_adaptation_losses(
+        self,
+        params: Params,
+        lrs: dict[str, Tensor],
+        xs: Tensor,
+        ys: Tensor,
+        xq: Tensor,
+        yq: Tensor,
+        max_steps: int,
+    ) -> Tensor:
+        layers = self._stack or []
+        out = [task_losses(self.loss_fn, stacked_forward(layers, params, xq), yq)]
+        tasks = xs.shape[0]
+        fast = {
+            n: p.unsqueeze(0).expand(tasks, *p.shape) if n in lrs else p for n, p in params.items()
+        }
+        with torch.enable_grad():
+            for _ in range(max_steps):
+                fast = {n: p.detach().requires_grad_(n in lrs) for n, p in fast.items()}
+                fast = stacked_adapt(layers, fast, xs, ys, self.loss_fn, lrs, 1, True, expand=False)
+                out.append(task_losses(self.loss_fn, stacked_forward(layers, fast, xq), yq))
+        return torch.stack(out).detach()
 
     def adapt(self, x: Tensor, y: Tensor, steps: int | None = None) -> Params:
         """Adapted parameters for one task's support set (use with ``functional_call``)."""

@@ -1,0 +1,33 @@
+"""The plain multilayer perceptron every model in mtrl starts from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from torch import nn
+
+Activation = Literal["relu", "tanh", "elu", "silu"]
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "silu": nn.SiLU,
+}
+
+
+def mlp(
+    in_dim: int, hidden: Sequence[int], out_dim: int, activation: Activation = "relu"
+) -> nn.Sequential:
+    """``Linear -> act -> ... -> Linear``; parameter names are ``"<index>.weight"``."""
+    if in_dim < 1 or out_dim < 1 or any(h < 1 for h in hidden):
+        raise ValueError(f"layer sizes must be >= 1, got {in_dim}, {list(hidden)}, {out_dim}")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose from {sorted(_ACTIVATIONS)}")
+    sizes = [in_dim, *hidden, out_dim]
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(_ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)

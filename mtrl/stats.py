@@ -1,0 +1,52 @@
+"""Aggregate statistics over tasks, episodes and seeds (pure functions)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+# Two-sided 95% normal quantile; the sample sizes reported here are large (>= 30).
+Z95 = 1.959963984540054
+
+
+def mean_ci95(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """Mean and the half-width of its normal-approximation 95% confidence interval."""
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.size == 0:
+        raise ValueError("mean_ci95 needs at least one value")
+    if arr.size == 1:
+        return float(arr[0]), math.nan
+    return float(arr.mean()), float(Z95 * arr.std(ddof=1) / math.sqrt(arr.size))
+
+
+def iqm(values: Sequence[float] | np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% of the values (Agarwal et al. 2021)."""
+    arr = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    if arr.size == 0:
+        raise ValueError("iqm needs at least one value")
+    lo = math.floor(arr.size * 0.25)
+    hi = math.ceil(arr.size * 0.75)
+    return float(arr[lo:hi].mean()) if hi > lo else float(arr.mean())
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    statistic: str = "mean",
+    reps: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean or IQM of ``values``."""
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.size == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    if statistic not in ("mean", "iqm"):
+        raise ValueError(f"statistic must be 'mean' or 'iqm', got {statistic!r}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, arr.size, size=(reps, arr.size))
+    samples = arr[idx]
+    stats = samples.mean(axis=1) if statistic == "mean" else np.array([iqm(s) for s in samples])
+    alpha = (1.0 - level) / 2.0
+    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha))
