@@ -76,15 +76,70 @@ def _cmd_envs_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mtrl.recipes import default_run_dir, load_recipe, load_run
+
+    if args.resume:
+        if args.recipe or args.set:
+            raise MtrlError(
+                "--resume RUN_DIR takes the recipe stored in RUN_DIR; drop RECIPE/--set"
+            )
+        run, kind, cfg = load_run(args.resume)
+        run_dir, resume = run.path, True
+    else:
+        if not args.recipe:
+            raise MtrlError("give a RECIPE.toml to train, or --resume RUN_DIR")
+        kind, cfg = load_recipe(args.recipe, args.set)
+        run_dir, resume = Path(args.run_dir or default_run_dir(args.recipe)), False
+    print(f"training {kind.name} -> {run_dir}", file=sys.stderr)
+    try:
+        results = kind.train(cfg, run_dir, resume=resume, progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        print(f"interrupted; resume with: mtrl train --resume {run_dir}", file=sys.stderr)
+        return 130
+    summary = {k: v for k, v in results.items() if not isinstance(v, list | dict)}
+    print(json.dumps(summary, indent=2))
+    print(f"\nrun directory: {run_dir}")
+    return 0
+
+
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    from mtrl.meta.adaptation import adaptation_table, write_adaptation
+    from mtrl.recipes import load_run
+
+    run, kind, cfg = load_run(args.run_dir)
+    if kind.name == "sine":
+        from mtrl.meta.adaptation import adapt_regression
+
+        budget = 2000 if args.pretrain_iterations is None else args.pretrain_iterations
+        doc = adapt_regression(run, cfg, args.steps, budget, args.seed)
+    elif kind.name == "maml-rl":
+        from mtrl.meta.rl_adapt import adapt_meta_rl
+
+        doc = adapt_meta_rl(run, cfg, args.steps, args.tasks, args.pretrain_iterations, args.seed)
+    else:
+        raise MtrlError(f"`mtrl adapt` needs a meta-learning run; {args.run_dir} is {kind.name!r}")
+    json_path, png_path = write_adaptation(run, doc)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(adaptation_table(doc))
+        print(f"\nwrote {json_path} and {png_path}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.name == "meta":
+        return _bench_meta(args)
     if args.name != "env":
-        raise MtrlError(f"unknown benchmark {args.name!r}; available: env")
+        raise MtrlError(f"unknown benchmark {args.name!r}; available: env, meta")
     from mtrl.bench.env_bench import bench_env
 
-    if args.steps < 1 or args.repeats < 1:
+    steps = 1000 if args.steps is None else args.steps
+    if steps < 1 or args.repeats < 1:
         raise MtrlError("--steps and --repeats must be >= 1")
 
-    res = bench_env(steps=args.steps, repeats=args.repeats, vectorization=args.vectorization)
+    res = bench_env(steps=steps, repeats=args.repeats, vectorization=args.vectorization)
     doc = vars(res) | {"ratio": res.ratio, "overhead": res.overhead}
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -96,6 +151,35 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"  mtrl        {res.mtrl_steps_per_s:10.0f} env-steps/s")
         print(f"  Meta-World  {res.metaworld_steps_per_s:10.0f} env-steps/s")
         print(f"  ratio mtrl/Meta-World = {res.ratio:.3f}  (overhead {100 * res.overhead:+.1f}%)")
+    return 0
+
+
+def _bench_meta(args: argparse.Namespace) -> int:
+    from mtrl.bench.meta_bench import bench_meta
+
+    iterations = 50 if args.steps is None else args.steps
+    if iterations < 1 or args.repeats < 1 or args.meta_batch < 1:
+        raise MtrlError("--steps, --repeats and --meta-batch must be >= 1")
+    res = bench_meta(
+        algorithm=args.algorithm,
+        meta_batch=args.meta_batch,
+        iterations=iterations,
+        repeats=args.repeats,
+        threads=args.threads,
+    )
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(
+        f"sine meta-training, {res['algorithm']}, meta-batch {res['meta_batch']}, "
+        f"{res['shots']} shots, MLP 1-40-40-1, {res['threads']} thread(s), torch {res['torch']}"
+    )
+    for name, tps in res["tasks_per_s"].items():
+        print(f"  {name:<22} {tps:10.0f} tasks/s")
+    for name, ratio in res["ratios"].items():
+        print(f"  ratio {name} = {ratio:.1f}x")
+    if "learn2learn" not in res["tasks_per_s"]:
+        print(f"  learn2learn: not importable here ({res['learn2learn_missing']})")
     return 0
 
 
@@ -126,10 +210,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_cmd_envs_rollout)
 
+    p = sub.add_parser("train", help="train from a TOML recipe into a run directory")
+    p.add_argument("recipe", nargs="?", metavar="RECIPE.toml")
+    p.add_argument("--run-dir", help="default: runs/<recipe>_<timestamp>")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue from RUN_DIR's last checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("adapt", help="few-shot adaptation curves on held-out tasks")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--steps", type=int, default=3, help="inner steps to evaluate (default 3)")
+    p.add_argument(
+        "--tasks", type=int, default=40, help="held-out tasks (meta-RL; sine uses eval.tasks)"
+    )
+    p.add_argument(
+        "--pretrain-iterations",
+        type=int,
+        default=None,
+        help="budget of the multi-task-pretrained baseline (sine: 2000, RL: the run's "
+        "iterations; 0 leaves it out)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_adapt)
+
     p = sub.add_parser("bench", help="throughput benchmarks against peers")
-    p.add_argument("name", help="benchmark: env")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("name", help="benchmark: env, meta")
+    p.add_argument(
+        "--steps", type=int, default=None, help="env: steps per repeat; meta: iterations"
+    )
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--meta-batch", type=int, default=25, help="meta: tasks per meta-batch")
+    p.add_argument("--algorithm", choices=["maml", "fomaml", "metasgd"], default="maml")
+    p.add_argument("--threads", type=int, default=1, help="meta: torch threads (0: default)")
     p.add_argument("--vectorization", choices=["sync", "async"], default="sync")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_bench)

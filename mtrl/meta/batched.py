@@ -11,7 +11,7 @@ automatically and falls back to ``vmap`` for any other model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -68,6 +68,42 @@ def task_losses(loss_fn: LossFn, out: Tensor, y: Tensor) -> Tensor:
     return vmap(loss_fn)(out, y)
 
 
+TaskLossesFn = Callable[[Params], Tensor]  # per-task params -> [tasks] losses
+
+
+def stacked_sgd(
+    params: Mapping[str, Tensor],
+    lrs: Mapping[str, Tensor],
+    tasks: int,
+    task_losses_fn: TaskLossesFn,
+    steps: int,
+    first_order: bool,
+    expand: bool = True,
+) -> Params:
+    """``steps`` inner SGD steps of every task at once on ``task_losses_fn``.
+
+    ``params`` are shared (expanded here to ``[tasks, ...]``) or already per task with
+    ``expand=False``. Task ``t``'s loss must depend only on slice ``t``; then one
+    ``autograd.grad`` of the summed losses gives each task its own gradient.
+    """
+    fast = {
+        n: p.unsqueeze(0).expand(tasks, *p.shape) if expand and n in lrs else p
+        for n, p in params.items()
+    }
+    names = list(lrs)
+    for _ in range(steps):
+        total = task_losses_fn(fast).sum()
+        grads = torch.autograd.grad(
+            total, [fast[n] for n in names], create_graph=not first_order, allow_unused=True
+        )
+        gd = {
+            n: torch.zeros_like(fast[n]) if g is None else g
+            for n, g in zip(names, grads, strict=True)
+        }
+        fast = sgd_step(fast, gd, lrs)
+    return fast
+
+
 def stacked_adapt(
     layers: Layers,
     params: Mapping[str, Tensor],
@@ -79,24 +115,9 @@ def stacked_adapt(
     first_order: bool,
     expand: bool = True,
 ) -> Params:
-    """Per-task adapted parameters ``[tasks, ...]`` after ``steps`` inner SGD steps.
+    """Per-task adapted parameters ``[tasks, ...]`` of a supervised MLP on ``(x, y)``."""
 
-    ``params`` are shared (expanded here), or already per task with ``expand=False``.
-    """
-    tasks = x.shape[0]
-    fast = {
-        n: p.unsqueeze(0).expand(tasks, *p.shape) if expand and n in lrs else p
-        for n, p in params.items()
-    }
-    names = list(lrs)
-    for _ in range(steps):
-        total = task_losses(loss_fn, stacked_forward(layers, fast, x), y).sum()
-        grads = torch.autograd.grad(
-            total, [fast[n] for n in names], create_graph=not first_order, allow_unused=True
-        )
-        gd = {
-            n: torch.zeros_like(fast[n]) if g is None else g
-            for n, g in zip(names, grads, strict=True)
-        }
-        fast = sgd_step(fast, gd, lrs)
-    return fast
+    def losses(fast: Params) -> Tensor:
+        return task_losses(loss_fn, stacked_forward(layers, fast, x), y)
+
+    return stacked_sgd(params, lrs, x.shape[0], losses, steps, first_order, expand)

@@ -64,6 +64,46 @@ def initial_lrs(names: list[str], config: MetaLearnerConfig) -> dict[str, float]
     return out
 
 
+def adapted_names(model: nn.Module, config: MetaLearnerConfig) -> list[str]:
+    """Parameters the inner loop adapts: all, or ANIL's head (``config.head`` prefix)."""
+    names = [n for n, _ in model.named_parameters()]
+    if config.algorithm != "anil":
+        return names
+    prefix = config.head or names[-1].rsplit(".", 1)[0]
+    adapted = [n for n in names if n.startswith(prefix)]
+    if not adapted:
+        raise MtrlError(f"head prefix {prefix!r} matches no parameter; parameters: {names}")
+    return adapted
+
+
+def learned_lrs(
+    model: nn.Module, fixed: dict[str, float], config: MetaLearnerConfig
+) -> nn.ParameterDict:
+    """Meta-SGD's per-element rates (keys: names with "." as "__"); empty otherwise."""
+    if config.algorithm != "metasgd":
+        return nn.ParameterDict({})
+    params = dict(model.named_parameters())
+    return nn.ParameterDict(
+        {
+            n.replace(".", "__"): nn.Parameter(torch.full_like(params[n].detach(), lr))
+            for n, lr in fixed.items()
+        }
+    )
+
+
+def lr_tensors(
+    model: nn.Module, fixed: dict[str, float], learned: nn.ParameterDict, config: MetaLearnerConfig
+) -> dict[str, Tensor]:
+    """The inner learning rate of every adapted parameter, as tensors for ``sgd_step``."""
+    if config.algorithm == "metasgd":
+        return {n: learned[n.replace(".", "__")] for n in fixed}
+    params = dict(model.named_parameters())
+    return {
+        n: torch.tensor(lr, dtype=params[n].dtype, device=params[n].device)
+        for n, lr in fixed.items()
+    }
+
+
 def _check_functional(model: nn.Module) -> None:
     for name, mod in model.named_modules():
         norm = isinstance(mod, nn.modules.batchnorm._BatchNorm)
@@ -99,35 +139,13 @@ class MetaLearner(nn.Module):
         self.model = model
         self.loss_fn = loss_fn
         self.config = config
-        names = [n for n, _ in model.named_parameters()]
-        if config.algorithm == "anil":
-            prefix = config.head or names[-1].rsplit(".", 1)[0]
-            adapted = [n for n in names if n.startswith(prefix)]
-            if not adapted:
-                raise MtrlError(f"head prefix {prefix!r} matches no parameter; parameters: {names}")
-        else:
-            adapted = names
-        self.adapted = adapted
+        self.adapted = adapted_names(model, config)
         self._stack = linear_stack(model) if config.batching == "auto" else None
-        self.fixed_lrs = initial_lrs(adapted, config)
-        params = dict(model.named_parameters())
-        self.lrs = nn.ParameterDict(
-            {
-                n.replace(".", "__"): nn.Parameter(torch.full_like(params[n], self.fixed_lrs[n]))
-                for n in adapted
-            }
-            if config.algorithm == "metasgd"
-            else {}
-        )
+        self.fixed_lrs = initial_lrs(self.adapted, config)
+        self.lrs = learned_lrs(model, self.fixed_lrs, config)
 
     def _lrs(self) -> dict[str, Tensor]:
-        if self.config.algorithm == "metasgd":
-            return {n: self.lrs[n.replace(".", "__")] for n in self.adapted}
-        params = dict(self.model.named_parameters())
-        return {
-            n: torch.tensor(self.fixed_lrs[n], dtype=params[n].dtype, device=params[n].device)
-            for n in self.adapted
-        }
+        return lr_tensors(self.model, self.fixed_lrs, self.lrs, self.config)
 
     def _state(self) -> tuple[Params, Params]:
         return dict(self.model.named_parameters()), dict(self.model.named_buffers())

@@ -1,0 +1,120 @@
+"""Episode batches for meta-RL: ``n`` episodes on each of a batch of tasks at once.
+
+Each task gets its own ``n`` environments (the family's real env, unwrapped, so the
+horizon is enforced here). All ``tasks x n`` environments step in lockstep so that
+one policy call serves every task with its own (adapted) parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mtrl.tasks import Task, TaskFamily
+
+
+@dataclass
+class Episodes:
+    """Time-major tensors: ``obs [H, T, n, obs]``, ``actions [H, T, n, act]``, ``rewards``
+    and ``masks`` ``[H, T, n]`` (mask 1 while the episode runs)."""
+
+    obs: Tensor
+    actions: Tensor
+    rewards: Tensor
+    masks: Tensor
+
+    def episode_returns(self) -> Tensor:
+        """Undiscounted return of each episode, ``[T, n]``."""
+        return (self.rewards * self.masks).sum(dim=0)
+
+
+ActFn = Callable[[Tensor], Tensor]  # obs [T, n, obs] -> actions [T, n, act]
+
+
+class EpisodeSampler:
+    """``episodes_per_task`` environments for each of ``num_tasks`` task slots."""
+
+    def __init__(
+        self,
+        family: TaskFamily,
+        num_tasks: int,
+        episodes_per_task: int,
+        horizon: int,
+        seed: int,
+    ) -> None:
+        self.family = family
+        self.horizon = horizon
+        self.n = episodes_per_task
+        self.envs: list[list[Any]] = [
+            [family.make_env().unwrapped for _ in range(episodes_per_task)]
+            for _ in range(num_tasks)
+        ]
+        first = self.envs[0][0]
+        self.obs_dim = int(np.prod(first.observation_space.shape))
+        self.act_dim = int(np.prod(first.action_space.shape))
+        self.low = first.action_space.low
+        self.high = first.action_space.high
+        rng = np.random.default_rng(seed)
+        self._seeds = [
+            int(s) for s in rng.integers(0, 2**31 - 1, size=num_tasks * episodes_per_task)
+        ]
+        self._seeded = False
+
+    def set_tasks(self, tasks: Sequence[Task]) -> None:
+        if len(tasks) != len(self.envs):
+            raise ValueError(f"sampler holds {len(self.envs)} task slots, got {len(tasks)} tasks")
+        for row, task in zip(self.envs, tasks, strict=True):
+            for env in row:
+                env.set_task(task)
+
+    def _reset(self) -> np.ndarray:
+        obs = np.empty((len(self.envs), self.n, self.obs_dim), dtype=np.float32)
+        for i, row in enumerate(self.envs):
+            for j, env in enumerate(row):
+                seed = None if self._seeded else self._seeds[i * self.n + j]
+                o, _ = env.reset(seed=seed)
+                obs[i, j] = np.asarray(o, dtype=np.float32).ravel()
+        self._seeded = True
+        return obs
+
+    @torch.no_grad()
+    def sample(self, act: ActFn) -> Episodes:
+        """One episode per environment (``horizon`` steps at most)."""
+        tasks, n, h = len(self.envs), self.n, self.horizon
+        obs_buf = np.zeros((h, tasks, n, self.obs_dim), dtype=np.float32)
+        act_buf = np.zeros((h, tasks, n, self.act_dim), dtype=np.float32)
+        rew_buf = np.zeros((h, tasks, n), dtype=np.float32)
+        mask_buf = np.zeros((h, tasks, n), dtype=np.float32)
+        obs = self._reset()
+        alive = np.ones((tasks, n), dtype=bool)
+        for t in range(h):
+            actions = act(torch.from_numpy(obs)).numpy()
+            obs_buf[t], act_buf[t], mask_buf[t] = obs, actions, alive
+            clipped = np.clip(actions, self.low, self.high)
+            for i, row in enumerate(self.envs):
+                for j, env in enumerate(row):
+                    if not alive[i, j]:
+                        continue
+                    o, r, terminated, truncated, _ = env.step(clipped[i, j])
+                    rew_buf[t, i, j] = r
+                    obs[i, j] = np.asarray(o, dtype=np.float32).ravel()
+                    if terminated or truncated:
+                        alive[i, j] = False
+            if not alive.any():
+                break
+        return Episodes(
+            torch.from_numpy(obs_buf),
+            torch.from_numpy(act_buf),
+            torch.from_numpy(rew_buf),
+            torch.from_numpy(mask_buf),
+        )
+
+    def close(self) -> None:
+        for row in self.envs:
+            for env in row:
+                env.close()

@@ -1,0 +1,355 @@
+"""MAML-RL: a policy-gradient inner step and a clipped (PPO-style) outer update.
+
+Inner loop (per task, all tasks at once): REINFORCE/VPG on ``episodes_per_task``
+episodes with GAE advantages over a linear feature baseline, ``inner_steps`` SGD steps
+of ``meta.inner_lr`` (or Meta-SGD's learned rates; ANIL adapts the head only).
+Outer loop: episodes of the adapted policies, then ``outer.epochs`` Adam steps on the
+clipped surrogate, differentiating through the adaptation (second order unless
+``fomaml``), as in ProMP without its KL penalty.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mtrl.config import bounded
+from mtrl.errors import ConfigError
+from mtrl.meta.batched import stacked_sgd
+from mtrl.meta.functional import Params
+from mtrl.meta.maml import (
+    MetaLearnerConfig,
+    adapted_names,
+    initial_lrs,
+    learned_lrs,
+    lr_tensors,
+)
+from mtrl.meta.regression import TrainingDivergedError
+from mtrl.meta.rl_policy import GaussianMLPPolicy
+from mtrl.meta.rl_sampler import Episodes, EpisodeSampler
+from mtrl.returns import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize
+from mtrl.runs import RunDir
+from mtrl.seeding import seed_everything
+from mtrl.tasks import ParametricFamily, Task
+
+
+@dataclass(frozen=True)
+class OuterConfig:
+    """The clipped surrogate outer update."""
+
+    lr: float = bounded(1e-3, gt=0.0)
+    epochs: int = bounded(5, ge=1, le=100)
+    clip: float = bounded(0.2, gt=0.0, lt=1.0)
+    max_grad_norm: float = bounded(10.0, gt=0.0)
+
+
+@dataclass(frozen=True)
+class MetaRLRecipe:
+    """`mtrl train` recipe for MAML-RL on a parametric task family."""
+
+    kind: Literal["maml-rl"] = "maml-rl"
+    seed: int = bounded(0, ge=0)
+    env: str = "navigation2d"
+    threads: int = bounded(1, ge=0)
+    horizon: int = bounded(0, ge=0)  # 0: the env's registered time limit
+    meta_batch: int = bounded(20, ge=1)  # tasks per iteration
+    episodes_per_task: int = bounded(20, ge=1)
+    iterations: int = bounded(100, ge=1)
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    init_std: float = bounded(1.0, gt=0.0)
+    gamma: float = bounded(0.99, gt=0.0, le=1.0)
+    gae_lambda: float = bounded(1.0, ge=0.0, le=1.0)
+    log_every: int = bounded(1, ge=1)
+    checkpoint_every: int = bounded(10, ge=1)
+    eval_seed: int = bounded(1_000_003, ge=0)
+    meta: MetaLearnerConfig = field(default_factory=lambda: MetaLearnerConfig(inner_lr=0.1))
+    outer: OuterConfig = field(default_factory=OuterConfig)
+
+    def __post_init__(self) -> None:
+        if any(h < 1 for h in self.hidden):
+            raise ConfigError(f"hidden = {self.hidden!r}: every layer needs >= 1 unit")
+
+
+def family_of(recipe: MetaRLRecipe) -> ParametricFamily:
+    """The recipe's task family (MAML-RL needs a parametric family, not Meta-World)."""
+    from mtrl.envs import get_family
+
+    family = get_family(recipe.env)
+    if not isinstance(family, ParametricFamily):
+        raise ConfigError(
+            f"env = {recipe.env!r} is a suite; MAML-RL takes a parametric family such as "
+            "navigation2d, halfcheetah-vel or halfcheetah-dir"
+        )
+    return family
+
+
+def horizon_of(recipe: MetaRLRecipe, family: ParametricFamily) -> int:
+    if recipe.horizon:
+        return recipe.horizon
+    env = family.make_env()
+    steps = env.spec.max_episode_steps if env.spec is not None else None
+    env.close()
+    if not steps:
+        raise ConfigError(f"{recipe.env!r} has no registered time limit; set horizon")
+    return int(steps)
+
+
+class MetaPolicy(nn.Module):
+    """A Gaussian policy plus its inner-loop learning rates (learned for Meta-SGD)."""
+
+    def __init__(self, policy: GaussianMLPPolicy, config: MetaLearnerConfig) -> None:
+        super().__init__()
+        self.policy = policy
+        self.config = config
+        self.adapted = adapted_names(policy, config)
+        self.fixed_lrs = initial_lrs(self.adapted, config)
+        self.lrs = learned_lrs(policy, self.fixed_lrs, config)
+
+    def inner_lrs(self) -> dict[str, Tensor]:
+        return lr_tensors(self.policy, self.fixed_lrs, self.lrs, self.config)
+
+    def params(self) -> Params:
+        return dict(self.policy.named_parameters())
+
+
+def _flat(ep: Episodes) -> tuple[Tensor, Tensor, Tensor]:
+    """``obs [T, H*n, obs]``, ``actions [T, H*n, act]``, ``masks [T, H*n]``."""
+    h, t, n = ep.masks.shape
+    obs = ep.obs.permute(1, 0, 2, 3).reshape(t, h * n, -1)
+    act = ep.actions.permute(1, 0, 2, 3).reshape(t, h * n, -1)
+    return obs, act, ep.masks.permute(1, 0, 2).reshape(t, h * n)
+
+
+def advantages(ep: Episodes, gamma: float, lam: float, horizon: int) -> Tensor:
+    """Per-task normalized GAE advantages over a linear baseline, ``[T, H*n]``."""
+    returns = discounted_returns(ep.rewards, ep.masks, gamma)
+    values = fit_linear_baseline(baseline_features(ep.obs, float(horizon)), returns, ep.masks)
+    adv = normalize(gae(ep.rewards, values, ep.masks, gamma, lam), ep.masks, dims=(0, 2))
+    h, t, n = adv.shape
+    return adv.permute(1, 0, 2).reshape(t, h * n)
+
+
+def log_probs(policy: GaussianMLPPolicy, params: Params, obs: Tensor, act: Tensor) -> Tensor:
+    return policy.distribution(params, obs).log_prob(act).sum(-1)
+
+
+def vpg_losses(policy: GaussianMLPPolicy, params: Params, ep: Episodes, adv: Tensor) -> Tensor:
+    """``[T]`` REINFORCE losses ``-mean(log pi(a|s) * A)`` over each task's steps."""
+    obs, act, masks = _flat(ep)
+    logp = log_probs(policy, params, obs, act)
+    return -(logp * adv * masks).sum(1) / masks.sum(1).clamp_min(1.0)
+
+
+def adapt_policy(
+    mp: MetaPolicy,
+    params: Params,
+    ep: Episodes,
+    adv: Tensor,
+    first_order: bool,
+    steps: int,
+    expand: bool = True,
+) -> Params:
+    """Per-task adapted policy parameters after ``steps`` VPG steps on ``ep``."""
+    tasks = ep.masks.shape[1]
+
+    def losses(fast: Params) -> Tensor:
+        return vpg_losses(mp.policy, fast, ep, adv)
+
+    return stacked_sgd(params, mp.inner_lrs(), tasks, losses, steps, first_order, expand)
+
+
+def act_fn(mp: MetaPolicy, params: Params) -> Any:
+    def act(obs: Tensor) -> Tensor:
+        return mp.policy.distribution(params, obs).sample()
+
+    return act
+
+
+def detached(params: Params) -> Params:
+    return {n: p.detach() for n, p in params.items()}
+
+
+class MamlRL:
+    """One meta-learner: sampling, the inner VPG step and the clipped outer update."""
+
+    def __init__(self, recipe: MetaRLRecipe, sampler: EpisodeSampler, horizon: int) -> None:
+        self.recipe = recipe
+        self.sampler = sampler
+        self.horizon = horizon
+        policy = GaussianMLPPolicy(
+            sampler.obs_dim, sampler.act_dim, recipe.hidden, "tanh", recipe.init_std
+        )
+        self.mp = MetaPolicy(policy, recipe.meta)
+        self.opt = torch.optim.Adam(self.mp.parameters(), lr=recipe.outer.lr)
+
+    def _adv(self, ep: Episodes) -> Tensor:
+        return advantages(ep, self.recipe.gamma, self.recipe.gae_lambda, self.horizon)
+
+    def step(self, tasks: list[Task]) -> dict[str, float]:
+        """One meta-iteration on ``tasks``; returns pre/post-adaptation returns and losses."""
+        r, mp = self.recipe, self.mp
+        first_order = r.meta.algorithm == "fomaml"
+        self.sampler.set_tasks(tasks)
+        inner_eps = self.sampler.sample(act_fn(mp, detached(mp.params())))
+        inner_adv = self._adv(inner_eps)
+        fast_eval = self._adapt(inner_eps, inner_adv, first_order=True, create=False)
+        outer_eps = self.sampler.sample(act_fn(mp, fast_eval))
+        outer_adv = self._adv(outer_eps)
+        obs, act, masks = _flat(outer_eps)
+        old_logp = log_probs(mp.policy, fast_eval, obs, act).detach()
+        denom = masks.sum(1).clamp_min(1.0)
+        loss_value = math.nan
+        for _ in range(r.outer.epochs):
+            fast = self._adapt(inner_eps, inner_adv, first_order=first_order, create=True)
+            ratio = torch.exp(log_probs(mp.policy, fast, obs, act) - old_logp)
+            clipped = ratio.clamp(1.0 - r.outer.clip, 1.0 + r.outer.clip)
+            surr = torch.minimum(ratio * outer_adv, clipped * outer_adv)
+            loss = -((surr * masks).sum(1) / denom).mean()
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise TrainingDivergedError(
+                    f"outer loss is {loss_value}; lower outer.lr (now {r.outer.lr}) or "
+                    f"meta.inner_lr (now {r.meta.inner_lr})"
+                )
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(mp.parameters(), r.outer.max_grad_norm)
+            self.opt.step()
+        return {
+            "pre_return": float(inner_eps.episode_returns().mean()),
+            "post_return": float(outer_eps.episode_returns().mean()),
+            "outer_loss": loss_value,
+            "std": float(mp.policy.log_std.detach().exp().mean()),
+        }
+
+    def pretrain_step(self, tasks: list[Task]) -> dict[str, float]:
+        """A multi-task baseline step: the clipped update on pooled tasks, no adaptation."""
+        r, mp = self.recipe, self.mp
+        self.sampler.set_tasks(tasks)
+        params = detached(mp.params())
+        eps = self.sampler.sample(act_fn(mp, params))
+        adv = self._adv(eps)
+        obs, act, masks = _flat(eps)
+        old_logp = log_probs(mp.policy, params, obs, act)
+        denom = masks.sum(1).clamp_min(1.0)
+        for _ in range(r.outer.epochs):
+            ratio = torch.exp(log_probs(mp.policy, mp.params(), obs, act) - old_logp)
+            clipped = ratio.clamp(1.0 - r.outer.clip, 1.0 + r.outer.clip)
+            surr = torch.minimum(ratio * adv, clipped * adv)
+            loss = -((surr * masks).sum(1) / denom).mean()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(mp.parameters(), r.outer.max_grad_norm)
+            self.opt.step()
+        return {"return": float(eps.episode_returns().mean())}
+
+    def adaptation_returns(self, tasks: list[Task], max_steps: int) -> Tensor:
+        """Mean episode return per task ``[max_steps + 1, T]`` after 0..max_steps VPG steps."""
+        self.sampler.set_tasks(tasks)
+        params = detached(self.mp.params())
+        out = []
+        for step in range(max_steps + 1):
+            eps = self.sampler.sample(act_fn(self.mp, params))
+            out.append(eps.episode_returns().mean(dim=1))
+            if step < max_steps:
+                leaf = {n: p.requires_grad_(True) for n, p in detached(params).items()}
+                fast = adapt_policy(self.mp, leaf, eps, self._adv(eps), True, 1, expand=step == 0)
+                params = detached(fast)
+        return torch.stack(out)
+
+    def _adapt(self, ep: Episodes, adv: Tensor, *, first_order: bool, create: bool) -> Params:
+        """Adapted parameters: differentiable to the meta-parameters when ``create``."""
+        steps = self.recipe.meta.inner_steps
+        if create:
+            return adapt_policy(self.mp, self.mp.params(), ep, adv, first_order, steps)
+        return detached(adapt_policy(self.mp, self.mp.params(), ep, adv, True, steps))
+
+
+def train_rng(seed: int) -> np.random.Generator:
+    """The stream training tasks are drawn from (disjoint from evaluation's)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, 0]))
+
+
+def eval_rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, 1]))
+
+
+def build(recipe: MetaRLRecipe, num_tasks: int, episodes: int) -> tuple[MamlRL, ParametricFamily]:
+    family = family_of(recipe)
+    horizon = horizon_of(recipe, family)
+    sampler = EpisodeSampler(family, num_tasks, episodes, horizon, recipe.seed)
+    return MamlRL(recipe, sampler, horizon), family
+
+
+def train_meta_rl(
+    recipe: MetaRLRecipe,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Meta-train, logging pre/post-adaptation returns; checkpoints resume exactly."""
+    family_of(recipe)  # a bad env name fails before the run directory is made
+    run = RunDir.create(run_dir, recipe, exist_ok=resume)
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    seed_everything(recipe.seed)
+    algo, family = build(recipe, recipe.meta_batch, recipe.episodes_per_task)
+    rng = train_rng(recipe.seed)
+    start = 0
+    if resume and any(run.checkpoints.glob("step_*.pt")):
+        state = run.load_checkpoint()
+        algo.mp.load_state_dict(state["meta_policy"])
+        algo.opt.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["task_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        start = int(state["iteration"])
+
+    def checkpoint(it: int) -> None:
+        state = {
+            "meta_policy": algo.mp.state_dict(),
+            "optimizer": algo.opt.state_dict(),
+            "task_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "iteration": it,
+        }
+        run.save_checkpoint(state, it)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=recipe.iterations, initial=start, desc="meta-train", unit="it")
+    it = start
+    last: dict[str, float] = {}
+    try:
+        while it < recipe.iterations:
+            t0 = time.perf_counter()
+            tasks = family.sample_tasks(recipe.meta_batch, rng)
+            last = algo.step(tasks)
+            it += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(pre=f"{last['pre_return']:.1f}", post=f"{last['post_return']:.1f}")
+            if it % recipe.log_every == 0 or it == recipe.iterations:
+                run.log_metrics({"iteration": it, **last, "seconds": time.perf_counter() - t0})
+            if it % recipe.checkpoint_every == 0 and it < recipe.iterations:
+                checkpoint(it)
+    except KeyboardInterrupt:
+        checkpoint(it)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        algo.sampler.close()
+    checkpoint(it)
+    results = {"iterations": it, **{f"final_{k}": v for k, v in last.items()}}
+    run.write_summary(seed=recipe.seed, results=results, kind=recipe.kind, env=recipe.env)
+    return results

@@ -1,0 +1,68 @@
+"""Recipes of `mtrl train`: the ``kind`` key of a TOML file picks the config class."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mtrl.config import apply_overrides, from_dict, read_toml
+from mtrl.errors import ConfigError, UnknownNameError
+from mtrl.runs import RunDir
+
+
+@dataclass(frozen=True)
+class RecipeKind:
+    """A trainable kind: its config class and its training entry point."""
+
+    name: str
+    config_cls: type
+    train: Callable[..., dict[str, Any]]
+
+
+# kind -> (module, config class, train function); imported only when used.
+KINDS: dict[str, tuple[str, str, str]] = {
+    "sine": ("mtrl.meta.regression", "RegressionRecipe", "train_regression"),
+    "maml-rl": ("mtrl.meta.rl_train", "MetaRLRecipe", "train_meta_rl"),
+}
+
+
+def recipe_kind(name: str) -> RecipeKind:
+    """The kind called ``name``, or an UnknownNameError listing the known kinds."""
+    if name not in KINDS:
+        raise UnknownNameError("recipe kind", name, KINDS)
+    module, cls, fn = KINDS[name]
+    mod = importlib.import_module(module)
+    return RecipeKind(name, getattr(mod, cls), getattr(mod, fn))
+
+
+def parse_recipe(data: dict[str, Any], source: str) -> tuple[RecipeKind, Any]:
+    """The kind and typed config of a recipe dict (``source`` names it in errors)."""
+    kind_name = data.get("kind")
+    if kind_name is None:
+        raise ConfigError(
+            f"{source}: missing key 'kind'; set kind = one of {', '.join(sorted(KINDS))}"
+        )
+    kind = recipe_kind(str(kind_name))
+    return kind, from_dict(kind.config_cls, data)
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> tuple[RecipeKind, Any]:
+    """Read a TOML recipe, apply ``--set`` overrides, and validate it."""
+    return parse_recipe(apply_overrides(read_toml(path), overrides), str(path))
+
+
+def default_run_dir(recipe_path: str | Path, root: str | Path = "runs") -> Path:
+    """``runs/<recipe name>_<YYYYmmdd-HHMMSS>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{Path(recipe_path).stem}_{stamp}"
+
+
+def load_run(run_dir: str | Path) -> tuple[RunDir, RecipeKind, Any]:
+    """Reopen a run directory with its recipe (for resume, eval and adapt)."""
+    run = RunDir.open(run_dir)
+    kind, cfg = parse_recipe(read_toml(run.config_path), str(run.config_path))
+    return run, kind, cfg
