@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check mtrl tests benchmarks
-.venv/bin/ruff format --check mtrl tests benchmarks
+.venv/bin/ruff check mtrl tests benchmarks experiments
+.venv/bin/ruff format --check mtrl tests benchmarks experiments
 .venv/bin/mypy
 .venv/bin/python -m pytest -n 2 "$@"
