@@ -1,0 +1,1 @@
+"""Multi-task agents and the pieces they compose (gradient balancing, ...)."""
