@@ -1,0 +1,292 @@
+"""`mtrl train` for ``kind = "mtsac"``: multi-task SAC on a multi-task vector env."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from mtrl.agents.replay import TaskReplayBuffer
+from mtrl.agents.sac import MTSAC, SACConfig
+from mtrl.config import bounded
+from mtrl.envs.vector import MultiTaskEnvConfig, MultiTaskVecEnv, make_multitask_env
+from mtrl.errors import ConfigError, MtrlError
+from mtrl.evaluation import evaluate, summarize
+from mtrl.runs import RunDir
+from mtrl.seeding import seed_everything
+
+
+class TrainingDivergedError(MtrlError):
+    """A loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class MTSACRecipe:
+    """Multi-task SAC: environment, budget, replay and the SAC update."""
+
+    kind: Literal["mtsac"] = "mtsac"
+    seed: int = bounded(0, ge=0)
+    device: str = "cpu"
+    threads: int = bounded(0, ge=0)
+    env: MultiTaskEnvConfig = field(default_factory=MultiTaskEnvConfig)
+    total_steps: int = bounded(100_000, ge=1)  # environment steps, all sub-envs together
+    learning_starts: int = bounded(1_000, ge=0)  # random actions before the first update
+    batch_size: int = bounded(256, ge=1)  # a multiple of the number of tasks
+    updates_per_step: float = bounded(1.0, gt=0.0)  # gradient updates per vector-env step
+    buffer_capacity: int = bounded(100_000, ge=1)  # transitions per task
+    eval_every: int = bounded(10_000, ge=1)  # environment steps
+    eval_episodes: int = bounded(3, ge=1)  # per task
+    log_every: int = bounded(1_000, ge=1)
+    checkpoint_every: int = bounded(50_000, ge=1)
+    checkpoint_buffer: bool = True  # large buffers (MT10 at 1M) make big checkpoints
+    sac: SACConfig = field(default_factory=SACConfig)
+
+    def __post_init__(self) -> None:
+        if self.env.autoreset_mode != "same_step":
+            raise ConfigError("mtsac needs env.autoreset_mode = 'same_step'")
+        if self.env.task_encoding != "index":
+            raise ConfigError(
+                "mtsac conditions its networks on task ids: leave env.task_encoding = 'index'"
+            )
+
+
+def _obs(obs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(obs["observation"], dtype=np.float32), np.asarray(obs["task_id"])
+
+
+class ActionScaler:
+    """Maps the actor's [-1, 1] actions to the env's Box bounds."""
+
+    def __init__(self, space: gym.Space[Any]) -> None:
+        if not isinstance(space, gym.spaces.Box):
+            raise ConfigError(f"SAC needs continuous (Box) actions, got {space}")
+        if not np.all(np.isfinite(space.low)) or not np.all(np.isfinite(space.high)):
+            raise ConfigError("SAC needs a bounded (finite) Box action space")
+        self.low, self.high = space.low, space.high
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        return self.low + (a + 1.0) * 0.5 * (self.high - self.low)
+
+
+def make_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv) -> MTSAC:
+    obs_space = env.single_observation_space["observation"]
+    act_space = env.single_action_space
+    if not isinstance(act_space, gym.spaces.Box):
+        raise ConfigError(f"SAC needs continuous (Box) actions; {recipe.env.name} has {act_space}")
+    if recipe.batch_size % env.num_tasks:
+        raise ConfigError(
+            f"batch_size = {recipe.batch_size} must be a multiple of the {env.num_tasks} tasks "
+            "(batches are balanced across tasks)"
+        )
+    obs_dim = int(np.prod(obs_space.shape))
+    act_dim = int(np.prod(act_space.shape))
+    return MTSAC(recipe.sac, obs_dim, act_dim, env.num_tasks).to(recipe.device)
+
+
+def policy_fn(agent: MTSAC, env: MultiTaskVecEnv, device: str, deterministic: bool) -> Any:
+    scale = ActionScaler(env.single_action_space)
+
+    @torch.no_grad()
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        o, tid = _obs(obs)
+        a = agent.actor.act(
+            torch.as_tensor(o, device=device), torch.as_tensor(tid, device=device), deterministic
+        )
+        return scale(a.cpu().numpy())
+
+    return act
+
+
+def eval_env_config(recipe: MTSACRecipe) -> MultiTaskEnvConfig:
+    """The training tasks, one sub-env each, for evaluation."""
+    e = recipe.env
+    return MultiTaskEnvConfig(
+        name=e.name,
+        split=e.split,
+        num_tasks=e.num_tasks,
+        envs_per_task=1,
+        vectorization="sync",
+        reward_version=e.reward_version,
+        task_seed=e.task_seed,
+    )
+
+
+def evaluate_agent(
+    agent: MTSAC, recipe: MTSACRecipe, episodes: int, seed: int
+) -> list[dict[str, Any]]:
+    env = make_multitask_env(eval_env_config(recipe))
+    try:
+        return evaluate(env, policy_fn(agent, env, recipe.device, True), episodes, seed)
+    finally:
+        env.close()
+
+
+def train_mtsac(
+    recipe: MTSACRecipe,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train, evaluating every ``eval_every`` env steps; checkpoints resume the run."""
+    env = make_multitask_env(recipe.env)  # bad env settings fail before the run dir exists
+    try:
+        return _train(recipe, env, run_dir, resume, progress)
+    finally:
+        env.close()
+
+
+def _train(
+    recipe: MTSACRecipe, env: MultiTaskVecEnv, run_dir: str | Path, resume: bool, progress: bool
+) -> dict[str, Any]:
+    agent = make_agent(recipe, env)
+    run = RunDir.create(run_dir, recipe, exist_ok=resume)
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    seed_everything(recipe.seed)
+    obs_dim = agent.actor.net.in_dim
+    act_dim = agent.actor.net.out_dim // 2
+    buffer = TaskReplayBuffer(
+        env.num_tasks, recipe.buffer_capacity, obs_dim, act_dim, device=recipe.device
+    )
+    gen = torch.Generator().manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    scale = ActionScaler(env.single_action_space)
+    steps = 0
+    if resume and any(run.checkpoints.glob("step_*.pt")):
+        state = run.load_checkpoint()
+        agent.load_state_dict(state["agent"])
+        agent.load_optimizer_state(state["optimizers"])
+        if state.get("buffer") is not None:
+            buffer.load_state(state["buffer"])
+        gen.set_state(state["generator"])
+        steps = int(state["steps"])
+    n = env.num_envs
+    obs, _ = env.reset(seed=recipe.seed + steps)
+    credit = 0.0
+    last: dict[str, float] = {}
+    next_eval = (steps // recipe.eval_every + 1) * recipe.eval_every
+    next_log = (steps // recipe.log_every + 1) * recipe.log_every
+    next_ckpt = (steps // recipe.checkpoint_every + 1) * recipe.checkpoint_every
+    final_rows: list[dict[str, Any]] = []
+
+    def checkpoint() -> None:
+        run.save_checkpoint(
+            {
+                "agent": agent.state_dict(),
+                "optimizers": agent.optimizer_state(),
+                "buffer": buffer.state() if recipe.checkpoint_buffer else None,
+                "generator": gen.get_state(),
+                "steps": steps,
+            },
+            steps,
+        )
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=recipe.total_steps, initial=steps, desc="env steps", unit="step")
+    t0 = time.perf_counter()
+    updates = 0
+    try:
+        while steps < recipe.total_steps:
+            o, tid = _obs(obs)
+            if steps < recipe.learning_starts:
+                a = rng.uniform(-1.0, 1.0, size=(n, act_dim)).astype(np.float32)
+            else:
+                with torch.no_grad():
+                    a = (
+                        agent.actor.act(
+                            torch.as_tensor(o, device=recipe.device),
+                            torch.as_tensor(tid, device=recipe.device),
+                            deterministic=False,
+                        )
+                        .cpu()
+                        .numpy()
+                    )
+            next_obs, rew, term, trunc, info = env.step(scale(a))
+            real_next, _ = _obs(next_obs)
+            done_any = np.logical_or(term, trunc)
+            if done_any.any():
+                real_next = real_next.copy()
+                for i in np.flatnonzero(done_any):
+                    real_next[i] = np.asarray(info["final_obs"][i]["observation"], dtype=np.float32)
+            buffer.add(o, a, rew, real_next, term.astype(np.float32), tid)
+            obs = next_obs
+            steps += n
+            if bar is not None:
+                bar.update(n)
+            if steps >= recipe.learning_starts and buffer.ready(1):
+                credit += recipe.updates_per_step
+                while credit >= 1.0:
+                    last = agent.update(buffer.sample(recipe.batch_size, gen))
+                    updates += 1
+                    credit -= 1.0
+                    if not all(math.isfinite(v) for v in last.values()):
+                        raise TrainingDivergedError(
+                            f"non-finite SAC losses {last} at env step {steps}; the last "
+                            f"checkpoint in {run.checkpoints} is intact. Lower the learning "
+                            "rates or check the env's rewards"
+                        )
+            if steps >= next_log or steps >= recipe.total_steps:
+                stats = env.episode_statistics(clear=True)
+                done_rows = [r for r in stats if r["episodes"]]
+                row: dict[str, Any] = {
+                    "step": steps,
+                    "updates": updates,
+                    "env_steps_per_s": steps / max(time.perf_counter() - t0, 1e-9),
+                    **last,
+                }
+                if done_rows:
+                    row["train_return"] = float(np.mean([r["return"] for r in done_rows]))
+                    row["train_success"] = float(np.nanmean([r["success"] for r in done_rows]))
+                run.log_metrics(row)
+                next_log += recipe.log_every
+            if steps >= next_eval or steps >= recipe.total_steps:
+                final_rows = evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
+                agg = summarize(final_rows)
+                eval_row: dict[str, Any] = {
+                    "step": steps,
+                    "eval_return": agg["return"].get("mean", math.nan),
+                    "eval_success": agg["success"].get("mean", math.nan),
+                }
+                for r in final_rows:
+                    eval_row[f"success/{r['task_id']}"] = r["success"]
+                    eval_row[f"return/{r['task_id']}"] = r["return"]
+                run.log_metrics(eval_row)
+                next_eval += recipe.eval_every
+            if steps >= next_ckpt and steps < recipe.total_steps:
+                checkpoint()
+                next_ckpt += recipe.checkpoint_every
+    except KeyboardInterrupt:
+        checkpoint()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    checkpoint()
+    if not final_rows:
+        final_rows = evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
+    results = {
+        "steps": steps,
+        "updates": updates,
+        "per_task": final_rows,
+        "aggregate": summarize(final_rows),
+        "mean_return": summarize(final_rows)["return"].get("mean"),
+        "mean_success": summarize(final_rows)["success"].get("mean"),
+    }
+    run.write_summary(
+        seed=recipe.seed,
+        results=results,
+        kind=recipe.kind,
+        env=recipe.env.name,
+        metaworld_reward_version=recipe.env.reward_version,
+    )
+    return results

@@ -1,0 +1,125 @@
+"""A replay buffer that stores and samples per task: balanced, task-sorted batches.
+
+Each task has its own ring of ``capacity`` transitions in one stacked tensor
+``[tasks, capacity, ...]``. A batch of ``b`` holds ``b / tasks`` transitions of every
+task, task 0 first, so per-task network layers run as one ``bmm``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class Batch(NamedTuple):
+    obs: Tensor  # [B, obs]
+    actions: Tensor  # [B, act]
+    rewards: Tensor  # [B]
+    next_obs: Tensor  # [B, obs]
+    dones: Tensor  # [B] 1 where the episode terminated (no bootstrapping)
+    task_ids: Tensor  # [B] long, task-sorted
+
+
+class TaskReplayBuffer:
+    """Per-task ring buffers on ``device``; :meth:`sample` is balanced across tasks."""
+
+    def __init__(
+        self, num_tasks: int, capacity: int, obs_dim: int, act_dim: int, device: str = "cpu"
+    ) -> None:
+        if num_tasks < 1 or capacity < 1:
+            raise ValueError(f"num_tasks and capacity must be >= 1, got {num_tasks}, {capacity}")
+        self.num_tasks, self.capacity = num_tasks, capacity
+        self.device = torch.device(device)
+        shape = (num_tasks, capacity)
+        self.obs = torch.zeros(*shape, obs_dim, device=self.device)
+        self.next_obs = torch.zeros(*shape, obs_dim, device=self.device)
+        self.actions = torch.zeros(*shape, act_dim, device=self.device)
+        self.rewards = torch.zeros(shape, device=self.device)
+        self.dones = torch.zeros(shape, device=self.device)
+        self.pos = np.zeros(num_tasks, dtype=np.int64)
+        self.size = np.zeros(num_tasks, dtype=np.int64)
+
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        dones: np.ndarray,
+        task_ids: np.ndarray,
+    ) -> None:
+        """Add one transition per row (rows may belong to any tasks)."""
+        tids = np.asarray(task_ids, dtype=np.int64)
+        if tids.min() < 0 or tids.max() >= self.num_tasks:
+            raise ValueError(f"task ids must lie in [0, {self.num_tasks})")
+        # rows of the same task get consecutive slots
+        slots = np.empty_like(tids)
+        for t in np.unique(tids):
+            rows = np.flatnonzero(tids == t)
+            slots[rows] = (self.pos[t] + np.arange(len(rows))) % self.capacity
+            self.pos[t] = (self.pos[t] + len(rows)) % self.capacity
+            self.size[t] = min(self.size[t] + len(rows), self.capacity)
+        ti = torch.as_tensor(tids, device=self.device)
+        si = torch.as_tensor(slots, device=self.device)
+
+        def put(buf: Tensor, value: np.ndarray) -> None:
+            buf[ti, si] = torch.as_tensor(np.asarray(value), dtype=buf.dtype, device=self.device)
+
+        put(self.obs, obs)
+        put(self.actions, actions)
+        put(self.rewards, rewards)
+        put(self.next_obs, next_obs)
+        put(self.dones, dones)
+
+    def ready(self, per_task: int) -> bool:
+        return bool((self.size >= per_task).all())
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
+        """``batch_size / tasks`` uniform transitions of every task, task-sorted."""
+        if batch_size % self.num_tasks:
+            raise ValueError(
+                f"batch_size {batch_size} must be a multiple of the number of tasks "
+                f"({self.num_tasks}) for balanced per-task sampling"
+            )
+        if not (self.size > 0).all():
+            empty = np.flatnonzero(self.size == 0).tolist()
+            raise ValueError(f"tasks {empty} have no transitions yet")
+        per = batch_size // self.num_tasks
+        sizes = torch.as_tensor(self.size, device=self.device).unsqueeze(1)
+        u = torch.rand(self.num_tasks, per, generator=generator).to(self.device)
+        idx = (u * sizes).long()
+        rows = torch.arange(self.num_tasks, device=self.device).unsqueeze(1).expand(-1, per)
+
+        def take(buf: Tensor) -> Tensor:
+            out = buf[rows, idx]
+            return out.reshape(batch_size, *buf.shape[2:])
+
+        return Batch(
+            take(self.obs),
+            take(self.actions),
+            take(self.rewards),
+            take(self.next_obs),
+            take(self.dones),
+            rows.reshape(-1),
+        )
+
+    def state(self) -> dict[str, object]:
+        """Everything needed to restore the buffer (for resumable checkpoints)."""
+        return {
+            "obs": self.obs,
+            "next_obs": self.next_obs,
+            "actions": self.actions,
+            "rewards": self.rewards,
+            "dones": self.dones,
+            "pos": self.pos.copy(),
+            "size": self.size.copy(),
+        }
+
+    def load_state(self, state: dict[str, object]) -> None:
+        for key in ("obs", "next_obs", "actions", "rewards", "dones"):
+            getattr(self, key).copy_(state[key])
+        self.pos = np.asarray(state["pos"]).copy()
+        self.size = np.asarray(state["size"]).copy()

@@ -1,0 +1,197 @@
+"""Multi-task SAC: twin task-conditioned critics, a tanh-Gaussian actor and one learned
+entropy temperature per task (Yu et al. 2019, Meta-World's MT-SAC).
+
+:class:`MTSAC` holds the networks and performs one gradient update on a task-sorted
+batch; the environment loop lives in :mod:`mtrl.agents.mtsac_train`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from mtrl.agents.balancing import assign_gradient, cagrad, pcgrad, per_task_gradients
+from mtrl.agents.replay import Batch
+from mtrl.config import bounded
+from mtrl.nets import MultiTaskNet, NetConfig
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+Balancing = Literal["none", "pcgrad", "cagrad"]
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """Hyper-parameters of the update (defaults: Meta-World's MT-SAC baseline)."""
+
+    gamma: float = bounded(0.99, gt=0.0, le=1.0)
+    tau: float = bounded(0.005, gt=0.0, le=1.0)
+    actor_lr: float = bounded(3e-4, gt=0.0)
+    critic_lr: float = bounded(3e-4, gt=0.0)
+    alpha_lr: float = bounded(3e-4, gt=0.0)
+    init_alpha: float = bounded(1.0, gt=0.0)
+    target_entropy: float | None = None  # default: -action_dim
+    balancing: Balancing = "none"  # gradient surgery on the per-task actor and critic losses
+    cagrad_c: float = bounded(0.5, ge=0.0)
+    actor: NetConfig = field(default_factory=NetConfig)
+    critic: NetConfig = field(default_factory=NetConfig)
+
+
+def squashed_sample(mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
+    """A reparameterized tanh-Gaussian action in [-1, 1] and its log-probability."""
+    std = log_std.exp()
+    pre = mean + std * torch.randn_like(mean)
+    action = torch.tanh(pre)
+    normal_logp = (-0.5 * ((pre - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    # log|d tanh/dx| = 2 (log 2 - x - softplus(-2x)), the numerically stable form
+    correction = (2.0 * (math.log(2.0) - pre - nn.functional.softplus(-2.0 * pre))).sum(-1)
+    return action, normal_logp - correction
+
+
+class Actor(nn.Module):
+    """Task-conditioned tanh-Gaussian policy; actions in [-1, 1] (rescaled by the loop)."""
+
+    def __init__(self, config: NetConfig, obs_dim: int, act_dim: int, num_tasks: int) -> None:
+        super().__init__()
+        self.net = MultiTaskNet(config, obs_dim, 2 * act_dim, num_tasks)
+
+    def forward(self, obs: Tensor, task_ids: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.net(obs, task_ids).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(self, obs: Tensor, task_ids: Tensor) -> tuple[Tensor, Tensor]:
+        return squashed_sample(*self(obs, task_ids))
+
+    def act(self, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:
+        mean, log_std = self(obs, task_ids)
+        return torch.tanh(mean) if deterministic else squashed_sample(mean, log_std)[0]
+
+
+class Critic(nn.Module):
+    """Twin task-conditioned Q-networks."""
+
+    def __init__(self, config: NetConfig, obs_dim: int, act_dim: int, num_tasks: int) -> None:
+        super().__init__()
+        self.q1 = MultiTaskNet(config, obs_dim + act_dim, 1, num_tasks)
+        self.q2 = MultiTaskNet(config, obs_dim + act_dim, 1, num_tasks)
+
+    def forward(self, obs: Tensor, act: Tensor, task_ids: Tensor) -> tuple[Tensor, Tensor]:
+        x = torch.cat([obs, act], dim=-1)
+        return self.q1(x, task_ids).squeeze(-1), self.q2(x, task_ids).squeeze(-1)
+
+    def regularization(self) -> Tensor:
+        return self.q1.regularization() + self.q2.regularization()
+
+
+def per_task_mean(values: Tensor, task_ids: Tensor, num_tasks: int) -> Tensor:
+    """``[tasks]`` means of ``values [batch]`` grouped by task id."""
+    sums = torch.zeros(num_tasks, dtype=values.dtype, device=values.device)
+    sums = sums.index_add(0, task_ids, values)
+    counts = torch.bincount(task_ids, minlength=num_tasks).clamp_min(1).to(values.dtype)
+    return sums / counts
+
+
+class MTSAC(nn.Module):
+    """Networks, optimizers and the update of multi-task SAC."""
+
+    def __init__(self, config: SACConfig, obs_dim: int, act_dim: int, num_tasks: int) -> None:
+        super().__init__()
+        self.config = config
+        self.num_tasks = num_tasks
+        self.actor = Actor(config.actor, obs_dim, act_dim, num_tasks)
+        self.critic = Critic(config.critic, obs_dim, act_dim, num_tasks)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.full((num_tasks,), math.log(config.init_alpha)))
+        self.target_entropy = (
+            -float(act_dim) if config.target_entropy is None else config.target_entropy
+        )
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
+
+    def _step(
+        self, opt: torch.optim.Optimizer, params: list[Tensor], losses: Tensor, reg: Tensor
+    ) -> None:
+        """Minimize the per-task ``losses`` (+ ``reg``), with gradient surgery if configured."""
+        opt.zero_grad(set_to_none=True)
+        mode = self.config.balancing
+        if mode == "none":
+            (losses.mean() + reg).backward()
+        else:
+            grads = per_task_gradients(losses, params)
+            direction = (
+                pcgrad(grads) / len(losses)
+                if mode == "pcgrad"
+                else cagrad(grads, self.config.cagrad_c)
+            )
+            if reg.requires_grad:
+                reg_grads = torch.autograd.grad(reg, params, allow_unused=True)
+                direction = direction + torch.cat(
+                    [
+                        (torch.zeros_like(p) if g is None else g).reshape(-1)
+                        for p, g in zip(params, reg_grads, strict=True)
+                    ]
+                )
+            assign_gradient(params, direction)
+        opt.step()
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One gradient step of critics, actor and temperatures; returns scalar metrics."""
+        c = self.config
+        tid = batch.task_ids
+        alpha = self.log_alpha.detach().exp()[tid]
+        with torch.no_grad():
+            next_a, next_logp = self.actor.sample(batch.next_obs, tid)
+            tq1, tq2 = self.critic_target(batch.next_obs, next_a, tid)
+            target_v = torch.minimum(tq1, tq2) - alpha * next_logp
+            target = batch.rewards + c.gamma * (1.0 - batch.dones) * target_v
+        q1, q2 = self.critic(batch.obs, batch.actions, tid)
+        td = (q1 - target) ** 2 + (q2 - target) ** 2
+        critic_losses = per_task_mean(td, tid, self.num_tasks)
+        self._step(
+            self.critic_opt,
+            list(self.critic.parameters()),
+            critic_losses,
+            self.critic.regularization(),
+        )
+        action, logp = self.actor.sample(batch.obs, tid)
+        self.critic.requires_grad_(False)
+        q = torch.minimum(*self.critic(batch.obs, action, tid))
+        self.critic.requires_grad_(True)
+        actor_losses = per_task_mean(alpha * logp - q, tid, self.num_tasks)
+        self._step(
+            self.actor_opt,
+            list(self.actor.parameters()),
+            actor_losses,
+            self.actor.net.regularization(),
+        )
+        alpha_loss = -(self.log_alpha[tid] * (logp.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        with torch.no_grad():
+            online: list[Tensor] = list(self.critic.parameters())
+            target_params: list[Tensor] = list(self.critic_target.parameters())
+            torch._foreach_lerp_(target_params, online, c.tau)
+        return {
+            "critic_loss": float(critic_losses.mean().detach()),
+            "actor_loss": float(actor_losses.mean().detach()),
+            "alpha": float(self.log_alpha.detach().exp().mean()),
+            "entropy": float(-logp.detach().mean()),
+        }
+
+    def optimizer_state(self) -> dict[str, object]:
+        return {
+            "actor": self.actor_opt.state_dict(),
+            "critic": self.critic_opt.state_dict(),
+            "alpha": self.alpha_opt.state_dict(),
+        }
+
+    def load_optimizer_state(self, state: dict[str, object]) -> None:
+        self.actor_opt.load_state_dict(state["actor"])  # type: ignore[arg-type]
+        self.critic_opt.load_state_dict(state["critic"])  # type: ignore[arg-type]
+        self.alpha_opt.load_state_dict(state["alpha"])  # type: ignore[arg-type]
