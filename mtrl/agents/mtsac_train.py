@@ -75,7 +75,10 @@ class ActionScaler:
 
 
 def make_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv) -> MTSAC:
-    obs_space = env.single_observation_space["observation"]
+    space = env.single_observation_space
+    if not isinstance(space, gym.spaces.Dict) or "observation" not in space.spaces:
+        raise ConfigError("mtsac needs the multi-task env's Dict observations (task ids)")
+    obs_space = space["observation"]
     act_space = env.single_action_space
     if not isinstance(act_space, gym.spaces.Box):
         raise ConfigError(f"SAC needs continuous (Box) actions; {recipe.env.name} has {act_space}")
@@ -84,7 +87,7 @@ def make_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv) -> MTSAC:
             f"batch_size = {recipe.batch_size} must be a multiple of the {env.num_tasks} tasks "
             "(batches are balanced across tasks)"
         )
-    obs_dim = int(np.prod(obs_space.shape))
+    obs_dim = int(np.prod(obs_space.shape or (1,)))
     act_dim = int(np.prod(act_space.shape))
     return MTSAC(recipe.sac, obs_dim, act_dim, env.num_tasks).to(recipe.device)
 
