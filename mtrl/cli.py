@@ -128,6 +128,45 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from mtrl.recipes import load_run
+
+    run, kind, cfg = load_run(args.run_dir)
+    if kind.name != "mtsac":
+        hint = "mtrl adapt" if kind.name in ("sine", "maml-rl") else "mtrl plot"
+        raise MtrlError(f"{args.run_dir} is a {kind.name!r} run; use `{hint} {args.run_dir}`")
+    from mtrl.agents.mtsac_train import evaluate_agent, make_agent
+    from mtrl.envs.vector import make_multitask_env
+    from mtrl.evaluation import results_table, summarize
+
+    env = make_multitask_env(cfg.env)
+    try:
+        agent = make_agent(cfg, env)
+    finally:
+        env.close()
+    agent.load_state_dict(run.load_checkpoint()["agent"])
+    rows = evaluate_agent(agent, cfg, args.episodes, args.seed)
+    doc = {"episodes_per_task": args.episodes, "per_task": rows, "aggregate": summarize(rows)}
+    (run.path / "eval.json").write_text(json.dumps(doc, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(results_table(rows))
+        print(f"\nwrote {run.path / 'eval.json'}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from mtrl.plotting import plot_run
+    from mtrl.recipes import load_run
+
+    run, kind, _ = load_run(args.run_dir)
+    cols = [c for c in args.y.split(",") if c] if args.y else []
+    for path in plot_run(run, kind.name, cols):
+        print(f"wrote {path}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.name == "meta":
         return _bench_meta(args)
@@ -233,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_adapt)
+
+    p = sub.add_parser("eval", help="per-task evaluation of a trained agent")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("plot", help="learning curves and per-task bars as PNG")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--y", help="comma-separated metrics.csv columns (default: per kind)")
+    p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser("bench", help="throughput benchmarks against peers")
     p.add_argument("name", help="benchmark: env, meta")

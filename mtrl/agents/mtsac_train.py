@@ -249,7 +249,9 @@ def _train(
                 }
                 if done_rows:
                     row["train_return"] = float(np.mean([r["return"] for r in done_rows]))
-                    row["train_success"] = float(np.nanmean([r["success"] for r in done_rows]))
+                    succ = [r["success"] for r in done_rows if not math.isnan(r["success"])]
+                    if succ:
+                        row["train_success"] = float(np.mean(succ))
                 run.log_metrics(row)
                 next_log += recipe.log_every
             if steps >= next_eval or steps >= recipe.total_steps:

@@ -1,0 +1,102 @@
+"""`mtrl plot`: learning curves from metrics.csv and per-task bars from summary.json."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mtrl.errors import MtrlError
+from mtrl.runs import RunDir
+
+# x column and default y columns of each recipe kind
+CURVES: dict[str, tuple[str, list[str]]] = {
+    "mtsac": ("step", ["eval_success", "eval_return", "train_return"]),
+    "maml-rl": ("iteration", ["pre_return", "post_return"]),
+    "sine": ("iteration", ["meta_loss"]),
+}
+
+
+def _series(rows: list[dict[str, str]], x: str, y: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for r in rows:
+        try:
+            xv, yv = float(r.get(x, "")), float(r.get(y, ""))
+        except ValueError:
+            continue
+        if math.isfinite(yv):
+            xs.append(xv)
+            ys.append(yv)
+    return xs, ys
+
+
+def plot_run(run: RunDir, kind: str, columns: Sequence[str] = ()) -> list[Path]:
+    """Write ``plots/curves.png`` (and ``plots/per_task.png`` when the summary has per-task
+    results); returns the written paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = run.read_metrics()
+    if not rows:
+        raise MtrlError(f"{run.path} has no metrics.csv rows yet; nothing to plot")
+    x, default = CURVES.get(kind, ("step", []))
+    ys = list(columns) or [c for c in default if c in rows[0] or any(c in r for r in rows)]
+    known = set().union(*(r.keys() for r in rows))
+    missing = [c for c in ys if c not in known]
+    if missing:
+        raise MtrlError(f"no column {missing} in metrics.csv; columns: {sorted(known)}")
+    if not ys:
+        raise MtrlError(f"pick columns to plot with --y; columns: {sorted(known)}")
+    run.plots.mkdir(exist_ok=True)
+    fig, axes = plt.subplots(1, len(ys), figsize=(4.2 * len(ys), 3.2), squeeze=False)
+    for ax, col in zip(axes[0], ys, strict=True):
+        xs, vs = _series(rows, x, col)
+        ax.plot(xs, vs, marker="." if len(xs) < 50 else None)
+        ax.set_xlabel(x)
+        ax.set_title(col)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = [run.plots / "curves.png"]
+    fig.savefig(out[0], dpi=110)
+    plt.close(fig)
+    per_task = _per_task(run)
+    if per_task:
+        out.append(_bars(run, per_task))
+    return out
+
+
+def _per_task(run: RunDir) -> list[dict[str, Any]]:
+    if not run.summary_path.is_file():
+        return []
+    results = run.read_summary().get("results", {})
+    rows = results.get("per_task") if isinstance(results, dict) else None
+    return list(rows) if isinstance(rows, list) else []
+
+
+def _bars(run: RunDir, rows: list[dict[str, Any]]) -> Path:
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in ("success", "return") if any(_finite(r.get(m)) for r in rows)]
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(max(5.0, 0.5 * len(rows)) * len(metrics), 3.4), squeeze=False
+    )
+    labels = [str(r.get("task", r.get("task_id")))[:18] for r in rows]
+    for ax, m in zip(axes[0], metrics, strict=True):
+        ax.bar(range(len(rows)), [float(r[m]) if _finite(r.get(m)) else 0.0 for r in rows])
+        ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"final {m} per task")
+    fig.tight_layout()
+    path = run.plots / "per_task.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False

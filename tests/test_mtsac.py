@@ -1,0 +1,146 @@
+"""Multi-task SAC: replay balance, a short run with resume, eval/plot, negative transfer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
+from mtrl.agents.replay import TaskReplayBuffer
+from mtrl.agents.sac import MTSAC, SACConfig, per_task_mean, squashed_sample
+from mtrl.cli import main
+from mtrl.config import from_dict
+from mtrl.errors import ConfigError
+from mtrl.nets import NetConfig
+
+
+def _recipe(**kw: object) -> MTSACRecipe:
+    base: dict[str, object] = {
+        "kind": "mtsac",
+        "total_steps": 600,
+        "learning_starts": 200,
+        "batch_size": 32,
+        "eval_every": 400,
+        "eval_episodes": 1,
+        "log_every": 200,
+        "checkpoint_every": 400,
+        "env": {"name": "navigation2d", "num_tasks": 2, "envs_per_task": 2},
+        "sac": {"actor": {"hidden": [16, 16]}, "critic": {"hidden": [16, 16]}},
+    }
+    return from_dict(MTSACRecipe, base | kw)
+
+
+def test_replay_sampling_is_balanced_and_task_sorted() -> None:
+    buf = TaskReplayBuffer(3, capacity=5, obs_dim=2, act_dim=1)
+    for step in range(8):  # task 2 gets 2 rows per step, overflowing its ring
+        tids = np.array([0, 1, 2, 2])
+        obs = np.stack([tids, np.full(4, step)], axis=1).astype(np.float32)
+        buf.add(obs, np.zeros((4, 1)), tids.astype(np.float32), obs, np.zeros(4), tids)
+    assert buf.size.tolist() == [5, 5, 5]
+    batch = buf.sample(12, torch.Generator().manual_seed(0))
+    assert batch.task_ids.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    torch.testing.assert_close(batch.obs[:, 0], batch.task_ids.float())  # rows match their task
+    assert float(batch.obs[:, 1].min()) >= 3  # the oldest transitions were overwritten
+    with pytest.raises(ValueError, match="multiple of the number of tasks"):
+        buf.sample(10)
+
+
+def test_squashed_log_prob_matches_change_of_variables() -> None:
+    torch.manual_seed(0)
+    mean, log_std = (
+        torch.randn(5, 2, dtype=torch.float64),
+        torch.randn(5, 2, dtype=torch.float64) * 0.3,
+    )
+    a, logp = squashed_sample(mean, log_std)
+    pre = torch.atanh(a)
+    base = torch.distributions.Normal(mean, log_std.exp()).log_prob(pre).sum(-1)
+    expected = base - torch.log(1 - a**2).sum(-1)
+    torch.testing.assert_close(logp, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_per_task_mean_groups_by_task() -> None:
+    v = torch.tensor([1.0, 3.0, 10.0, 20.0])
+    torch.testing.assert_close(
+        per_task_mean(v, torch.tensor([0, 0, 2, 2]), 3), torch.tensor([2.0, 0.0, 15.0])
+    )
+
+
+@pytest.mark.parametrize("balancing", ["none", "pcgrad", "cagrad"])
+def test_an_update_changes_networks_and_temperatures(balancing: str) -> None:
+    torch.manual_seed(0)
+    cfg = SACConfig(
+        balancing=balancing, actor=NetConfig(hidden=[8]), critic=NetConfig(arch="soft", hidden=[8])
+    )  # type: ignore[arg-type]
+    agent = MTSAC(cfg, obs_dim=3, act_dim=2, num_tasks=2)
+    buf = TaskReplayBuffer(2, 10, 3, 2)
+    for _ in range(3):
+        buf.add(
+            np.random.rand(2, 3),
+            np.random.rand(2, 2),
+            np.random.rand(2),
+            np.random.rand(2, 3),
+            np.zeros(2),
+            np.array([0, 1]),
+        )
+    before = [p.detach().clone() for p in agent.parameters()]
+    metrics = agent.update(buf.sample(8))
+    assert all(np.isfinite(v) for v in metrics.values())
+    changed = [not torch.equal(a, b) for a, b in zip(before, agent.parameters(), strict=True)]
+    assert all(changed[: len(list(agent.actor.parameters()))])
+    assert not torch.equal(agent.log_alpha.detach(), torch.zeros(2))
+
+
+def test_short_run_resumes_and_feeds_eval_and_plot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    half = _recipe(total_steps=400)
+    train_mtsac(half, run)
+    res = train_mtsac(_recipe(), run, resume=True)  # continues from step 400
+    assert res["steps"] == 600
+    assert len(res["per_task"]) == 2
+    assert main(["eval", str(run), "--episodes", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["per_task"]) == 2 and "iqm" in doc["aggregate"]["return"]
+    assert main(["plot", str(run)]) == 0
+    assert (run / "plots" / "curves.png").is_file() and (run / "plots" / "per_task.png").is_file()
+
+
+def test_bad_mtsac_recipes_fail_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="multiple of the 2 tasks"):
+        train_mtsac(_recipe(batch_size=33), tmp_path / "a")
+    with pytest.raises(ConfigError, match="continuous"):
+        train_mtsac(_recipe(env={"name": "cartpole", "num_tasks": 2}), tmp_path / "b")
+    with pytest.raises(ConfigError, match="task_encoding"):
+        _recipe(env={"name": "navigation2d", "task_encoding": "onehot"})
+
+
+def _final_returns(tmp_path: Path, name: str, encoder: str) -> list[float]:
+    recipe = _recipe(
+        total_steps=30_000,
+        learning_starts=2_000,
+        batch_size=256,
+        eval_every=30_000,
+        eval_episodes=2,
+        log_every=5_000,
+        checkpoint_every=30_000,
+        env={"name": "navigation2d", "num_tasks": 4, "envs_per_task": 1},
+        sac={
+            "actor": {"hidden": [64, 64], "encoder": encoder},
+            "critic": {"hidden": [64, 64], "encoder": encoder},
+        },
+    )
+    return [r["return"] for r in train_mtsac(recipe, tmp_path / name)["per_task"]]
+
+
+@pytest.mark.slow
+def test_task_identity_is_needed_negative_transfer_without_it(tmp_path: Path) -> None:
+    # Navigation2D hides the goal: without the task id one policy must serve 4 goals.
+    conditioned = _final_returns(tmp_path, "onehot", "onehot")
+    blind = _final_returns(tmp_path, "none", "none")
+    assert min(conditioned) > -12.0, conditioned  # every goal reached (optimum is about -2)
+    assert np.mean(blind) < np.mean(conditioned) - 10.0, (blind, conditioned)
