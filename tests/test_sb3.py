@@ -28,7 +28,7 @@ def test_adapter_follows_sb3_conventions_at_episode_end() -> None:
     assert obs["observation"].shape == (4, 2) and obs["task_id"].tolist() == [0, 0, 1, 1]
     away = np.full((4, 2), 0.1, dtype=np.float32)  # walk away from every goal: no early stop
     for _ in range(99):
-        obs, rewards, dones, infos = env.step(away)
+        _, _, dones, _ = env.step(away)
         assert not dones.any()
     obs, _rewards, dones, infos = env.step(away)  # step 100: the time limit
     assert dones.all()
