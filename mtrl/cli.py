@@ -170,8 +170,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.name == "meta":
         return _bench_meta(args)
+    if args.name == "sac":
+        return _bench_sac(args)
     if args.name != "env":
-        raise MtrlError(f"unknown benchmark {args.name!r}; available: env, meta")
+        raise MtrlError(f"unknown benchmark {args.name!r}; available: env, meta, sac")
     from mtrl.bench.env_bench import bench_env
 
     steps = 1000 if args.steps is None else args.steps
@@ -190,6 +192,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"  mtrl        {res.mtrl_steps_per_s:10.0f} env-steps/s")
         print(f"  Meta-World  {res.metaworld_steps_per_s:10.0f} env-steps/s")
         print(f"  ratio mtrl/Meta-World = {res.ratio:.3f}  (overhead {100 * res.overhead:+.1f}%)")
+    return 0
+
+
+def _bench_sac(args: argparse.Namespace) -> int:
+    from mtrl.bench.sac_bench import bench_sac
+
+    updates = 20 if args.steps is None else args.steps
+    if updates < 1 or args.repeats < 1 or args.batch < 10 or args.batch % 10:
+        raise MtrlError("--steps and --repeats must be >= 1; --batch a multiple of 10 (tasks)")
+    res = bench_sac(updates=updates, repeats=args.repeats, batch=args.batch, threads=args.threads)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(
+        f"SAC updates on MT10 data, batch {res['batch']}, hidden {res['hidden']}, "
+        f"{res['threads']} thread(s), torch {res['torch']}"
+    )
+    for name, ups in res["updates_per_s"].items():
+        print(f"  {name:<14} {ups:8.2f} updates/s")
+    print(f"  ratio mtrl/SB3 = {res['ratio']:.2f}x")
     return 0
 
 
@@ -293,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--meta-batch", type=int, default=25, help="meta: tasks per meta-batch")
     p.add_argument("--algorithm", choices=["maml", "fomaml", "metasgd"], default="maml")
-    p.add_argument("--threads", type=int, default=1, help="meta: torch threads (0: default)")
+    p.add_argument("--threads", type=int, default=1, help="meta/sac: torch threads (0: default)")
+    p.add_argument("--batch", type=int, default=1280, help="sac: batch size (default 1280)")
     p.add_argument("--vectorization", choices=["sync", "async"], default="sync")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_bench)
