@@ -43,8 +43,8 @@ def plot_run(run: RunDir, kind: str, columns: Sequence[str] = ()) -> list[Path]:
     if not rows:
         raise MtrlError(f"{run.path} has no metrics.csv rows yet; nothing to plot")
     x, default = CURVES.get(kind, ("step", []))
-    ys = list(columns) or [c for c in default if c in rows[0] or any(c in r for r in rows)]
     known = set().union(*(r.keys() for r in rows))
+    ys = list(columns) or [c for c in default if c in known and _series(rows, x, c)[0]]
     missing = [c for c in ys if c not in known]
     if missing:
         raise MtrlError(f"no column {missing} in metrics.csv; columns: {sorted(known)}")

@@ -144,3 +144,10 @@ def test_task_identity_is_needed_negative_transfer_without_it(tmp_path: Path) ->
     blind = _final_returns(tmp_path, "none", "none")
     assert min(conditioned) > -12.0, conditioned  # every goal reached (optimum is about -2)
     assert np.mean(blind) < np.mean(conditioned) - 10.0, (blind, conditioned)
+
+
+def test_bench_sac_reports_both_implementations(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "sac", "--steps", "1", "--repeats", "1", "--batch", "20", "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc["updates_per_s"]) == {"mtrl MT-SAC", "SB3 SAC"} and doc["ratio"] > 0
