@@ -227,12 +227,14 @@ def _bench_meta(args: argparse.Namespace) -> int:
         iterations=iterations,
         repeats=args.repeats,
         threads=args.threads,
+        compile=args.compile,
+        device=args.device,
     )
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
     print(
-        f"sine meta-training, {res['algorithm']}, meta-batch {res['meta_batch']}, "
+        f"{res['device']}: sine meta-training, {res['algorithm']}, meta-batch {res['meta_batch']}, "
         f"{res['shots']} shots, MLP 1-40-40-1, {res['threads']} thread(s), torch {res['torch']}"
     )
     for name, tps in res["tasks_per_s"].items():
@@ -317,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithm", choices=["maml", "fomaml", "metasgd"], default="maml")
     p.add_argument("--threads", type=int, default=1, help="meta/sac: torch threads (0: default)")
     p.add_argument("--batch", type=int, default=1280, help="sac: batch size (default 1280)")
+    p.add_argument("--compile", action="store_true", help="meta: add the torch.compile'd path")
+    p.add_argument("--device", default="cpu", help="meta: cpu or cuda")
     p.add_argument("--vectorization", choices=["sync", "async"], default="sync")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_bench)

@@ -229,3 +229,17 @@ def test_learn2learn_style_clone_adapt_matches_meta_loss() -> None:
             _grads(learner.meta_loss(xs, ys, xq, yq), params), _grads(compat, params), strict=True
         ):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "metasgd"])
+def test_compiled_meta_loss_gives_the_eager_gradients(algorithm: str) -> None:
+    model = _model()
+    batch = _batch()
+    grads = []
+    for compile_ in (False, True):
+        cfg = MetaLearnerConfig(algorithm=algorithm, inner_lr=0.05, compile=compile_)  # type: ignore[arg-type]
+        learner = MetaLearner(model, nn.functional.mse_loss, cfg)
+        wanted = list(model.parameters()) + list(learner.lrs.values())
+        grads.append(_grads(learner.meta_loss(*batch), wanted))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)

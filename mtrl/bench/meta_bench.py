@@ -25,9 +25,9 @@ from mtrl.nets import mlp
 SHOTS = 10
 
 
-def _learner(algorithm: str, batching: str) -> MetaLearner:
+def _learner(algorithm: str, batching: str, compile: bool = False) -> MetaLearner:
     torch.manual_seed(0)
-    cfg = MetaLearnerConfig(algorithm=algorithm, batching=batching)  # type: ignore[arg-type]
+    cfg = MetaLearnerConfig(algorithm=algorithm, batching=batching, compile=compile)  # type: ignore[arg-type]
     return MetaLearner(mlp(1, [40, 40], 1), nn.functional.mse_loss, cfg)
 
 
@@ -61,8 +61,14 @@ def bench_meta(
     iterations: int = 50,
     repeats: int = 5,
     threads: int = 1,
+    compile: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Tasks/s of each learner and the ratios of mtrl's paths to learn2learn."""
+    """Tasks/s of each learner and the ratios of mtrl's paths to learn2learn.
+
+    ``compile`` adds mtrl's torch.compile'd path; ``device = "cuda"`` times mtrl's paths
+    on the GPU (learn2learn is then left out: it is compared on the CPU).
+    """
     if threads:
         torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(0)
@@ -70,19 +76,27 @@ def bench_meta(
         sample_sine_batch(meta_batch, SHOTS, SHOTS, gen, SineTaskConfig())
         for _ in range(iterations)
     ]
+    if device != "cpu":
+        batches = [SineBatch(*(t.to(device) for t in b)) for b in batches]
     timers: dict[str, Callable[[], float]] = {}
-    for name, batching in (("mtrl", "auto"), ("mtrl (vmap path)", "vmap")):
-        ml = _learner(algorithm, batching)
+    paths = [("mtrl", "auto", False), ("mtrl (vmap path)", "vmap", False)]
+    if compile:
+        paths.append(("mtrl (compiled)", "vmap", True))
+    for name, batching, comp in paths:
+        ml = _learner(algorithm, batching, comp).to(device)
         timers[name] = _timer(ml, _fast_loss(ml), batches)
     missing = ""
-    try:
-        from mtrl.meta.l2l_backend import l2l_meta_loss_fn
+    if device == "cpu":
+        try:
+            from mtrl.meta.l2l_backend import l2l_meta_loss_fn
 
-        ml = _learner(algorithm, "vmap")
-        timers["learn2learn"] = _timer(ml, l2l_meta_loss_fn(ml, ml.config), batches)
-    except ImportError as exc:
-        missing = str(exc).split(" (")[0]
-    for run in timers.values():  # warm-up
+            ml = _learner(algorithm, "vmap")
+            timers["learn2learn"] = _timer(ml, l2l_meta_loss_fn(ml, ml.config), batches)
+        except ImportError as exc:
+            missing = str(exc).split(" (")[0]
+    else:
+        missing = "timed on the CPU only"
+    for run in timers.values():  # warm-up (and compilation)
         run()
     times: dict[str, list[float]] = {name: [] for name in timers}
     for _ in range(repeats):
@@ -91,8 +105,13 @@ def bench_meta(
     tps = {name: iterations * meta_batch / statistics.median(t) for name, t in times.items()}
     ratios = {}
     if "learn2learn" in tps:
-        for name in ("mtrl", "mtrl (vmap path)"):
-            ratios[f"{name} / learn2learn"] = tps[name] / tps["learn2learn"]
+        for name in tps:
+            if name != "learn2learn":
+                ratios[f"{name} / learn2learn"] = tps[name] / tps["learn2learn"]
+    if "mtrl (compiled)" in tps:
+        ratios["mtrl (compiled) / mtrl (vmap path)"] = (
+            tps["mtrl (compiled)"] / tps["mtrl (vmap path)"]
+        )
     return {
         "algorithm": algorithm,
         "meta_batch": meta_batch,
@@ -100,6 +119,7 @@ def bench_meta(
         "iterations": iterations,
         "repeats": repeats,
         "threads": torch.get_num_threads(),
+        "device": device,
         "torch": torch.__version__,
         "tasks_per_s": tps,
         "ratios": ratios,
