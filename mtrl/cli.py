@@ -132,20 +132,32 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from mtrl.recipes import load_run
 
     run, kind, cfg = load_run(args.run_dir)
-    if kind.name != "mtsac":
+    if kind.name not in ("mtsac", "mtppo"):
         hint = "mtrl adapt" if kind.name in ("sine", "maml-rl") else "mtrl plot"
         raise MtrlError(f"{args.run_dir} is a {kind.name!r} run; use `{hint} {args.run_dir}`")
-    from mtrl.agents.mtsac_train import evaluate_agent, make_agent
+    from mtrl.agents.mtsac_train import eval_env_config
     from mtrl.envs.vector import make_multitask_env
-    from mtrl.evaluation import results_table, summarize
+    from mtrl.evaluation import evaluate, results_table, summarize
 
-    env = make_multitask_env(cfg.env)
+    env = make_multitask_env(eval_env_config(cfg.env))
     try:
-        agent = make_agent(cfg, env)
+        if kind.name == "mtsac":
+            from mtrl.agents.mtsac_train import make_agent
+            from mtrl.agents.mtsac_train import policy_fn as sac_policy
+
+            agent = make_agent(cfg, env)
+            agent.load_state_dict(run.load_checkpoint()["agent"])
+            policy = sac_policy(agent, env, cfg.device, True)
+        else:
+            from mtrl.agents.ppo import make_actor_critic
+            from mtrl.agents.ppo import policy_fn as ppo_policy
+
+            ac = make_actor_critic(cfg, env)
+            ac.load_state_dict(run.load_checkpoint()["actor_critic"])
+            policy = ppo_policy(ac, env, cfg.device)
+        rows = evaluate(env, policy, args.episodes, args.seed)
     finally:
         env.close()
-    agent.load_state_dict(run.load_checkpoint()["agent"])
-    rows = evaluate_agent(agent, cfg, args.episodes, args.seed)
     doc = {"episodes_per_task": args.episodes, "per_task": rows, "aggregate": summarize(rows)}
     (run.path / "eval.json").write_text(json.dumps(doc, indent=2) + "\n")
     if args.json:

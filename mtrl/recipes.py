@@ -28,6 +28,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "sine": ("mtrl.meta.regression", "RegressionRecipe", "train_regression"),
     "maml-rl": ("mtrl.meta.rl_train", "MetaRLRecipe", "train_meta_rl"),
     "mtsac": ("mtrl.agents.mtsac_train", "MTSACRecipe", "train_mtsac"),
+    "mtppo": ("mtrl.agents.ppo", "MTPPORecipe", "train_mtppo"),
 }
 
 

@@ -91,3 +91,31 @@ def normalize(adv: Tensor, masks: Tensor, dims: tuple[int, ...], eps: float = 1e
     mean = (adv * masks).sum(dim=dims, keepdim=True) / count
     var = (((adv - mean) * masks) ** 2).sum(dim=dims, keepdim=True) / count
     return (adv - mean) / (var.sqrt() + eps) * masks
+
+
+def gae_continuing(
+    rewards: Tensor,
+    values: Tensor,
+    dones: Tensor,
+    last_value: Tensor,
+    gamma: float,
+    lam: float,
+) -> Tensor:
+    """GAE over a rollout that crosses episode boundaries (PPO's buffer).
+
+    ``dones[t]`` is 1 where the episode terminated after step ``t`` (no bootstrapping
+    from the next state, which belongs to a new episode); ``last_value`` is V of the
+    state after the final step. Time limits are handled by the caller, who adds
+    ``gamma * V(final observation)`` to the reward of truncated steps.
+    """
+    _check_same(rewards=rewards, values=values, dones=dones)
+    horizon = rewards.shape[0]
+    adv = torch.zeros_like(rewards)
+    running = torch.zeros_like(last_value)
+    for t in range(horizon - 1, -1, -1):
+        next_value = last_value if t == horizon - 1 else values[t + 1]
+        nonterminal = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_value * nonterminal - values[t]
+        running = delta + gamma * lam * nonterminal * running
+        adv[t] = running
+    return adv

@@ -228,3 +228,38 @@ class FAMO(nn.Module):
         self.logits.grad = grad
         self._opt.step()
         self._prev = None
+
+
+def balanced_step(
+    opt: torch.optim.Optimizer,
+    params: Sequence[Tensor],
+    losses: Tensor,
+    reg: Tensor,
+    mode: str = "none",
+    cagrad_c: float = 0.5,
+    max_grad_norm: float | None = None,
+) -> None:
+    """One optimizer step on per-task ``losses`` (+ a shared ``reg`` term).
+
+    ``mode``: "none" (mean of the losses), "pcgrad" (projected sum / tasks) or "cagrad".
+    """
+    opt.zero_grad(set_to_none=True)
+    if mode == "none":
+        (losses.mean() + reg).backward()
+    elif mode in ("pcgrad", "cagrad"):
+        grads = per_task_gradients(losses, params)
+        direction = pcgrad(grads) / len(losses) if mode == "pcgrad" else cagrad(grads, cagrad_c)
+        if reg.requires_grad:
+            reg_grads = torch.autograd.grad(reg, list(params), allow_unused=True)
+            direction = direction + torch.cat(
+                [
+                    (torch.zeros_like(p) if g is None else g).reshape(-1)
+                    for p, g in zip(params, reg_grads, strict=True)
+                ]
+            )
+        assign_gradient(params, direction)
+    else:
+        raise ValueError(f"balancing must be 'none', 'pcgrad' or 'cagrad', got {mode!r}")
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(list(params), max_grad_norm)
+    opt.step()

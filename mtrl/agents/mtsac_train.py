@@ -106,9 +106,8 @@ def policy_fn(agent: MTSAC, env: MultiTaskVecEnv, device: str, deterministic: bo
     return act
 
 
-def eval_env_config(recipe: MTSACRecipe) -> MultiTaskEnvConfig:
+def eval_env_config(e: MultiTaskEnvConfig) -> MultiTaskEnvConfig:
     """The training tasks, one sub-env each, for evaluation."""
-    e = recipe.env
     return MultiTaskEnvConfig(
         name=e.name,
         split=e.split,
@@ -123,7 +122,7 @@ def eval_env_config(recipe: MTSACRecipe) -> MultiTaskEnvConfig:
 def evaluate_agent(
     agent: MTSAC, recipe: MTSACRecipe, episodes: int, seed: int
 ) -> list[dict[str, Any]]:
-    env = make_multitask_env(eval_env_config(recipe))
+    env = make_multitask_env(eval_env_config(recipe.env))
     try:
         return evaluate(env, policy_fn(agent, env, recipe.device, True), episodes, seed)
     finally:

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from mtrl.agents.balancing import assign_gradient, cagrad, pcgrad, per_task_gradients
+from mtrl.agents.balancing import balanced_step
 from mtrl.agents.replay import Batch
 from mtrl.config import bounded
 from mtrl.nets import MultiTaskNet, NetConfig
@@ -116,28 +116,7 @@ class MTSAC(nn.Module):
     def _step(
         self, opt: torch.optim.Optimizer, params: list[Tensor], losses: Tensor, reg: Tensor
     ) -> None:
-        """Minimize the per-task ``losses`` (+ ``reg``), with gradient surgery if configured."""
-        opt.zero_grad(set_to_none=True)
-        mode = self.config.balancing
-        if mode == "none":
-            (losses.mean() + reg).backward()
-        else:
-            grads = per_task_gradients(losses, params)
-            direction = (
-                pcgrad(grads) / len(losses)
-                if mode == "pcgrad"
-                else cagrad(grads, self.config.cagrad_c)
-            )
-            if reg.requires_grad:
-                reg_grads = torch.autograd.grad(reg, params, allow_unused=True)
-                direction = direction + torch.cat(
-                    [
-                        (torch.zeros_like(p) if g is None else g).reshape(-1)
-                        for p, g in zip(params, reg_grads, strict=True)
-                    ]
-                )
-            assign_gradient(params, direction)
-        opt.step()
+        balanced_step(opt, params, losses, reg, self.config.balancing, self.config.cagrad_c)
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One gradient step of critics, actor and temperatures; returns scalar metrics."""

@@ -1,0 +1,338 @@
+"""Multi-task PPO with mtrl's task-conditioned networks (`mtrl train`, ``kind = "mtppo"``).
+
+Rollouts of ``n_steps`` on every sub-env of the multi-task vector env; GAE across
+episode boundaries (time-limit truncation bootstraps from the final observation);
+clipped-surrogate epochs over task-balanced, task-sorted minibatches, so per-task
+layers run as one ``bmm`` and per-task losses feed the optional gradient balancing.
+Box actions use a Gaussian policy (clipped to the bounds in the env), Discrete
+actions a categorical one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.distributions import Categorical, Distribution, Normal
+
+from mtrl.agents.balancing import balanced_step
+from mtrl.agents.sac import per_task_mean
+from mtrl.config import bounded
+from mtrl.envs.vector import MultiTaskEnvConfig, MultiTaskVecEnv, make_multitask_env
+from mtrl.errors import ConfigError, MtrlError
+from mtrl.evaluation import evaluate, summarize
+from mtrl.nets import MultiTaskNet, NetConfig
+from mtrl.returns import gae_continuing
+from mtrl.runs import RunDir
+from mtrl.seeding import seed_everything
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    n_steps: int = bounded(256, ge=1)  # per sub-env per rollout
+    epochs: int = bounded(10, ge=1)
+    minibatches: int = bounded(4, ge=1)
+    lr: float = bounded(1e-3, gt=0.0)
+    gamma: float = bounded(0.99, gt=0.0, le=1.0)
+    gae_lambda: float = bounded(0.95, ge=0.0, le=1.0)
+    clip: float = bounded(0.2, gt=0.0, lt=1.0)
+    value_coef: float = bounded(0.5, ge=0.0)
+    entropy_coef: float = bounded(0.0, ge=0.0)
+    max_grad_norm: float = bounded(0.5, gt=0.0)
+    log_std_init: float = -0.5
+    balancing: Literal["none", "pcgrad", "cagrad"] = "none"
+    cagrad_c: float = bounded(0.5, ge=0.0)
+    actor: NetConfig = field(default_factory=lambda: NetConfig(hidden=[64, 64], activation="tanh"))
+    critic: NetConfig = field(default_factory=lambda: NetConfig(hidden=[64, 64], activation="tanh"))
+
+
+@dataclass(frozen=True)
+class MTPPORecipe:
+    kind: Literal["mtppo"] = "mtppo"
+    seed: int = bounded(0, ge=0)
+    device: str = "cpu"
+    threads: int = bounded(0, ge=0)
+    env: MultiTaskEnvConfig = field(default_factory=lambda: MultiTaskEnvConfig(name="cartpole"))
+    total_steps: int = bounded(100_000, ge=1)
+    eval_episodes: int = bounded(5, ge=1)
+    eval_every: int = bounded(50_000, ge=1)
+    checkpoint_every: int = bounded(50_000, ge=1)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+
+    def __post_init__(self) -> None:
+        if self.env.autoreset_mode != "same_step" or self.env.task_encoding != "index":
+            raise ConfigError(
+                "mtppo needs env.autoreset_mode = 'same_step' and env.task_encoding = 'index'"
+            )
+
+
+class ActorCritic(nn.Module):
+    """Task-conditioned policy and value networks for Box or Discrete actions."""
+
+    def __init__(self, cfg: PPOConfig, obs_dim: int, space: gym.Space[Any], num_tasks: int) -> None:
+        super().__init__()
+        if isinstance(space, gym.spaces.Discrete):
+            self.discrete, out = True, int(space.n)
+        elif isinstance(space, gym.spaces.Box):
+            self.discrete, out = False, int(np.prod(space.shape))
+        else:
+            raise ConfigError(f"mtppo supports Box and Discrete actions, got {space}")
+        self.pi = MultiTaskNet(cfg.actor, obs_dim, out, num_tasks)
+        self.v = MultiTaskNet(cfg.critic, obs_dim, 1, num_tasks)
+        self.log_std = nn.Parameter(torch.full((num_tasks, out), cfg.log_std_init))
+
+    def dist(self, obs: Tensor, tid: Tensor) -> Distribution:
+        out = self.pi(obs, tid)
+        if self.discrete:
+            return Categorical(logits=out)
+        return Normal(out, self.log_std[tid].exp())
+
+    def log_prob(self, d: Distribution, act: Tensor) -> Tensor:
+        lp = d.log_prob(act)
+        return lp if self.discrete else lp.sum(-1)
+
+    def entropy(self, d: Distribution) -> Tensor:
+        ent = d.entropy()
+        return ent if self.discrete else ent.sum(-1)
+
+    def value(self, obs: Tensor, tid: Tensor) -> Tensor:
+        return self.v(obs, tid).squeeze(-1)
+
+
+def _obs(obs: dict[str, np.ndarray], device: str) -> tuple[Tensor, Tensor]:
+    o = torch.as_tensor(np.asarray(obs["observation"], dtype=np.float32), device=device)
+    return o.reshape(o.shape[0], -1), torch.as_tensor(np.asarray(obs["task_id"]), device=device)
+
+
+def make_actor_critic(recipe: MTPPORecipe, env: MultiTaskVecEnv) -> ActorCritic:
+    space = env.single_observation_space
+    if not isinstance(space, gym.spaces.Dict):
+        raise ConfigError("mtppo needs the multi-task env's Dict observations (task ids)")
+    obs_dim = int(np.prod(space["observation"].shape or (1,)))
+    return ActorCritic(recipe.ppo, obs_dim, env.single_action_space, env.num_tasks).to(
+        recipe.device
+    )
+
+
+def policy_fn(ac: ActorCritic, env: MultiTaskVecEnv, device: str) -> Any:
+    """Deterministic actions (mode of the distribution) for evaluation."""
+    space = env.single_action_space
+
+    @torch.no_grad()
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        o, tid = _obs(obs, device)
+        out = ac.pi(o, tid)
+        if ac.discrete:
+            return out.argmax(-1).cpu().numpy()
+        assert isinstance(space, gym.spaces.Box)
+        return np.clip(out.cpu().numpy(), space.low, space.high)
+
+    return act
+
+
+def _eval(ac: ActorCritic, recipe: MTPPORecipe) -> list[dict[str, Any]]:
+    from mtrl.agents.mtsac_train import eval_env_config
+
+    env = make_multitask_env(eval_env_config(recipe.env))
+    try:
+        return evaluate(
+            env, policy_fn(ac, env, recipe.device), recipe.eval_episodes, recipe.seed + 1
+        )
+    finally:
+        env.close()
+
+
+def _balanced_minibatches(
+    task_ids: Tensor, num_tasks: int, minibatches: int, gen: torch.Generator
+) -> list[Tensor]:
+    """Index sets with the same number of samples of every task, task-sorted."""
+    per_task = [torch.nonzero(task_ids == t).flatten() for t in range(num_tasks)]
+    n = min(len(p) for p in per_task)
+    size = n // minibatches
+    if size < 1:
+        raise ConfigError("too few samples per task for the minibatches; raise ppo.n_steps")
+    shuffled = [p[torch.randperm(len(p), generator=gen)[:n]] for p in per_task]
+    return [torch.cat([s[i * size : (i + 1) * size] for s in shuffled]) for i in range(minibatches)]
+
+
+def train_mtppo(
+    recipe: MTPPORecipe, run_dir: str | Path, *, resume: bool = False, progress: bool = False
+) -> dict[str, Any]:
+    """Train multi-task PPO; checkpoints resume the networks, optimizer and step count."""
+    env = make_multitask_env(recipe.env)
+    try:
+        return _train(recipe, env, run_dir, resume, progress)
+    finally:
+        env.close()
+
+
+def _train(
+    recipe: MTPPORecipe, env: MultiTaskVecEnv, run_dir: str | Path, resume: bool, progress: bool
+) -> dict[str, Any]:
+    ac = make_actor_critic(recipe, env)
+    run = RunDir.create(run_dir, recipe, exist_ok=resume)
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    seed_everything(recipe.seed)
+    cfg, dev = recipe.ppo, recipe.device
+    opt = torch.optim.Adam(ac.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    steps = 0
+    if resume and any(run.checkpoints.glob("step_*.pt")):
+        state = run.load_checkpoint()
+        ac.load_state_dict(state["actor_critic"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        steps = int(state["steps"])
+    n = env.num_envs
+    obs, _ = env.reset(seed=recipe.seed + steps)
+    next_eval = (steps // recipe.eval_every + 1) * recipe.eval_every
+    next_ckpt = (steps // recipe.checkpoint_every + 1) * recipe.checkpoint_every
+    rows: list[dict[str, Any]] = []
+
+    def checkpoint() -> None:
+        state = {
+            "actor_critic": ac.state_dict(),
+            "optimizer": opt.state_dict(),
+            "generator": gen.get_state(),
+            "steps": steps,
+        }
+        run.save_checkpoint(state, steps)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=recipe.total_steps, initial=steps, desc="env steps", unit="step")
+    t0 = time.perf_counter()
+    try:
+        while steps < recipe.total_steps:
+            o_buf, a_buf, lp_buf, v_buf, r_buf, d_buf = [], [], [], [], [], []
+            for _ in range(cfg.n_steps):
+                o, tid = _obs(obs, dev)
+                with torch.no_grad():
+                    d = ac.dist(o, tid)
+                    a = d.sample()
+                    lp, v = ac.log_prob(d, a), ac.value(o, tid)
+                act = a.cpu().numpy()
+                if not ac.discrete:
+                    space = env.single_action_space
+                    assert isinstance(space, gym.spaces.Box)
+                    act = np.clip(act, space.low, space.high)
+                obs, rew, term, trunc, info = env.step(act)
+                rew_t = torch.as_tensor(rew, dtype=torch.float32, device=dev)
+                truncated = np.flatnonzero(np.logical_and(trunc, ~term))
+                if truncated.size:  # bootstrap time limits from the final observation
+                    finals = {
+                        "observation": np.stack(
+                            [info["final_obs"][i]["observation"] for i in truncated]
+                        ),
+                        "task_id": np.asarray(env.task_ids[truncated]),
+                    }
+                    fo, ftid = _obs(finals, dev)
+                    with torch.no_grad():
+                        rew_t[truncated] += cfg.gamma * ac.value(fo, ftid)
+                o_buf.append(o)
+                a_buf.append(a)
+                lp_buf.append(lp)
+                v_buf.append(v)
+                r_buf.append(rew_t)
+                d_buf.append(torch.as_tensor(np.logical_or(term, trunc), dtype=torch.float32))
+                steps += n
+                if bar is not None:
+                    bar.update(n)
+            with torch.no_grad():
+                last_v = ac.value(*_obs(obs, dev))
+            values = torch.stack(v_buf)
+            adv = gae_continuing(
+                torch.stack(r_buf),
+                values,
+                torch.stack(d_buf).to(dev),
+                last_v,
+                cfg.gamma,
+                cfg.gae_lambda,
+            )
+            returns = adv + values
+            flat_o = torch.cat(o_buf)
+            flat_t = torch.as_tensor(np.tile(env.task_ids, cfg.n_steps), device=dev)
+            flat_a, flat_lp = torch.cat(a_buf), torch.cat(lp_buf)
+            flat_adv, flat_ret = adv.reshape(-1), returns.reshape(-1)
+            losses_seen = []
+            for _ in range(cfg.epochs):
+                for idx in _balanced_minibatches(flat_t, env.num_tasks, cfg.minibatches, gen):
+                    tid = flat_t[idx]
+                    d = ac.dist(flat_o[idx], tid)
+                    ratio = torch.exp(ac.log_prob(d, flat_a[idx]) - flat_lp[idx])
+                    a_n = flat_adv[idx]
+                    a_n = (a_n - a_n.mean()) / (a_n.std() + 1e-8)
+                    surr = torch.minimum(ratio * a_n, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a_n)
+                    v_loss = (ac.value(flat_o[idx], tid) - flat_ret[idx]) ** 2
+                    per_sample = -surr + cfg.value_coef * v_loss - cfg.entropy_coef * ac.entropy(d)
+                    task_losses = per_task_mean(per_sample, tid, env.num_tasks)
+                    reg = ac.pi.regularization() + ac.v.regularization()
+                    if not torch.isfinite(task_losses).all():
+                        raise MtrlError(
+                            f"non-finite PPO loss at env step {steps}; lower ppo.lr "
+                            f"(now {cfg.lr}); the last checkpoint in {run.checkpoints} is intact"
+                        )
+                    balanced_step(
+                        opt,
+                        list(ac.parameters()),
+                        task_losses,
+                        reg,
+                        cfg.balancing,
+                        cfg.cagrad_c,
+                        cfg.max_grad_norm,
+                    )
+                    losses_seen.append(float(task_losses.mean().detach()))
+            stats = [r for r in env.episode_statistics(clear=True) if r["episodes"]]
+            row: dict[str, Any] = {
+                "step": steps,
+                "loss": float(np.mean(losses_seen)),
+                "env_steps_per_s": steps / max(time.perf_counter() - t0, 1e-9),
+            }
+            if stats:
+                row["train_return"] = float(np.mean([r["return"] for r in stats]))
+                for r in stats:
+                    row[f"return/{r['task_id']}"] = r["return"]
+            run.log_metrics(row)
+            if steps >= next_eval or steps >= recipe.total_steps:
+                rows = _eval(ac, recipe)
+                agg = summarize(rows)
+                run.log_metrics(
+                    {
+                        "step": steps,
+                        "eval_return": agg["return"].get("mean", math.nan),
+                        "eval_success": agg["success"].get("mean", math.nan),
+                    }
+                )
+                next_eval += recipe.eval_every
+            if steps >= next_ckpt and steps < recipe.total_steps:
+                checkpoint()
+                next_ckpt += recipe.checkpoint_every
+    except KeyboardInterrupt:
+        checkpoint()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    checkpoint()
+    if not rows:
+        rows = _eval(ac, recipe)
+    agg = summarize(rows)
+    results = {
+        "steps": steps,
+        "per_task": rows,
+        "aggregate": agg,
+        "mean_return": agg["return"].get("mean"),
+        "mean_success": agg["success"].get("mean"),
+    }
+    run.write_summary(seed=recipe.seed, results=results, kind=recipe.kind, env=recipe.env.name)
+    return results
