@@ -18,8 +18,7 @@ from mtrl.config import bounded
 from mtrl.envs.vector import MultiTaskEnvConfig, MultiTaskVecEnv, make_multitask_env
 from mtrl.errors import ConfigError, MtrlError
 from mtrl.evaluation import evaluate, summarize
-from mtrl.runs import RunDir
-from mtrl.seeding import seed_everything
+from mtrl.training import open_run, progress_bar
 
 
 class TrainingDivergedError(MtrlError):
@@ -148,10 +147,7 @@ def _train(
     recipe: MTSACRecipe, env: MultiTaskVecEnv, run_dir: str | Path, resume: bool, progress: bool
 ) -> dict[str, Any]:
     agent = make_agent(recipe, env)
-    run = RunDir.create(run_dir, recipe, exist_ok=resume)
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
-    seed_everything(recipe.seed)
+    run = open_run(recipe, run_dir, resume)
     obs_dim = agent.actor.net.in_dim
     act_dim = agent.actor.net.out_dim // 2
     buffer = TaskReplayBuffer(
@@ -190,11 +186,7 @@ def _train(
             steps,
         )
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=recipe.total_steps, initial=steps, desc="env steps", unit="step")
+    bar = progress_bar(progress, recipe.total_steps, steps, "env steps", "step")
     t0 = time.perf_counter()
     updates = 0
     try:

@@ -30,8 +30,7 @@ from mtrl.errors import ConfigError, MtrlError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.nets import MultiTaskNet, NetConfig
 from mtrl.returns import gae_continuing
-from mtrl.runs import RunDir
-from mtrl.seeding import seed_everything
+from mtrl.training import open_run, progress_bar
 
 
 @dataclass(frozen=True)
@@ -177,10 +176,7 @@ def _train(
     recipe: MTPPORecipe, env: MultiTaskVecEnv, run_dir: str | Path, resume: bool, progress: bool
 ) -> dict[str, Any]:
     ac = make_actor_critic(recipe, env)
-    run = RunDir.create(run_dir, recipe, exist_ok=resume)
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
-    seed_everything(recipe.seed)
+    run = open_run(recipe, run_dir, resume)
     cfg, dev = recipe.ppo, recipe.device
     opt = torch.optim.Adam(ac.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -206,11 +202,7 @@ def _train(
         }
         run.save_checkpoint(state, steps)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=recipe.total_steps, initial=steps, desc="env steps", unit="step")
+    bar = progress_bar(progress, recipe.total_steps, steps, "env steps", "step")
     t0 = time.perf_counter()
     try:
         while steps < recipe.total_steps:

@@ -18,8 +18,8 @@ from mtrl.meta.maml import MetaLearner, MetaLearnerConfig
 from mtrl.meta.sine import SineBatch, SineTaskConfig, sample_sine_batch
 from mtrl.nets import mlp
 from mtrl.runs import RunDir
-from mtrl.seeding import seed_everything
 from mtrl.stats import mean_ci95
+from mtrl.training import open_run, progress_bar
 
 Backend = Literal["mtrl", "learn2learn"]
 
@@ -123,10 +123,7 @@ def train_regression(
     ``resume`` continues from the newest checkpoint of ``run_dir`` (the recipe there
     must be the one given). Ctrl-C saves a checkpoint before stopping.
     """
-    run = RunDir.create(run_dir, recipe, exist_ok=resume)
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
-    seed_everything(recipe.seed)
+    run = open_run(recipe, run_dir, resume)
     learner = build_learner(recipe)
     opt = torch.optim.Adam(learner.parameters(), lr=recipe.meta_lr)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -149,11 +146,7 @@ def train_regression(
         }
         run.save_checkpoint(state, it)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=recipe.iterations, initial=start, desc="meta-train", unit="it")
+    bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it")
     it = start
     window: list[float] = []
     t0 = time.perf_counter()

@@ -35,9 +35,8 @@ from mtrl.meta.regression import TrainingDivergedError
 from mtrl.meta.rl_policy import GaussianMLPPolicy
 from mtrl.meta.rl_sampler import Episodes, EpisodeSampler
 from mtrl.returns import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize
-from mtrl.runs import RunDir
-from mtrl.seeding import seed_everything
 from mtrl.tasks import ParametricFamily, Task
+from mtrl.training import open_run, progress_bar
 
 
 @dataclass(frozen=True)
@@ -297,10 +296,7 @@ def train_meta_rl(
 ) -> dict[str, Any]:
     """Meta-train, logging pre/post-adaptation returns; checkpoints resume exactly."""
     family_of(recipe)  # a bad env name fails before the run directory is made
-    run = RunDir.create(run_dir, recipe, exist_ok=resume)
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
-    seed_everything(recipe.seed)
+    run = open_run(recipe, run_dir, resume)
     algo, family = build(recipe, recipe.meta_batch, recipe.episodes_per_task)
     rng = train_rng(recipe.seed)
     start = 0
@@ -322,11 +318,7 @@ def train_meta_rl(
         }
         run.save_checkpoint(state, it)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=recipe.iterations, initial=start, desc="meta-train", unit="it")
+    bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it")
     it = start
     last: dict[str, float] = {}
     try:
