@@ -36,3 +36,7 @@ class UnknownNameError(MtrlError, KeyError):
 
 class RunDirError(MtrlError):
     """A run directory is missing, incomplete, or would overwrite existing work."""
+
+
+class TrainingDivergedError(MtrlError):
+    """A loss became NaN or infinite; the message says where, and what to try."""

@@ -11,11 +11,11 @@ import torch
 
 from mtrl.cli import main
 from mtrl.config import write_toml
+from mtrl.errors import TrainingDivergedError
 from mtrl.meta import MetaLearnerConfig
 from mtrl.meta.regression import (
     RegressionEvalConfig,
     RegressionRecipe,
-    TrainingDivergedError,
     load_learner,
     train_regression,
 )

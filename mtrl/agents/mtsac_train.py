@@ -16,13 +16,9 @@ from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, SACConfig
 from mtrl.config import bounded
 from mtrl.envs.vector import MultiTaskEnvConfig, MultiTaskVecEnv, make_multitask_env
-from mtrl.errors import ConfigError, MtrlError
+from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.training import open_run, progress_bar
-
-
-class TrainingDivergedError(MtrlError):
-    """A loss became NaN or infinite."""
 
 
 @dataclass(frozen=True)

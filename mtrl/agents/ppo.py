@@ -26,7 +26,7 @@ from mtrl.agents.balancing import balanced_step
 from mtrl.agents.sac import per_task_mean
 from mtrl.config import bounded
 from mtrl.envs.vector import MultiTaskEnvConfig, MultiTaskVecEnv, make_multitask_env
-from mtrl.errors import ConfigError, MtrlError
+from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.nets import MultiTaskNet, NetConfig
 from mtrl.returns import gae_continuing
@@ -270,7 +270,7 @@ def _train(
                     task_losses = per_task_mean(per_sample, tid, env.num_tasks)
                     reg = ac.pi.regularization() + ac.v.regularization()
                     if not torch.isfinite(task_losses).all():
-                        raise MtrlError(
+                        raise TrainingDivergedError(
                             f"non-finite PPO loss at env step {steps}; lower ppo.lr "
                             f"(now {cfg.lr}); the last checkpoint in {run.checkpoints} is intact"
                         )

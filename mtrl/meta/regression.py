@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from mtrl.config import bounded
-from mtrl.errors import ConfigError, MtrlError
+from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.meta.maml import MetaLearner, MetaLearnerConfig
 from mtrl.meta.sine import SineBatch, SineTaskConfig, sample_sine_batch
 from mtrl.nets import mlp
@@ -22,10 +22,6 @@ from mtrl.stats import mean_ci95
 from mtrl.training import open_run, progress_bar
 
 Backend = Literal["mtrl", "learn2learn"]
-
-
-class TrainingDivergedError(MtrlError):
-    """The loss became NaN or infinite; the message says where and what to try."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from mtrl.config import bounded
-from mtrl.errors import ConfigError
+from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.meta.batched import stacked_sgd
 from mtrl.meta.functional import Params
 from mtrl.meta.maml import (
@@ -31,7 +31,6 @@ from mtrl.meta.maml import (
     learned_lrs,
     lr_tensors,
 )
-from mtrl.meta.regression import TrainingDivergedError
 from mtrl.meta.rl_policy import GaussianMLPPolicy
 from mtrl.meta.rl_sampler import Episodes, EpisodeSampler
 from mtrl.returns import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize
