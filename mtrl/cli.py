@@ -213,7 +213,13 @@ def _bench_sac(args: argparse.Namespace) -> int:
     updates = 20 if args.steps is None else args.steps
     if updates < 1 or args.repeats < 1 or args.batch < 10 or args.batch % 10:
         raise MtrlError("--steps and --repeats must be >= 1; --batch a multiple of 10 (tasks)")
-    res = bench_sac(updates=updates, repeats=args.repeats, batch=args.batch, threads=args.threads)
+    res = bench_sac(
+        updates=updates,
+        repeats=args.repeats,
+        batch=args.batch,
+        threads=args.threads,
+        compile=args.compile,
+    )
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -224,6 +230,8 @@ def _bench_sac(args: argparse.Namespace) -> int:
     for name, ups in res["updates_per_s"].items():
         print(f"  {name:<14} {ups:8.2f} updates/s")
     print(f"  ratio mtrl/SB3 = {res['ratio']:.2f}x")
+    if res["ratio_compiled"] is not None:
+        print(f"  ratio mtrl (compiled)/SB3 = {res['ratio_compiled']:.2f}x")
     return 0
 
 
@@ -331,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithm", choices=["maml", "fomaml", "metasgd"], default="maml")
     p.add_argument("--threads", type=int, default=1, help="meta/sac: torch threads (0: default)")
     p.add_argument("--batch", type=int, default=1280, help="sac: batch size (default 1280)")
-    p.add_argument("--compile", action="store_true", help="meta: add the torch.compile'd path")
+    p.add_argument("--compile", action="store_true", help="meta/sac: add the compiled path")
     p.add_argument("--device", default="cpu", help="meta: cpu or cuda")
     p.add_argument("--vectorization", choices=["sync", "async"], default="sync")
     p.add_argument("--json", action="store_true")

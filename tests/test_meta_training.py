@@ -205,3 +205,12 @@ def test_maml_rl_adapts_on_navigation2d(tmp_path: Path, capsys: pytest.CaptureFi
     rand = doc["curves"]["random init"]
     assert maml[1]["return"] > maml[0]["return"]  # one VPG step improves held-out return
     assert maml[1]["return"] > rand[1]["return"]
+
+
+@pytest.mark.parametrize("env", ["halfcheetah-vel", "halfcheetah-dir"])
+def test_maml_rl_runs_on_the_mujoco_families(env: str, tmp_path: Path) -> None:
+    from mtrl.meta.rl_train import train_meta_rl
+
+    recipe = MetaRLRecipe(env=env, meta_batch=2, episodes_per_task=2, horizon=20, iterations=2)
+    res = train_meta_rl(recipe, tmp_path / "run")
+    assert res["iterations"] == 2 and np.isfinite(res["final_post_return"])
