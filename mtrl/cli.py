@@ -228,7 +228,7 @@ def _bench_sac(args: argparse.Namespace) -> int:
         f"{res['threads']} thread(s), torch {res['torch']}"
     )
     for name, ups in res["updates_per_s"].items():
-        print(f"  {name:<14} {ups:8.2f} updates/s")
+        print(f"  {name:<24} {ups:8.2f} updates/s")
     print(f"  ratio mtrl/SB3 = {res['ratio']:.2f}x")
     if res["ratio_compiled"] is not None:
         print(f"  ratio mtrl (compiled)/SB3 = {res['ratio_compiled']:.2f}x")

@@ -51,10 +51,10 @@ def _collect(transitions: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def _mtrl_timer(
-    data: dict[str, np.ndarray], batch: int, hidden: list[int]
+    data: dict[str, np.ndarray], batch: int, hidden: list[int], compile: bool = False
 ) -> Callable[[int], float]:
     net = NetConfig(arch="shared", hidden=hidden)
-    agent = MTSAC(SACConfig(actor=net, critic=net), 39, 4, 10)
+    agent = MTSAC(SACConfig(actor=net, critic=net, compile=compile), 39, 4, 10)
     buf = TaskReplayBuffer(10, len(data["rew"]), 39, 4)
     buf.add(data["obs"], data["act"], data["rew"], data["next_obs"], data["done"], data["task"])
     gen = torch.Generator().manual_seed(0)
@@ -130,6 +130,8 @@ def bench_sac(
         "mtrl MT-SAC": _mtrl_timer(data, batch, sizes),
         "SB3 SAC": _sb3_timer(data, batch, sizes),
     }
+    if compile:
+        timers["mtrl MT-SAC (compiled)"] = _mtrl_timer(data, batch, sizes, compile=True)
     for run in timers.values():
         run(2)  # warm-up
     times: dict[str, list[float]] = {k: [] for k in timers}
