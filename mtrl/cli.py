@@ -219,12 +219,13 @@ def _bench_sac(args: argparse.Namespace) -> int:
         batch=args.batch,
         threads=args.threads,
         compile=args.compile,
+        device=args.device,
     )
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
     print(
-        f"SAC updates on MT10 data, batch {res['batch']}, hidden {res['hidden']}, "
+        f"{res['device']}: SAC updates on MT10 data, batch {res['batch']}, hidden {res['hidden']}, "
         f"{res['threads']} thread(s), torch {res['torch']}"
     )
     for name, ups in res["updates_per_s"].items():
@@ -340,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="meta/sac: torch threads (0: default)")
     p.add_argument("--batch", type=int, default=1280, help="sac: batch size (default 1280)")
     p.add_argument("--compile", action="store_true", help="meta/sac: add the compiled path")
-    p.add_argument("--device", default="cpu", help="meta: cpu or cuda")
+    p.add_argument("--device", default="cpu", help="meta/sac: cpu or cuda")
     p.add_argument("--vectorization", choices=["sync", "async"], default="sync")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_bench)

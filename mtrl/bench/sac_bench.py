@@ -51,11 +51,15 @@ def _collect(transitions: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def _mtrl_timer(
-    data: dict[str, np.ndarray], batch: int, hidden: list[int], compile: bool = False
+    data: dict[str, np.ndarray],
+    batch: int,
+    hidden: list[int],
+    compile: bool = False,
+    device: str = "cpu",
 ) -> Callable[[int], float]:
     net = NetConfig(arch="shared", hidden=hidden)
-    agent = MTSAC(SACConfig(actor=net, critic=net, compile=compile), 39, 4, 10)
-    buf = TaskReplayBuffer(10, len(data["rew"]), 39, 4)
+    agent = MTSAC(SACConfig(actor=net, critic=net, compile=compile), 39, 4, 10).to(device)
+    buf = TaskReplayBuffer(10, len(data["rew"]), 39, 4, device=device)
     buf.add(data["obs"], data["act"], data["rew"], data["next_obs"], data["done"], data["task"])
     gen = torch.Generator().manual_seed(0)
 
@@ -63,13 +67,15 @@ def _mtrl_timer(
         t0 = time.perf_counter()
         for _ in range(updates):
             agent.update(buf.sample(batch, gen))
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         return time.perf_counter() - t0
 
     return run
 
 
 def _sb3_timer(
-    data: dict[str, np.ndarray], batch: int, hidden: list[int]
+    data: dict[str, np.ndarray], batch: int, hidden: list[int], device: str = "cpu"
 ) -> Callable[[int], float]:
     from stable_baselines3 import SAC
 
@@ -83,7 +89,7 @@ def _sb3_timer(
         buffer_size=len(data["rew"]),
         learning_starts=0,
         policy_kwargs={"net_arch": hidden},
-        device="cpu",
+        device=device,
         seed=0,
     )
     n = env.num_envs
@@ -119,6 +125,7 @@ def bench_sac(
     transitions: int = 5000,
     threads: int = 0,
     compile: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Updates/s of both implementations and the ratio mtrl / SB3 (``compile`` adds
     mtrl's torch.compile'd update)."""
@@ -127,11 +134,13 @@ def bench_sac(
     sizes = hidden or [400, 400, 400]
     data = _collect(transitions, seed=0)
     timers = {
-        "mtrl MT-SAC": _mtrl_timer(data, batch, sizes),
-        "SB3 SAC": _sb3_timer(data, batch, sizes),
+        "mtrl MT-SAC": _mtrl_timer(data, batch, sizes, device=device),
+        "SB3 SAC": _sb3_timer(data, batch, sizes, device),
     }
     if compile:
-        timers["mtrl MT-SAC (compiled)"] = _mtrl_timer(data, batch, sizes, compile=True)
+        timers["mtrl MT-SAC (compiled)"] = _mtrl_timer(
+            data, batch, sizes, compile=True, device=device
+        )
     for run in timers.values():
         run(2)  # warm-up
     times: dict[str, list[float]] = {k: [] for k in timers}
@@ -145,6 +154,7 @@ def bench_sac(
         "updates": updates,
         "repeats": repeats,
         "threads": torch.get_num_threads(),
+        "device": device,
         "torch": torch.__version__,
         "updates_per_s": ups,
         "ratio": ups["mtrl MT-SAC"] / ups["SB3 SAC"],
