@@ -75,3 +75,12 @@ def test_bad_recipe_is_reported_before_any_work(
     assert "num_tasks = 99 but navigation2d has 40" in capsys.readouterr().err
     assert main(["bench", "env", "--steps", "0"]) == 2
     assert "--steps and --repeats must be >= 1" in capsys.readouterr().err
+
+
+def test_a_bad_rollout_config_leaves_no_run_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    code = main(["envs", "rollout", "cartpole", "--policy", "expert", "--run-dir", str(run)])
+    assert code == 2 and "needs a Meta-World suite" in capsys.readouterr().err
+    assert not run.exists()

@@ -32,9 +32,8 @@ def run_rollout(
     cfg: RolloutConfig, run_dir: Path | None = None, progress: bool = False
 ) -> list[dict[str, Any]]:
     """Roll the policy, return per-task rows; with ``run_dir``, record the run there."""
-    run = RunDir.create(run_dir, cfg) if run_dir is not None else None
     seed_everything(cfg.seed)
-    env = make_multitask_env(cfg.env)
+    env = make_multitask_env(cfg.env)  # a bad env config fails before the run dir exists
     try:
         if cfg.policy == "expert":
             if env.tasks[0].family != "metaworld":
@@ -44,6 +43,7 @@ def run_rollout(
             policy = metaworld_expert_policy(env.tasks, env.task_ids)
         else:
             policy = random_policy(env.action_space, cfg.seed)
+        run = RunDir.create(run_dir, cfg) if run_dir is not None else None
         rows = rollout(env, policy, cfg.episodes_per_task, seed=cfg.seed, progress=progress)
     finally:
         env.close()
