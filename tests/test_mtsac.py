@@ -69,7 +69,7 @@ def test_per_task_mean_groups_by_task() -> None:
     )
 
 
-@pytest.mark.parametrize("balancing", ["none", "pcgrad", "cagrad"])
+@pytest.mark.parametrize("balancing", ["none", "pcgrad", "cagrad", "uncertainty"])
 def test_an_update_changes_networks_and_temperatures(balancing: str) -> None:
     torch.manual_seed(0)
     cfg = SACConfig(
@@ -92,6 +92,10 @@ def test_an_update_changes_networks_and_temperatures(balancing: str) -> None:
     changed = [not torch.equal(a, b) for a, b in zip(before, agent.parameters(), strict=True)]
     assert all(changed[: len(list(agent.actor.parameters()))])
     assert not torch.equal(agent.log_alpha.detach(), torch.zeros(2))
+    if balancing == "uncertainty":
+        assert agent.critic_weights is not None and agent.actor_weights is not None
+        assert agent.critic_weights.log_vars.abs().sum() > 0
+        assert agent.actor_weights.log_vars.abs().sum() > 0
 
 
 def test_short_run_resumes_and_feeds_eval_and_plot(

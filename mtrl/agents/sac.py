@@ -15,13 +15,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from mtrl.agents.balancing import balanced_step
+from mtrl.agents.balancing import UncertaintyWeighting, balanced_step
 from mtrl.agents.replay import Batch
 from mtrl.config import bounded
 from mtrl.nets import MultiTaskNet, NetConfig
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-Balancing = Literal["none", "pcgrad", "cagrad"]
+Balancing = Literal["none", "pcgrad", "cagrad", "uncertainty"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class SACConfig:
     alpha_lr: float = bounded(3e-4, gt=0.0)
     init_alpha: float = bounded(1.0, gt=0.0)
     target_entropy: float | None = None  # default: -action_dim
-    balancing: Balancing = "none"  # gradient surgery on the per-task actor and critic losses
+    # per-task actor and critic losses: plain mean, gradient surgery (pcgrad, cagrad) or
+    # learned uncertainty weights (Kendall et al.; one set for the actor, one for critics)
+    balancing: Balancing = "none"
     cagrad_c: float = bounded(0.5, ge=0.0)
     # torch.compile the loss computations (CUDA graphs too with compile_mode
     # "reduce-overhead" on a GPU); same numbers as eager within float tolerance.
@@ -113,10 +115,17 @@ class MTSAC(nn.Module):
         self.target_entropy = (
             -float(act_dim) if config.target_entropy is None else config.target_entropy
         )
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(
-            self.critic.parameters(), lr=config.critic_lr, fused=True
-        )
+        self.actor_weights: UncertaintyWeighting | None = None
+        self.critic_weights: UncertaintyWeighting | None = None
+        actor_params = list(self.actor.parameters())
+        critic_params = list(self.critic.parameters())
+        if config.balancing == "uncertainty":
+            self.actor_weights = UncertaintyWeighting(num_tasks)
+            self.critic_weights = UncertaintyWeighting(num_tasks)
+            actor_params += list(self.actor_weights.parameters())
+            critic_params += list(self.critic_weights.parameters())
+        self.actor_opt = torch.optim.Adam(actor_params, lr=config.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(critic_params, lr=config.critic_lr, fused=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
         self._critic_fn: Any = self._critic_losses
         self._actor_fn: Any = self._actor_losses
@@ -125,8 +134,18 @@ class MTSAC(nn.Module):
             self._actor_fn = torch.compile(self._actor_losses, mode=config.compile_mode)
 
     def _step(
-        self, opt: torch.optim.Optimizer, params: list[Tensor], losses: Tensor, reg: Tensor
+        self,
+        opt: torch.optim.Optimizer,
+        params: list[Tensor],
+        losses: Tensor,
+        reg: Tensor,
+        weights: UncertaintyWeighting | None,
     ) -> None:
+        if weights is not None:  # the weights' own parameters are in ``opt`` too
+            opt.zero_grad(set_to_none=True)
+            (weights(losses) / self.num_tasks + reg).backward()
+            opt.step()
+            return
         balanced_step(opt, params, losses, reg, self.config.balancing, self.config.cagrad_c)
 
     def _critic_losses(self, batch: Batch, alpha: Tensor) -> Tensor:
@@ -158,6 +177,7 @@ class MTSAC(nn.Module):
             list(self.critic.parameters()),
             critic_losses,
             self.critic.regularization(),
+            self.critic_weights,
         )
         self.critic.requires_grad_(False)
         actor_losses, logp = self._actor_fn(batch.obs, tid, alpha)
@@ -166,6 +186,7 @@ class MTSAC(nn.Module):
             list(self.actor.parameters()),
             actor_losses,
             self.actor.net.regularization(),
+            self.actor_weights,
         )
         self.critic.requires_grad_(True)
         alpha_loss = -(self.log_alpha[tid] * (logp.detach() + self.target_entropy)).mean()
