@@ -107,6 +107,10 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     from mtrl.meta.adaptation import adaptation_table, write_adaptation
     from mtrl.recipes import load_run
 
+    if args.steps < 1 or args.tasks < 2:
+        raise MtrlError("--steps must be >= 1 and --tasks >= 2 (a confidence interval needs two)")
+    if args.pretrain_iterations is not None and args.pretrain_iterations < 0:
+        raise MtrlError("--pretrain-iterations must be >= 0 (0 leaves the baseline out)")
     run, kind, cfg = load_run(args.run_dir)
     if kind.name == "sine":
         from mtrl.meta.adaptation import adapt_regression
@@ -131,6 +135,8 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from mtrl.recipes import load_run
 
+    if args.episodes < 1:
+        raise MtrlError("--episodes must be >= 1")
     run, kind, cfg = load_run(args.run_dir)
     if kind.name not in ("mtsac", "mtppo"):
         hint = "mtrl adapt" if kind.name in ("sine", "maml-rl") else "mtrl plot"

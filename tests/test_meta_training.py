@@ -109,6 +109,10 @@ def test_bad_recipes_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "r").exists()
     assert main(["adapt", str(tmp_path / "nowhere")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+    assert main(["adapt", str(tmp_path / "nowhere"), "--tasks", "1"]) == 2
+    assert "--tasks >= 2" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nowhere"), "--episodes", "0"]) == 2
+    assert "--episodes must be >= 1" in capsys.readouterr().err
 
 
 def test_bench_meta_reports_tasks_per_second(capsys: pytest.CaptureFixture[str]) -> None:

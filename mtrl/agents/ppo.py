@@ -77,10 +77,13 @@ class ActorCritic(nn.Module):
 
     def __init__(self, cfg: PPOConfig, obs_dim: int, space: gym.Space[Any], num_tasks: int) -> None:
         super().__init__()
+        self.low: np.ndarray | None = None
+        self.high: np.ndarray | None = None
         if isinstance(space, gym.spaces.Discrete):
             self.discrete, out = True, int(space.n)
         elif isinstance(space, gym.spaces.Box):
             self.discrete, out = False, int(np.prod(space.shape))
+            self.low, self.high = space.low, space.high
         else:
             raise ConfigError(f"mtppo supports Box and Discrete actions, got {space}")
         self.pi = MultiTaskNet(cfg.actor, obs_dim, out, num_tasks)
@@ -100,6 +103,11 @@ class ActorCritic(nn.Module):
     def entropy(self, d: Distribution) -> Tensor:
         ent = d.entropy()
         return ent if self.discrete else ent.sum(-1)
+
+    def env_actions(self, actions: Tensor) -> np.ndarray:
+        """Actions as the env takes them: Box actions clipped to the bounds."""
+        act = actions.cpu().numpy()
+        return act if self.low is None else np.clip(act, self.low, self.high)
 
     def value(self, obs: Tensor, tid: Tensor) -> Tensor:
         return self.v(obs, tid).squeeze(-1)
@@ -122,16 +130,12 @@ def make_actor_critic(recipe: MTPPORecipe, env: MultiTaskVecEnv) -> ActorCritic:
 
 def policy_fn(ac: ActorCritic, env: MultiTaskVecEnv, device: str) -> Any:
     """Deterministic actions (mode of the distribution) for evaluation."""
-    space = env.single_action_space
 
     @torch.no_grad()
     def act(obs: dict[str, np.ndarray]) -> np.ndarray:
         o, tid = _obs(obs, device)
         out = ac.pi(o, tid)
-        if ac.discrete:
-            return out.argmax(-1).cpu().numpy()
-        assert isinstance(space, gym.spaces.Box)
-        return np.clip(out.cpu().numpy(), space.low, space.high)
+        return ac.env_actions(out.argmax(-1) if ac.discrete else out)
 
     return act
 
@@ -213,12 +217,7 @@ def _train(
                     d = ac.dist(o, tid)
                     a = d.sample()
                     lp, v = ac.log_prob(d, a), ac.value(o, tid)
-                act = a.cpu().numpy()
-                if not ac.discrete:
-                    space = env.single_action_space
-                    assert isinstance(space, gym.spaces.Box)
-                    act = np.clip(act, space.low, space.high)
-                obs, rew, term, trunc, info = env.step(act)
+                obs, rew, term, trunc, info = env.step(ac.env_actions(a))
                 rew_t = torch.as_tensor(rew, dtype=torch.float32, device=dev)
                 truncated = np.flatnonzero(np.logical_and(trunc, ~term))
                 if truncated.size:  # bootstrap time limits from the final observation

@@ -81,8 +81,8 @@ class SB3MultiTaskVecEnv(VecEnv):
                 info["TimeLimit.truncated"] = bool(truncs[i] and not terms[i])
                 if final_obs is not None:
                     info["terminal_observation"] = final_obs[i]
-                ep = final.get("episode") if final else None
-                if ep is not None and final.get("_episode", np.zeros(1, bool))[i]:
+                ep, mask = final.get("episode"), final.get("_episode")
+                if ep is not None and mask is not None and mask[i]:
                     info["episode"] = {k: np.asarray(v[i]).item() for k, v in ep.items()}
             out.append(info)
         return obs, np.asarray(rewards, dtype=np.float32), dones, out

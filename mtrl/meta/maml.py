@@ -131,8 +131,9 @@ def _check_batch(xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) -> None:
 class MetaLearner(nn.Module):
     """Wraps a model; :meth:`meta_loss` gives the mean query loss of a task batch.
 
-    Task batches are stacked tensors ``[tasks, shots, ...]``; one ``vmap`` runs the inner
-    loop of all tasks. ``loss.backward()`` gives the meta-gradient (second order for
+    Task batches are stacked tensors ``[tasks, shots, ...]``; the inner loop of all tasks
+    runs at once: stacked parameters and ``bmm`` for MLPs, ``vmap`` for other modules
+    (``config.batching``). ``loss.backward()`` gives the meta-gradient (second order for
     ``maml`` and ``metasgd``, first order for ``fomaml``), including Meta-SGD's learning
     rates (``self.lrs``).
     """

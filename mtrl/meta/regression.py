@@ -240,5 +240,4 @@ def pretrain_baseline(recipe: RegressionRecipe, iterations: int, seed: int) -> M
 
 def random_baseline(recipe: RegressionRecipe, seed: int) -> MetaLearner:
     """A randomly initialised network adapted with the recipe's fixed inner loop."""
-    torch.manual_seed(seed)
     return pretrain_baseline(recipe, 0, seed)

@@ -37,8 +37,6 @@ def adapt_meta_rl(
     """
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
-    if num_tasks < 2:
-        raise ValueError("--tasks must be >= 2 for a confidence interval")
     seed_everything(seed)
     meta, family = build(recipe, num_tasks, recipe.episodes_per_task)
     meta.mp.load_state_dict(run.load_checkpoint()["meta_policy"])
