@@ -69,12 +69,17 @@ def test_per_task_mean_groups_by_task() -> None:
     )
 
 
-@pytest.mark.parametrize("balancing", ["none", "pcgrad", "cagrad", "uncertainty"])
+@pytest.mark.parametrize(
+    "balancing", ["none", "pcgrad", "cagrad", "uncertainty", "gradnorm", "famo"]
+)
 def test_an_update_changes_networks_and_temperatures(balancing: str) -> None:
     torch.manual_seed(0)
+    critic_arch = "multihead" if balancing == "gradnorm" else "soft"  # soft shares no layer
     cfg = SACConfig(
-        balancing=balancing, actor=NetConfig(hidden=[8]), critic=NetConfig(arch="soft", hidden=[8])
-    )  # type: ignore[arg-type]
+        balancing=balancing,  # type: ignore[arg-type]
+        actor=NetConfig(hidden=[8]),
+        critic=NetConfig(arch=critic_arch, hidden=[8, 8]),  # type: ignore[arg-type]
+    )
     agent = MTSAC(cfg, obs_dim=3, act_dim=2, num_tasks=2)
     buf = TaskReplayBuffer(2, 10, 3, 2)
     for _ in range(3):
@@ -87,15 +92,25 @@ def test_an_update_changes_networks_and_temperatures(balancing: str) -> None:
             np.array([0, 1]),
         )
     before = [p.detach().clone() for p in agent.parameters()]
+    bal_before = [p.detach().clone() for p in agent.critic_balancer.parameters()]
     metrics = agent.update(buf.sample(8))
     assert all(np.isfinite(v) for v in metrics.values())
     changed = [not torch.equal(a, b) for a, b in zip(before, agent.parameters(), strict=True)]
     assert all(changed[: len(list(agent.actor.parameters()))])
     assert not torch.equal(agent.log_alpha.detach(), torch.zeros(2))
-    if balancing == "uncertainty":
-        assert agent.critic_weights is not None and agent.actor_weights is not None
-        assert agent.critic_weights.log_vars.abs().sum() > 0
-        assert agent.actor_weights.log_vars.abs().sum() > 0
+    weights = agent.critic_balancer.task_weights()
+    assert float(weights.sum()) == pytest.approx(2.0)
+    if balancing in ("uncertainty", "gradnorm", "famo"):  # the critics' weighting learned
+        assert all(
+            not torch.equal(a, b)
+            for a, b in zip(bal_before, agent.critic_balancer.parameters(), strict=True)
+        )
+        assert agent.optimizer_state()["critic_balancer"]["state"]
+
+
+def test_gradnorm_needs_a_shared_layer() -> None:
+    with pytest.raises(ConfigError, match="shared by all tasks"):
+        MTSAC(SACConfig(balancing="gradnorm", critic=NetConfig(arch="soft")), 3, 2, 2)
 
 
 def test_short_run_resumes_and_feeds_eval_and_plot(

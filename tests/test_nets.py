@@ -78,3 +78,17 @@ def test_bad_inputs_name_the_problem() -> None:
         net(torch.randn(2, 5), torch.tensor([0.0, 1.0]))
     with pytest.raises(ConfigError, match="hidden"):
         NetConfig(hidden=[])
+
+
+@pytest.mark.parametrize("arch", ["shared", "film", "multihead", "moe"])
+def test_last_shared_weight_gets_gradient_from_every_task(arch: str) -> None:
+    torch.manual_seed(0)
+    net = MultiTaskNet(NetConfig(arch=arch, hidden=[8, 8]), 3, 2, 3)  # type: ignore[arg-type]
+    (w,) = net.last_shared_weight()
+    assert any(w is p for p in net.parameters()) and w.dim() == 2
+    x = torch.randn(3, 3)
+    for task in range(3):
+        (g,) = torch.autograd.grad(net(x, torch.full((3,), task)).sum(), [w])
+        assert g.abs().sum() > 0
+    soft = MultiTaskNet(NetConfig(arch="soft", hidden=[8]), 3, 2, 3)
+    assert soft.last_shared_weight() == []

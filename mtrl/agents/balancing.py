@@ -4,12 +4,14 @@ Gradient surgery works on per-task gradients stacked as ``G [tasks, params]`` an
 returns one update direction (pure functions): :func:`pcgrad`, :func:`cagrad`.
 Loss weighting works on per-task losses ``[tasks]`` and keeps a little state
 (modules): :class:`UncertaintyWeighting`, :class:`GradNorm`, :class:`FAMO`.
-:func:`per_task_gradients` and :func:`assign_gradient` connect both to a model.
+:func:`per_task_gradients` and :func:`assign_gradient` connect both to a model;
+:class:`TaskBalancer` makes any of them one optimizer step, as the agents use them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -263,3 +265,124 @@ def balanced_step(
     if max_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(list(params), max_grad_norm)
     opt.step()
+
+
+BalancingMode = Literal["none", "pcgrad", "cagrad", "uncertainty", "gradnorm", "famo"]
+SURGERY_MODES = ("none", "pcgrad", "cagrad")
+WEIGHTING_MODES = ("uncertainty", "gradnorm", "famo")
+
+
+class TaskBalancer(nn.Module):
+    """One optimizer step on per-task losses with any balancing method.
+
+    ``none``/``pcgrad``/``cagrad`` work on gradients (:func:`balanced_step`). The loss
+    weightings need losses bounded below by 0 (``log L`` for FAMO, ``L / L_0`` for
+    GradNorm, ``exp(-s) L`` for uncertainty weighting would push a negative loss's
+    weight to infinity); GradNorm needs the ``shared`` parameters whose gradient norms
+    it balances and FAMO a ``recompute`` of the same batch's losses after the step.
+    The weighting's own parameters have their own Adam (``lr``; ``weight_lr`` for
+    GradNorm and FAMO, as in their papers).
+    """
+
+    def __init__(
+        self,
+        mode: BalancingMode,
+        num_tasks: int,
+        *,
+        lr: float = 3e-4,
+        cagrad_c: float = 0.5,
+        gradnorm_alpha: float = 1.5,
+        weight_lr: float = 0.025,
+        famo_gamma: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        modes = SURGERY_MODES + WEIGHTING_MODES
+        if mode not in modes:
+            raise ValueError(f"unknown balancing {mode!r}; choose from {', '.join(modes)}")
+        self.mode = mode
+        self.num_tasks = num_tasks
+        self.cagrad_c = cagrad_c
+        self.uncertainty = UncertaintyWeighting(num_tasks) if mode == "uncertainty" else None
+        self.gradnorm = (
+            GradNorm(num_tasks, gradnorm_alpha, weight_lr) if mode == "gradnorm" else None
+        )
+        self.famo = FAMO(num_tasks, weight_lr, famo_gamma) if mode == "famo" else None
+        self._uw_opt = (
+            torch.optim.Adam(self.uncertainty.parameters(), lr=lr) if self.uncertainty else None
+        )
+
+    def task_weights(self) -> Tensor:
+        """Each task's current weight, scaled to mean 1 (for logging): ``exp(-s_t)`` for
+        uncertainty weighting, GradNorm's weights, FAMO's softmax weights of the log losses."""
+        t = self.num_tasks
+        if self.uncertainty is not None:
+            w = torch.exp(-self.uncertainty.log_vars.detach())
+        elif self.gradnorm is not None:
+            w = self.gradnorm.weights.detach()
+        elif self.famo is not None:
+            w = self.famo.weights()
+        else:
+            return torch.ones(t)
+        return w * (t / w.sum())
+
+    def step(
+        self,
+        opt: torch.optim.Optimizer,
+        params: Sequence[Tensor],
+        losses: Tensor,
+        reg: Tensor,
+        *,
+        shared: Sequence[Tensor] = (),
+        recompute: Callable[[], Tensor] | None = None,
+        max_grad_norm: float | None = None,
+    ) -> None:
+        """Zero the grads, back-propagate the balanced loss + ``reg`` and step ``opt``."""
+        if losses.shape != (self.num_tasks,):
+            raise ValueError(f"losses must be [{self.num_tasks}], got {tuple(losses.shape)}")
+        if self.mode in SURGERY_MODES:
+            balanced_step(opt, params, losses, reg, self.mode, self.cagrad_c, max_grad_norm)
+            return
+        if bool((losses.detach() < 0).any()):
+            raise ValueError(
+                f"{self.mode} weighting needs losses >= 0, got {losses.detach().tolist()}; "
+                "use pcgrad or cagrad for losses without a lower bound"
+            )
+        opt.zero_grad(set_to_none=True)
+        if self.uncertainty is not None and self._uw_opt is not None:
+            self._uw_opt.zero_grad(set_to_none=True)
+            total = self.uncertainty(losses) / self.num_tasks
+        elif self.gradnorm is not None:
+            if not shared:
+                raise ValueError("gradnorm needs the shared parameters (shared=...)")
+            self.gradnorm.update(losses, shared)
+            total = self.gradnorm.weighted(losses) / self.num_tasks
+        else:
+            if recompute is None:
+                raise ValueError("famo needs recompute=: the same batch's losses after the step")
+            total = cast(FAMO, self.famo)(losses)
+        (total + reg).backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(list(params), max_grad_norm)
+        opt.step()
+        if self._uw_opt is not None:
+            self._uw_opt.step()
+        if self.famo is not None and recompute is not None:
+            with torch.no_grad():
+                self.famo.update(recompute())
+
+    def optimizer_state(self) -> dict[str, Any]:
+        """State of the weighting's own optimizer (checkpoints)."""
+        opt = self._weight_optimizer()
+        return {} if opt is None else opt.state_dict()
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        opt = self._weight_optimizer()
+        if opt is not None and state:
+            opt.load_state_dict(state)
+
+    def _weight_optimizer(self) -> torch.optim.Optimizer | None:
+        if self.gradnorm is not None:
+            return self.gradnorm._opt
+        if self.famo is not None:
+            return self.famo._opt
+        return self._uw_opt

@@ -15,13 +15,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from mtrl.agents.balancing import UncertaintyWeighting, balanced_step
+from mtrl.agents.balancing import SURGERY_MODES, BalancingMode, TaskBalancer
 from mtrl.agents.replay import Batch
 from mtrl.config import bounded
+from mtrl.errors import ConfigError
 from mtrl.nets import MultiTaskNet, NetConfig
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-Balancing = Literal["none", "pcgrad", "cagrad", "uncertainty"]
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,13 @@ class SACConfig:
     alpha_lr: float = bounded(3e-4, gt=0.0)
     init_alpha: float = bounded(1.0, gt=0.0)
     target_entropy: float | None = None  # default: -action_dim
-    # per-task actor and critic losses: plain mean, gradient surgery (pcgrad, cagrad) or
-    # learned uncertainty weights (Kendall et al.; one set for the actor, one for critics)
-    balancing: Balancing = "none"
+    # per-task losses: plain mean, gradient surgery on actor and critics (pcgrad,
+    # cagrad), or a loss weighting of the critics' TD losses (uncertainty, gradnorm,
+    # famo: they need losses bounded below, which the actor's are not)
+    balancing: BalancingMode = "none"
     cagrad_c: float = bounded(0.5, ge=0.0)
+    gradnorm_alpha: float = bounded(1.5, ge=0.0)
+    weight_lr: float = bounded(0.025, gt=0.0)  # GradNorm's and FAMO's task weights
     # torch.compile the loss computations (CUDA graphs too with compile_mode
     # "reduce-overhead" on a GPU); same numbers as eager within float tolerance.
     compile: bool = False
@@ -92,6 +95,10 @@ class Critic(nn.Module):
     def regularization(self) -> Tensor:
         return self.q1.regularization() + self.q2.regularization()
 
+    def shared_weights(self) -> list[Tensor]:
+        """Both Q-networks' last shared layer weights (empty for ``soft`` sharing)."""
+        return self.q1.last_shared_weight() + self.q2.last_shared_weight()
+
 
 def per_task_mean(values: Tensor, task_ids: Tensor, num_tasks: int) -> Tensor:
     """``[tasks]`` means of ``values [batch]`` grouped by task id."""
@@ -115,17 +122,27 @@ class MTSAC(nn.Module):
         self.target_entropy = (
             -float(act_dim) if config.target_entropy is None else config.target_entropy
         )
-        self.actor_weights: UncertaintyWeighting | None = None
-        self.critic_weights: UncertaintyWeighting | None = None
-        actor_params = list(self.actor.parameters())
-        critic_params = list(self.critic.parameters())
-        if config.balancing == "uncertainty":
-            self.actor_weights = UncertaintyWeighting(num_tasks)
-            self.critic_weights = UncertaintyWeighting(num_tasks)
-            actor_params += list(self.actor_weights.parameters())
-            critic_params += list(self.critic_weights.parameters())
-        self.actor_opt = torch.optim.Adam(actor_params, lr=config.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(critic_params, lr=config.critic_lr, fused=True)
+        mode = config.balancing
+        if mode == "gradnorm" and not self.critic.shared_weights():
+            raise ConfigError(
+                "balancing = 'gradnorm' needs a layer shared by all tasks; "
+                "the critic's arch 'soft' has none"
+            )
+        self.critic_balancer = TaskBalancer(
+            mode,
+            num_tasks,
+            lr=config.critic_lr,
+            cagrad_c=config.cagrad_c,
+            gradnorm_alpha=config.gradnorm_alpha,
+            weight_lr=config.weight_lr,
+        )
+        self.actor_balancer = TaskBalancer(
+            mode if mode in SURGERY_MODES else "none", num_tasks, cagrad_c=config.cagrad_c
+        )
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(
+            self.critic.parameters(), lr=config.critic_lr, fused=True
+        )
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
         self._critic_fn: Any = self._critic_losses
         self._actor_fn: Any = self._actor_losses
@@ -133,32 +150,20 @@ class MTSAC(nn.Module):
             self._critic_fn = torch.compile(self._critic_losses, mode=config.compile_mode)
             self._actor_fn = torch.compile(self._actor_losses, mode=config.compile_mode)
 
-    def _step(
-        self,
-        opt: torch.optim.Optimizer,
-        params: list[Tensor],
-        losses: Tensor,
-        reg: Tensor,
-        weights: UncertaintyWeighting | None,
-    ) -> None:
-        if weights is not None:  # the weights' own parameters are in ``opt`` too
-            opt.zero_grad(set_to_none=True)
-            (weights(losses) / self.num_tasks + reg).backward()
-            opt.step()
-            return
-        balanced_step(opt, params, losses, reg, self.config.balancing, self.config.cagrad_c)
-
-    def _critic_losses(self, batch: Batch, alpha: Tensor) -> Tensor:
-        """Per-task twin-critic TD losses against the soft target."""
+    def _critic_losses(self, batch: Batch, alpha: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-task twin-critic TD losses against the soft target, and the target."""
         tid = batch.task_ids
         with torch.no_grad():
             next_a, next_logp = self.actor.sample(batch.next_obs, tid)
             tq1, tq2 = self.critic_target(batch.next_obs, next_a, tid)
             target_v = torch.minimum(tq1, tq2) - alpha * next_logp
             target = batch.rewards + self.config.gamma * (1.0 - batch.dones) * target_v
-        q1, q2 = self.critic(batch.obs, batch.actions, tid)
+        return self._td_losses(batch, target), target
+
+    def _td_losses(self, batch: Batch, target: Tensor) -> Tensor:
+        q1, q2 = self.critic(batch.obs, batch.actions, batch.task_ids)
         td = (q1 - target) ** 2 + (q2 - target) ** 2
-        return per_task_mean(td, tid, self.num_tasks)
+        return per_task_mean(td, batch.task_ids, self.num_tasks)
 
     def _actor_losses(self, obs: Tensor, tid: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """Per-task actor losses (critic parameters frozen by the caller) and log-probs."""
@@ -171,22 +176,22 @@ class MTSAC(nn.Module):
         c = self.config
         tid = batch.task_ids
         alpha = self.log_alpha.detach().exp()[tid]
-        critic_losses = self._critic_fn(batch, alpha)
-        self._step(
+        critic_losses, target = self._critic_fn(batch, alpha)
+        self.critic_balancer.step(
             self.critic_opt,
             list(self.critic.parameters()),
             critic_losses,
             self.critic.regularization(),
-            self.critic_weights,
+            shared=self.critic.shared_weights(),
+            recompute=lambda: self._td_losses(batch, target),
         )
         self.critic.requires_grad_(False)
         actor_losses, logp = self._actor_fn(batch.obs, tid, alpha)
-        self._step(
+        self.actor_balancer.step(
             self.actor_opt,
             list(self.actor.parameters()),
             actor_losses,
             self.actor.net.regularization(),
-            self.actor_weights,
         )
         self.critic.requires_grad_(True)
         alpha_loss = -(self.log_alpha[tid] * (logp.detach() + self.target_entropy)).mean()
@@ -204,14 +209,16 @@ class MTSAC(nn.Module):
             "entropy": float(-logp.detach().mean()),
         }
 
-    def optimizer_state(self) -> dict[str, object]:
+    def optimizer_state(self) -> dict[str, Any]:
         return {
             "actor": self.actor_opt.state_dict(),
             "critic": self.critic_opt.state_dict(),
             "alpha": self.alpha_opt.state_dict(),
+            "critic_balancer": self.critic_balancer.optimizer_state(),
         }
 
-    def load_optimizer_state(self, state: dict[str, object]) -> None:
-        self.actor_opt.load_state_dict(state["actor"])  # type: ignore[arg-type]
-        self.critic_opt.load_state_dict(state["critic"])  # type: ignore[arg-type]
-        self.alpha_opt.load_state_dict(state["alpha"])  # type: ignore[arg-type]
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        self.actor_opt.load_state_dict(state["actor"])
+        self.critic_opt.load_state_dict(state["critic"])
+        self.alpha_opt.load_state_dict(state["alpha"])
+        self.critic_balancer.load_optimizer_state(state.get("critic_balancer", {}))

@@ -157,6 +157,21 @@ class MultiTaskNet(nn.Module):
     def _task_layers(layers: nn.ModuleList) -> list[TaskLinear]:
         return [typing.cast(TaskLinear, m) for m in layers]
 
+    def last_shared_weight(self) -> list[Tensor]:
+        """The weight of the last layer all tasks share (where GradNorm compares task
+        gradient norms); empty for ``soft`` sharing, which shares no layer."""
+        arch = self.config.arch
+        if arch == "soft":
+            return []
+        owner: nn.Module = {
+            "shared": lambda: self.body,
+            "film": lambda: self.out,
+            "multihead": lambda: self.trunk,
+            "moe": lambda: self.head,
+        }[arch]()
+        linears = [m for m in owner.modules() if isinstance(m, nn.Linear)]
+        return [linears[-1].weight]
+
     def regularization(self) -> Tensor:
         """Soft sharing's ``soft_l2 * sum ||W_t - mean_t W||^2``; 0 for other schemes."""
         if self.config.arch != "soft":
