@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from stable_baselines3 import PPO, SAC
 
 from mtrl.agents.sb3 import (
@@ -11,6 +14,7 @@ from mtrl.agents.sb3 import (
     SB3MultiTaskVecEnv,
     TaskConditionedPolicy,
     TaskConditionedSACPolicy,
+    TaskHead,
 )
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
 from mtrl.errors import ConfigError
@@ -66,8 +70,97 @@ def test_sb3_sac_runs_with_the_task_conditioned_policy() -> None:
     env.close()
 
 
+def _head_grads(head: torch.nn.Module, loss: torch.Tensor) -> torch.Tensor:
+    assert isinstance(head, TaskHead)
+    (g,) = torch.autograd.grad(loss, [head.layer.weight], retain_graph=True)
+    return g.abs().sum(dim=(1, 2))  # per task
+
+
+def test_ppo_per_task_heads_train_only_their_own_task_and_survive_save_load(
+    tmp_path: Path,
+) -> None:
+    env = _env()
+    model = PPO(
+        TaskConditionedPolicy,
+        env,
+        n_steps=32,
+        batch_size=64,
+        seed=0,
+        policy_kwargs={
+            "net_arch": [16],
+            "per_task_heads": True,
+            "features_extractor_kwargs": {"encoding": "none"},  # task-blind trunk
+        },
+    )
+    policy = model.policy
+    obs = {
+        "observation": torch.rand(3, 2),
+        "task_id": torch.tensor([0, 0, 0]),
+    }
+    _, values, _ = policy(obs)
+    grads = _head_grads(policy.value_net, values.sum())
+    assert grads[0] > 0 and grads[1] == 0  # task 1's value head is untouched by task 0
+    mean = policy.get_distribution(obs).distribution.mean  # type: ignore[union-attr]
+    grads = _head_grads(policy.action_net, mean.sum())
+    assert grads[0] > 0 and grads[1] == 0
+    model.learn(64)
+    model.save(tmp_path / "ppo")
+    loaded = PPO.load(tmp_path / "ppo", env=env)
+    assert loaded.policy.per_task_heads  # type: ignore[attr-defined]
+    np_obs = {
+        "observation": np.random.rand(4, 2).astype(np.float32),
+        "task_id": np.array([0, 1, 0, 1]),
+    }
+    a1, _ = model.predict(np_obs, deterministic=True)
+    a2, _ = loaded.predict(np_obs, deterministic=True)
+    np.testing.assert_allclose(a1, a2, rtol=1e-6)
+    env.close()
+
+
+def test_sac_per_task_heads_learn_and_keep_tasks_apart(tmp_path: Path) -> None:
+    env = _env()
+    model = SAC(
+        TaskConditionedSACPolicy,
+        env,
+        learning_starts=50,
+        batch_size=32,
+        seed=0,
+        policy_kwargs={"net_arch": [16, 16], "per_task_heads": True},
+    )
+    model.learn(120)
+    actor, critic = model.policy.actor, model.policy.critic
+    assert isinstance(actor.mu, TaskHead) and isinstance(actor.log_std, TaskHead)
+    assert all(isinstance(q.head, TaskHead) for q in critic.q_networks)  # type: ignore[union-attr]
+    obs = {"observation": torch.rand(2, 2), "task_id": torch.tensor([1, 1])}
+    q1 = critic(obs, torch.zeros(2, 2))[0]
+    grads = _head_grads(critic.q_networks[0].head, q1.sum())  # type: ignore[union-attr]
+    assert grads[1] > 0 and grads[0] == 0
+    model.save(tmp_path / "sac")
+    loaded = SAC.load(tmp_path / "sac", env=env)
+    np_obs = {
+        "observation": np.random.rand(4, 2).astype(np.float32),
+        "task_id": np.array([0, 1, 0, 1]),
+    }
+    np.testing.assert_allclose(
+        model.predict(np_obs, deterministic=True)[0],
+        loaded.predict(np_obs, deterministic=True)[0],
+        rtol=1e-6,
+    )
+    env.close()
+
+
 @pytest.mark.slow
-def test_sb3_ppo_with_task_conditioned_policy_learns_every_task() -> None:
+@pytest.mark.parametrize(
+    "policy_kwargs",
+    [
+        {},
+        {"per_task_heads": True, "features_extractor_kwargs": {"encoding": "none"}},
+    ],
+    ids=["task-input", "per-task-heads"],
+)
+def test_sb3_ppo_with_task_conditioned_policy_learns_every_task(
+    policy_kwargs: dict[str, object],
+) -> None:
     env = _env(num_tasks=4, per_task=4)
     callback = PerTaskStatsCallback()
     model = PPO(
@@ -77,7 +170,7 @@ def test_sb3_ppo_with_task_conditioned_policy_learns_every_task() -> None:
         n_steps=256,
         batch_size=256,
         learning_rate=1e-3,
-        policy_kwargs={"net_arch": [64, 64], "log_std_init": -1.5},
+        policy_kwargs={"net_arch": [64, 64], "log_std_init": -1.5, **policy_kwargs},
         device="cpu",
     )
     model.learn(60_000, callback=callback)

@@ -9,6 +9,8 @@ An existing SB3 script becomes multi-task by changing two lines::
 
 Observations are ``{"observation": ..., "task_id": ...}``; the features extractor
 concatenates the observation with a one-hot or learned embedding of the task id.
+``policy_kwargs={"per_task_heads": True}`` gives hard parameter sharing: a shared
+trunk and one output layer per task (action, log-std, value and Q heads).
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import MultiInputActorCriticPolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, MlpExtractor, create_mlp
+from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.sac.policies import Actor as SACActor
 from stable_baselines3.sac.policies import MultiInputPolicy as SACMultiInputPolicy
 from torch import Tensor, nn
 
 from mtrl.envs.vector import MultiTaskVecEnv
 from mtrl.errors import ConfigError
+from mtrl.nets import TaskLinear
 
 
 class SB3MultiTaskVecEnv(VecEnv):
@@ -109,11 +114,23 @@ class SB3MultiTaskVecEnv(VecEnv):
         return [False for _ in self._get_indices(indices)]
 
 
+def _task_ids(task: Tensor, batch: int, num_tasks: int) -> Tensor:
+    if task.is_floating_point() and task.shape[-1] == num_tasks:
+        return task.reshape(batch, num_tasks).argmax(dim=-1)  # SB3's one-hot form
+    return task.reshape(batch).long()
+
+
 class TaskConditionedExtractor(BaseFeaturesExtractor):
-    """``[flatten(observation), encode(task_id)]`` with a one-hot or learned encoding."""
+    """``[flatten(observation), encode(task_id)]`` with a one-hot or learned encoding, or
+    none (a task-blind trunk). With ``append_task_onehot`` (set by ``per_task_heads``)
+    a one-hot of the task id follows in the last ``num_tasks`` columns for the heads."""
 
     def __init__(
-        self, observation_space: gym.spaces.Dict, encoding: str = "onehot", embedding_dim: int = 16
+        self,
+        observation_space: gym.spaces.Dict,
+        encoding: str = "onehot",
+        embedding_dim: int = 16,
+        append_task_onehot: bool = False,
     ) -> None:
         obs_space = observation_space["observation"]
         task_space = observation_space["task_id"]
@@ -121,40 +138,239 @@ class TaskConditionedExtractor(BaseFeaturesExtractor):
             raise ConfigError("TaskConditionedExtractor needs task_encoding = 'index' (Discrete)")
         obs_dim = int(np.prod(obs_space.shape or (1,)))
         num_tasks = int(task_space.n)
-        if encoding not in ("onehot", "embedding"):
-            raise ConfigError(f"encoding must be 'onehot' or 'embedding', got {encoding!r}")
-        enc_dim = num_tasks if encoding == "onehot" else embedding_dim
-        super().__init__(observation_space, features_dim=obs_dim + enc_dim)
+        if encoding not in ("onehot", "embedding", "none"):
+            raise ConfigError(f"encoding must be 'onehot', 'embedding' or 'none', got {encoding!r}")
+        enc_dim = {"onehot": num_tasks, "embedding": embedding_dim, "none": 0}[encoding]
+        extra = num_tasks if append_task_onehot else 0
+        super().__init__(observation_space, features_dim=obs_dim + enc_dim + extra)
         self.num_tasks = num_tasks
+        self.encoding = encoding
+        self.append_task_onehot = append_task_onehot
         self.embedding = nn.Embedding(num_tasks, embedding_dim) if encoding == "embedding" else None
 
     def forward(self, observations: dict[str, Tensor]) -> Tensor:
         obs = observations["observation"].flatten(1)
-        task = observations["task_id"]
-        batch = obs.shape[0]
-        if task.is_floating_point() and task.shape[-1] == self.num_tasks:
-            ids = task.reshape(batch, self.num_tasks).argmax(dim=-1)  # SB3's one-hot form
-        else:
-            ids = task.reshape(batch).long()
+        ids = _task_ids(observations["task_id"], obs.shape[0], self.num_tasks)
+        onehot = nn.functional.one_hot(ids, self.num_tasks).to(obs.dtype)
+        parts = [obs]
         if self.embedding is not None:
-            return torch.cat([obs, self.embedding(ids)], dim=-1)
-        return torch.cat([obs, nn.functional.one_hot(ids, self.num_tasks).to(obs.dtype)], dim=-1)
+            parts.append(self.embedding(ids))
+        elif self.encoding == "onehot":
+            parts.append(onehot)
+        if self.append_task_onehot:
+            parts.append(onehot)
+        return torch.cat(parts, dim=-1)
+
+
+class TaskHead(nn.Module):
+    """One output layer per task for SB3 networks: the input is ``[latent, onehot(task)]``
+    (the task rides along in the last ``num_tasks`` columns, see :class:`TaskPassThrough`).
+    ``gain`` gives each task's weight SB3's orthogonal initialisation."""
+
+    def __init__(
+        self, latent_dim: int, num_tasks: int, out_dim: int, gain: float | None = None
+    ) -> None:
+        super().__init__()
+        self.num_tasks = num_tasks
+        self.layer = TaskLinear(num_tasks, latent_dim, out_dim)
+        if gain is not None:
+            with torch.no_grad():
+                for t in range(num_tasks):
+                    nn.init.orthogonal_(self.layer.weight[t], gain=gain)
+                self.layer.bias.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        latent, onehot = x[:, : -self.num_tasks], x[:, -self.num_tasks :]
+        return self.layer(latent, onehot.argmax(dim=-1))
+
+
+class TaskPassThrough(nn.Module):
+    """Runs ``body`` on the input without its last ``num_tasks`` columns (the task
+    one-hot) and appends them to the output, for a :class:`TaskHead` after it."""
+
+    def __init__(self, body: nn.Module, num_tasks: int) -> None:
+        super().__init__()
+        self.body = body
+        self.num_tasks = num_tasks
+
+    def forward(self, x: Tensor) -> Tensor:
+        t = self.num_tasks
+        return torch.cat([self.body(x[:, :-t]), x[:, -t:]], dim=-1)
+
+
+class TaskPassThroughMlpExtractor(nn.Module):
+    """SB3's :class:`MlpExtractor` on the features without the task one-hot, which is
+    appended to both latents for the per-task action and value heads."""
+
+    def __init__(
+        self,
+        feature_dim: int,
+        net_arch: Any,
+        activation_fn: type[nn.Module],
+        device: torch.device | str,
+        num_tasks: int,
+    ) -> None:
+        super().__init__()
+        self.num_tasks = num_tasks
+        self.inner = MlpExtractor(feature_dim - num_tasks, net_arch, activation_fn, device)
+        self.latent_dim_pi = self.inner.latent_dim_pi + num_tasks
+        self.latent_dim_vf = self.inner.latent_dim_vf + num_tasks
+
+    def _split(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        return features[:, : -self.num_tasks], features[:, -self.num_tasks :]
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        return self.forward_actor(features), self.forward_critic(features)
+
+    def forward_actor(self, features: Tensor) -> Tensor:
+        f, onehot = self._split(features)
+        return torch.cat([self.inner.forward_actor(f), onehot], dim=-1)
+
+    def forward_critic(self, features: Tensor) -> Tensor:
+        f, onehot = self._split(features)
+        return torch.cat([self.inner.forward_critic(f), onehot], dim=-1)
+
+
+class TaskHeadQNetwork(nn.Module):
+    """SAC's Q-network on ``[features, action]`` with a shared trunk on the features (task
+    one-hot removed) and the action, then a per-task output layer."""
+
+    def __init__(
+        self,
+        features_dim: int,
+        action_dim: int,
+        net_arch: list[int],
+        activation_fn: type[nn.Module],
+        num_tasks: int,
+    ) -> None:
+        super().__init__()
+        self.features_dim = features_dim
+        self.num_tasks = num_tasks
+        trunk_in = features_dim - num_tasks + action_dim
+        self.trunk = nn.Sequential(*create_mlp(trunk_in, -1, net_arch, activation_fn))
+        self.head = TaskHead(net_arch[-1], num_tasks, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        f, t = self.features_dim, self.num_tasks
+        h = self.trunk(torch.cat([x[:, : f - t], x[:, f:]], dim=-1))
+        return self.head(torch.cat([h, x[:, f - t : f]], dim=-1))
+
+
+def _num_tasks(observation_space: gym.spaces.Space[Any]) -> int:
+    if not isinstance(observation_space, gym.spaces.Dict) or not isinstance(
+        observation_space.spaces.get("task_id"), gym.spaces.Discrete
+    ):
+        raise ConfigError(
+            "task-conditioned SB3 policies need the multi-task env's Dict observations with "
+            "task_encoding = 'index'"
+        )
+    return int(observation_space["task_id"].n)  # type: ignore[attr-defined]
+
+
+def _with_heads(kwargs: dict[str, Any], per_task_heads: bool) -> dict[str, Any]:
+    kwargs.setdefault("features_extractor_class", TaskConditionedExtractor)
+    if per_task_heads:
+        if kwargs["features_extractor_class"] is not TaskConditionedExtractor:
+            raise ConfigError("per_task_heads needs the TaskConditionedExtractor")
+        fe = dict(kwargs.get("features_extractor_kwargs") or {})
+        fe["append_task_onehot"] = True
+        kwargs["features_extractor_kwargs"] = fe
+    return kwargs
 
 
 class TaskConditionedPolicy(MultiInputActorCriticPolicy):
-    """SB3 PPO/A2C policy on ``[observation, task encoding]``."""
+    """SB3 PPO/A2C policy on ``[observation, task encoding]``; ``per_task_heads=True``
+    gives each task its own action and value output layer on the shared trunk."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", TaskConditionedExtractor)
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, per_task_heads: bool = False, **kwargs: Any) -> None:
+        self.per_task_heads = per_task_heads  # read by _build, which super().__init__ calls
+        super().__init__(*args, **_with_heads(kwargs, per_task_heads))
+
+    def _build_mlp_extractor(self) -> None:
+        if not self.per_task_heads:
+            super()._build_mlp_extractor()
+            return
+        self.mlp_extractor = TaskPassThroughMlpExtractor(  # type: ignore[assignment]
+            self.features_dim,
+            self.net_arch,
+            self.activation_fn,
+            self.device,
+            _num_tasks(self.observation_space),
+        )
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)
+        if not self.per_task_heads:
+            return
+        t = _num_tasks(self.observation_space)
+        if not isinstance(self.action_net, nn.Linear):
+            raise ConfigError(f"per_task_heads does not support {type(self.action_dist).__name__}")
+        latent_pi = self.mlp_extractor.latent_dim_pi - t
+        latent_vf = self.mlp_extractor.latent_dim_vf - t
+        ortho = self.ortho_init
+        self.action_net = TaskHead(
+            latent_pi, t, self.action_net.out_features, 0.01 if ortho else None
+        )
+        self.value_net = TaskHead(  # type: ignore[assignment]
+            latent_vf, t, 1, 1.0 if ortho else None
+        )
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "per_task_heads": self.per_task_heads}
 
 
 class TaskConditionedSACPolicy(SACMultiInputPolicy):
-    """SB3 SAC policy on ``[observation, task encoding]``."""
+    """SB3 SAC policy on ``[observation, task encoding]``; ``per_task_heads=True`` gives
+    each task its own mean, log-std and Q output layers on shared trunks."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", TaskConditionedExtractor)
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, per_task_heads: bool = False, **kwargs: Any) -> None:
+        self.per_task_heads = per_task_heads
+        super().__init__(*args, **_with_heads(kwargs, per_task_heads))
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> SACActor:
+        actor = super().make_actor(features_extractor)
+        if not self.per_task_heads:
+            return actor
+        if actor.use_sde:
+            raise ConfigError("per_task_heads does not support use_sde")
+        kw: dict[str, Any] = self.actor_kwargs
+        net_arch: list[int] = list(kw["net_arch"])
+        if not net_arch:
+            raise ConfigError("per_task_heads needs at least one hidden layer (net_arch)")
+        t = _num_tasks(self.observation_space)
+        act_dim = int(np.prod(self.action_space.shape or (1,)))
+        trunk = create_mlp(actor.features_dim - t, -1, net_arch, kw["activation_fn"])
+        actor.latent_pi = TaskPassThrough(nn.Sequential(*trunk), t)  # type: ignore[assignment]
+        actor.mu = TaskHead(net_arch[-1], t, act_dim)
+        actor.log_std = TaskHead(net_arch[-1], t, act_dim)  # type: ignore[assignment]
+        return actor.to(self.device)
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
+        critic = super().make_critic(features_extractor)
+        if not self.per_task_heads:
+            return critic
+        kw: dict[str, Any] = self.critic_kwargs
+        net_arch: list[int] = list(kw["net_arch"])
+        if not net_arch:
+            raise ConfigError("per_task_heads needs at least one hidden layer (net_arch)")
+        act_dim = int(np.prod(self.action_space.shape or (1,)))
+        for i in range(critic.n_critics):
+            q_net = TaskHeadQNetwork(
+                critic.features_extractor.features_dim,
+                act_dim,
+                net_arch,
+                kw["activation_fn"],
+                _num_tasks(self.observation_space),
+            )
+            critic.add_module(f"qf{i}", q_net)
+            critic.q_networks[i] = q_net
+        return critic.to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "per_task_heads": self.per_task_heads}
 
 
 class PerTaskStatsCallback(BaseCallback):
