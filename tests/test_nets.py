@@ -9,7 +9,7 @@ from torch import nn
 from mtrl.errors import ConfigError
 from mtrl.nets import MultiTaskNet, NetConfig, TaskLinear
 
-ARCHS = ["shared", "film", "multihead", "soft", "moe"]
+ARCHS = ["shared", "film", "multihead", "soft", "moe", "softmod"]
 
 
 def test_task_linear_bmm_and_gather_paths_equal_a_per_task_loop() -> None:
@@ -31,7 +31,8 @@ def test_task_linear_bmm_and_gather_paths_equal_a_per_task_loop() -> None:
 @pytest.mark.parametrize("arch", ARCHS)
 def test_every_architecture_conditions_on_the_task(arch: str) -> None:
     torch.manual_seed(0)
-    net = MultiTaskNet(NetConfig(arch=arch, hidden=[16, 16]), in_dim=5, out_dim=3, num_tasks=4)  # type: ignore[arg-type]
+    cfg = NetConfig(arch=arch, hidden=[16, 16, 16])  # type: ignore[arg-type]
+    net = MultiTaskNet(cfg, in_dim=5, out_dim=3, num_tasks=4)
     if arch == "film":  # FiLM starts as the identity; give the tasks distinct modulations
         nn.init.normal_(net.film, std=0.5)
     x = torch.randn(1, 5).expand(4, 5)
@@ -80,10 +81,10 @@ def test_bad_inputs_name_the_problem() -> None:
         NetConfig(hidden=[])
 
 
-@pytest.mark.parametrize("arch", ["shared", "film", "multihead", "moe"])
+@pytest.mark.parametrize("arch", ["shared", "film", "multihead", "moe", "softmod"])
 def test_last_shared_weight_gets_gradient_from_every_task(arch: str) -> None:
     torch.manual_seed(0)
-    net = MultiTaskNet(NetConfig(arch=arch, hidden=[8, 8]), 3, 2, 3)  # type: ignore[arg-type]
+    net = MultiTaskNet(NetConfig(arch=arch, hidden=[8, 8, 8]), 3, 2, 3)  # type: ignore[arg-type]
     (w,) = net.last_shared_weight()
     assert any(w is p for p in net.parameters()) and w.dim() == 2
     x = torch.randn(3, 3)
@@ -92,3 +93,33 @@ def test_last_shared_weight_gets_gradient_from_every_task(arch: str) -> None:
         assert g.abs().sum() > 0
     soft = MultiTaskNet(NetConfig(arch="soft", hidden=[8]), 3, 2, 3)
     assert soft.last_shared_weight() == []
+
+
+def test_soft_modularization_equals_a_module_by_module_reference() -> None:
+    torch.manual_seed(0)
+    cfg = NetConfig(arch="softmod", hidden=[6, 5, 4, 3], num_experts=3)
+    net = MultiTaskNet(cfg, 2, 2, 4).softmod
+    x, tid = torch.randn(5, 2), torch.tensor([3, 0, 1, 1, 2])
+    relu = torch.relu
+    expected = []
+    for b in range(5):  # one sample, one module at a time
+        g = relu(net.state_embed(x[b]))
+        f = g * net.task_embed.weight[tid[b]]
+        probs, logits = [], net.route_down[0](relu(f))
+        for i in range(3 - 1):
+            if i > 0:
+                logits = net.route_down[i](relu(net.route_up[i - 1](probs[-1].reshape(-1)) * f))
+            probs.append(torch.softmax(logits.reshape(3, 3), dim=-1))
+        outs = [g, g, g]
+        for i, layer in enumerate(net.module_layers):
+            outs = [relu(outs[j] @ layer.weight[j] + layer.bias[j]) for j in range(3)]
+            if i < len(probs):
+                outs = [sum(probs[i][j, k] * outs[k] for k in range(3)) for j in range(3)]
+        expected.append(net.out(sum(outs)))
+    torch.testing.assert_close(net(x, tid), torch.stack(expected))
+    routes = net.routing(relu(net.state_embed(x)), tid)
+    assert len(routes) == 2 and routes[0].shape == (5, 3, 3)
+    torch.testing.assert_close(routes[1].sum(-1), torch.ones(5, 3))
+    assert not torch.allclose(routes[0][2], routes[0][3])  # same task, different state
+    with pytest.raises(ConfigError, match="needs >= 2 module layers"):
+        NetConfig(arch="softmod", hidden=[8, 8])

@@ -9,6 +9,9 @@
 * ``moe``: a mixture of expert MLPs weighted by attention from the task embedding,
   then an output MLP on ``[mixture, embedding]`` (CARE, Sodhani et al. 2021, with the
   task embedding learned instead of from metadata).
+* ``softmod``: soft modularization (Yang et al. 2020, :mod:`mtrl.nets.softmod`):
+  ``hidden[0]`` is the embedding width, ``hidden[1:]`` the module layers' widths,
+  ``num_experts`` modules per layer, routed per sample from state and task.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from mtrl.config import bounded
 from mtrl.errors import ConfigError
 from mtrl.nets.layers import TaskLinear, check_task_ids
 from mtrl.nets.mlp import _ACTIVATIONS, Activation, mlp
+from mtrl.nets.softmod import SoftModularNet
 
-Architecture = Literal["shared", "film", "multihead", "soft", "moe"]
+Architecture = Literal["shared", "film", "multihead", "soft", "moe", "softmod"]
 Encoder = Literal["onehot", "embedding", "none"]
 
 
@@ -39,15 +43,20 @@ class NetConfig:
     activation: Activation = "relu"
     encoder: Encoder = "onehot"
     embedding_dim: int = bounded(32, ge=1)  # learned embeddings (embedding / moe)
-    num_experts: int = bounded(4, ge=1)  # moe
+    num_experts: int = bounded(4, ge=1)  # moe experts; softmod modules per layer
     soft_l2: float = bounded(1e-3, ge=0.0)  # soft sharing penalty weight
 
     def __post_init__(self) -> None:
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden = {self.hidden!r}: give at least one layer of >= 1 unit")
-        if self.arch in ("film", "soft") and self.encoder != "onehot":
+        if self.arch == "softmod" and len(self.hidden) < 3:
             raise ConfigError(
-                f"arch = {self.arch!r} conditions through per-task parameters; "
+                f"arch = 'softmod' reads hidden as [embedding, module layer widths...] and "
+                f"needs >= 2 module layers: give >= 3 entries, got {self.hidden}"
+            )
+        if self.arch in ("film", "soft", "softmod") and self.encoder != "onehot":
+            raise ConfigError(
+                f"arch = {self.arch!r} conditions on the task by itself; "
                 "leave encoder = 'onehot' (it is not used)"
             )
 
@@ -83,7 +92,7 @@ class MultiTaskNet(nn.Module):
         h = config.hidden
         arch = config.arch
         enc_kind: Encoder = "embedding" if arch == "moe" else config.encoder
-        if arch in ("film", "soft"):
+        if arch in ("film", "soft", "softmod"):
             enc_kind = "none"
         self.encoder = TaskEncoder(enc_kind, num_tasks, config.embedding_dim)
         e = self.encoder.dim
@@ -102,6 +111,10 @@ class MultiTaskNet(nn.Module):
             sizes = [in_dim, *h, out_dim]
             self.task_layers = nn.ModuleList(
                 TaskLinear(num_tasks, a, b) for a, b in itertools.pairwise(sizes)
+            )
+        elif arch == "softmod":
+            self.softmod = SoftModularNet(
+                in_dim, out_dim, num_tasks, h[0], list(h[1:]), config.num_experts, self.act
             )
         else:  # moe
             self.experts = nn.ModuleList(
@@ -123,6 +136,8 @@ class MultiTaskNet(nn.Module):
         if arch == "multihead":
             z = self.act(self.trunk(torch.cat([x, self.encoder(task_ids)], dim=-1)))
             return self.heads(z, task_ids)
+        if arch == "softmod":
+            return self.softmod(x, task_ids)
         if arch == "soft":
             h = x
             for i, layer in enumerate(self._task_layers(self.task_layers)):
@@ -168,6 +183,7 @@ class MultiTaskNet(nn.Module):
             "film": lambda: self.out,
             "multihead": lambda: self.trunk,
             "moe": lambda: self.head,
+            "softmod": lambda: self.softmod.out,
         }[arch]()
         linears = [m for m in owner.modules() if isinstance(m, nn.Linear)]
         return [linears[-1].weight]
