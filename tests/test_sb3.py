@@ -52,20 +52,22 @@ def test_adapter_refuses_next_step_autoreset() -> None:
         _env(autoreset_mode="next_step")
 
 
-def test_sb3_sac_runs_with_the_task_conditioned_policy() -> None:
-    env = _env()
+def _small_sac(env: SB3MultiTaskVecEnv, **policy_kwargs: object) -> SAC:
     model = SAC(
         TaskConditionedSACPolicy,
         env,
         learning_starts=50,
         batch_size=32,
         seed=0,
-        policy_kwargs={
-            "net_arch": [16, 16],
-            "features_extractor_kwargs": {"encoding": "embedding"},
-        },
+        policy_kwargs={"net_arch": [16, 16], **policy_kwargs},
     )
     model.learn(120)
+    return model
+
+
+def test_sb3_sac_runs_with_the_task_conditioned_policy() -> None:
+    env = _env()
+    model = _small_sac(env, features_extractor_kwargs={"encoding": "embedding"})
     assert model.policy.actor.features_extractor.embedding is not None
     env.close()
 
@@ -119,15 +121,7 @@ def test_ppo_per_task_heads_train_only_their_own_task_and_survive_save_load(
 
 def test_sac_per_task_heads_learn_and_keep_tasks_apart(tmp_path: Path) -> None:
     env = _env()
-    model = SAC(
-        TaskConditionedSACPolicy,
-        env,
-        learning_starts=50,
-        batch_size=32,
-        seed=0,
-        policy_kwargs={"net_arch": [16, 16], "per_task_heads": True},
-    )
-    model.learn(120)
+    model = _small_sac(env, per_task_heads=True)
     actor, critic = model.policy.actor, model.policy.critic
     assert isinstance(actor.mu, TaskHead) and isinstance(actor.log_std, TaskHead)
     assert all(isinstance(q.head, TaskHead) for q in critic.q_networks)  # type: ignore[union-attr]
