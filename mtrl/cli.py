@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,13 +139,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise MtrlError("--episodes must be >= 1")
     run, kind, cfg = load_run(args.run_dir)
-    if kind.name not in ("mtsac", "mtppo"):
+    if kind.name not in ("mtsac", "mtppo", "sb3"):
         hint = "mtrl adapt" if kind.name in ("sine", "maml-rl") else "mtrl plot"
         raise MtrlError(f"{args.run_dir} is a {kind.name!r} run; use `{hint} {args.run_dir}`")
     from mtrl.agents.mtsac_train import eval_env_config
     from mtrl.envs.vector import make_multitask_env
     from mtrl.evaluation import evaluate, results_table, summarize
 
+    state = run.load_checkpoint()
     env = make_multitask_env(eval_env_config(cfg.env))
     try:
         if kind.name == "mtsac":
@@ -152,15 +154,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             from mtrl.agents.mtsac_train import policy_fn as sac_policy
 
             agent = make_agent(cfg, env)
-            agent.load_state_dict(run.load_checkpoint()["agent"])
+            agent.load_state_dict(state["agent"])
             policy = sac_policy(agent, env, cfg.device, True)
-        else:
+        elif kind.name == "mtppo":
             from mtrl.agents.ppo import make_actor_critic
             from mtrl.agents.ppo import policy_fn as ppo_policy
 
             ac = make_actor_critic(cfg, env)
-            ac.load_state_dict(run.load_checkpoint()["actor_critic"])
+            ac.load_state_dict(state["actor_critic"])
             policy = ppo_policy(ac, env, cfg.device)
+        else:
+            from mtrl.agents.sb3_train import load_model
+            from mtrl.agents.sb3_train import policy_fn as sb3_policy
+
+            policy = sb3_policy(load_model(state, cfg, None))
         rows = evaluate(env, policy, args.episodes, args.seed)
     finally:
         env.close()
@@ -364,6 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mtrl: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

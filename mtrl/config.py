@@ -2,7 +2,9 @@
 
 A config class is a plain (frozen) dataclass. Field types drive validation: ``bool``,
 ``int``, ``float``, ``str``, ``Literal[...]`` (allowed values), ``X | None``, ``list[T]``,
-``tuple[T, ...]`` and nested dataclasses. Numeric bounds come from :func:`bounded`.
+``tuple[T, ...]``, ``dict[str, T]`` (a table passed on as is when ``T`` is ``Any``, e.g.
+keyword arguments for another library, which checks them) and nested dataclasses.
+Numeric bounds come from :func:`bounded`.
 Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming
 the dotted key and what is allowed, before any work starts.
 """
@@ -47,6 +49,8 @@ def _describe(tp: Any) -> str:
         return f"a table ({tp.__name__})"
     if origin in (list, tuple):
         return f"a list of {_describe(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a table"
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp))
     if tp is type(None):
@@ -71,6 +75,13 @@ def _check_bounds(key: str, value: float, bounds: tuple[float | None, ...]) -> N
 
 def _convert(key: str, value: Any, tp: Any) -> Any:
     origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} = {value!r} has the wrong type: expected a table")
+        _, elem = typing.get_args(tp)
+        return {str(k): _convert(_join(key, str(k)), v, elem) for k, v in value.items()}
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return from_dict(tp, value, prefix=key)
     if origin is typing.Literal:

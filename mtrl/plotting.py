@@ -14,6 +14,7 @@ from mtrl.runs import RunDir
 CURVES: dict[str, tuple[str, list[str]]] = {
     "mtsac": ("step", ["eval_success", "eval_return", "train_return"]),
     "mtppo": ("step", ["eval_success", "eval_return", "train_return"]),
+    "sb3": ("step", ["eval_success", "eval_return", "train_return"]),
     "maml-rl": ("iteration", ["pre_return", "post_return"]),
     "sine": ("iteration", ["meta_loss"]),
 }

@@ -29,6 +29,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "maml-rl": ("mtrl.meta.rl_train", "MetaRLRecipe", "train_meta_rl"),
     "mtsac": ("mtrl.agents.mtsac_train", "MTSACRecipe", "train_mtsac"),
     "mtppo": ("mtrl.agents.ppo", "MTPPORecipe", "train_mtppo"),
+    "sb3": ("mtrl.agents.sb3_train", "SB3Recipe", "train_sb3"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,9 @@ from mtrl.agents.sb3 import (
     TaskConditionedSACPolicy,
     TaskHead,
 )
+from mtrl.agents.sb3_train import SB3Recipe, train_sb3
+from mtrl.cli import main
+from mtrl.config import from_dict
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
 from mtrl.errors import ConfigError
 
@@ -173,3 +177,44 @@ def test_sb3_ppo_with_task_conditioned_policy_learns_every_task(
         assert last[f"return_{tid}"] > -25.0, last  # random-ish start is about -100
         assert last[f"return_{tid}"] > first[f"return_{tid}"] + 40.0
     env.close()
+
+
+def _sb3_recipe(**kw: object) -> SB3Recipe:
+    base: dict[str, object] = {
+        "kind": "sb3",
+        "total_steps": 512,  # 4 sub-envs: the first episodes (100 steps) end at 400
+        "net_arch": [16],
+        "log_every": 128,
+        "checkpoint_every": 256,
+        "eval_episodes": 1,
+        "env": {"name": "navigation2d", "num_tasks": 2, "envs_per_task": 2},
+        "algo_kwargs": {"n_steps": 32, "batch_size": 64},
+    }
+    return from_dict(SB3Recipe, base | kw)
+
+
+def test_sb3_recipe_trains_resumes_and_feeds_eval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    train_sb3(_sb3_recipe(), run)
+    res = train_sb3(_sb3_recipe(total_steps=640), run, resume=True)
+    assert res["steps"] == 640 and len(res["per_task"]) == 2  # continued from 512
+    metrics = (run / "metrics.csv").read_text()
+    assert "return/0" in metrics and "eval_return" in metrics
+    assert main(["eval", str(run), "--episodes", "1", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["per_task"]) == 2
+    sac = _sb3_recipe(algo="sac", total_steps=120, algo_kwargs={"learning_starts": 40})
+    assert train_sb3(sac, tmp_path / "sac")["steps"] == 120
+
+
+def test_bad_sb3_recipes_fail_before_the_run_dir_exists(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"refused.*n_stepz"):
+        train_sb3(_sb3_recipe(algo_kwargs={"n_stepz": 8}), tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(ConfigError, match="top-level keys"):
+        _sb3_recipe(policy_kwargs={"net_arch": [8]})
+    with pytest.raises(ConfigError, match=r"algo_kwargs\.seed"):
+        _sb3_recipe(algo_kwargs={"seed": 3})
+    with pytest.raises(ConfigError, match="expected a table"):
+        _sb3_recipe(algo_kwargs=3)

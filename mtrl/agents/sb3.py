@@ -15,6 +15,7 @@ trunk and one output layer per task (action, log-std, value and Q heads).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -373,6 +374,30 @@ class TaskConditionedSACPolicy(SACMultiInputPolicy):
         return {**super()._get_constructor_parameters(), "per_task_heads": self.per_task_heads}
 
 
+def finished_episodes(infos: Sequence[dict[str, Any]]) -> list[tuple[int, float, float]]:
+    """``(task id, return, success)`` of each episode that ended in this step's infos."""
+    out = []
+    for info in infos:
+        ep = info.get("episode")
+        if ep is not None:
+            tid = int(ep.get("task_id", info.get("task_id", -1)))
+            out.append((tid, float(ep["r"]), float(ep.get("success", np.nan))))
+    return out
+
+
+def per_task_means(episodes: dict[int, list[tuple[float, float]]]) -> dict[int, dict[str, float]]:
+    """Mean return and success (NaN where the env reports none) per task id."""
+    out = {}
+    for tid, eps in sorted(episodes.items()):
+        arr = np.asarray(eps, dtype=np.float64)
+        success = arr[:, 1]
+        out[tid] = {
+            "return": float(arr[:, 0].mean()),
+            "success": float(np.nanmean(success)) if not np.isnan(success).all() else math.nan,
+        }
+    return out
+
+
 class PerTaskStatsCallback(BaseCallback):
     """Logs per-task mean return and success of finished episodes to SB3's logger
     (``tasks/return_<id>``, ``tasks/success_<id>``) and keeps them in :attr:`history`."""
@@ -383,23 +408,19 @@ class PerTaskStatsCallback(BaseCallback):
         self.history: list[dict[str, float]] = []
 
     def _on_step(self) -> bool:
-        for info in self.locals.get("infos", []):
-            ep = info.get("episode")
-            if ep is not None:
-                tid = int(ep.get("task_id", info.get("task_id", -1)))
-                self._episodes[tid].append((float(ep["r"]), float(ep.get("success", np.nan))))
+        for tid, ret, success in finished_episodes(self.locals.get("infos", [])):
+            self._episodes[tid].append((ret, success))
         return True
 
     def _on_rollout_end(self) -> None:
         if not self._episodes:
             return
         row: dict[str, float] = {"timesteps": float(self.num_timesteps)}
-        for tid, eps in sorted(self._episodes.items()):
-            arr = np.asarray(eps)
-            row[f"return_{tid}"] = float(arr[:, 0].mean())
-            self.logger.record(f"tasks/return_{tid}", row[f"return_{tid}"])
-            if not np.isnan(arr[:, 1]).all():
-                row[f"success_{tid}"] = float(np.nanmean(arr[:, 1]))
-                self.logger.record(f"tasks/success_{tid}", row[f"success_{tid}"])
+        for tid, means in per_task_means(self._episodes).items():
+            row[f"return_{tid}"] = means["return"]
+            self.logger.record(f"tasks/return_{tid}", means["return"])
+            if not math.isnan(means["success"]):
+                row[f"success_{tid}"] = means["success"]
+                self.logger.record(f"tasks/success_{tid}", means["success"])
         self.history.append(row)
         self._episodes.clear()

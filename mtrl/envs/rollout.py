@@ -18,7 +18,9 @@ def rollout(
     seed: int,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """Per-task statistics (return, length, success) over at least ``episodes_per_task``."""
+    """Per-task statistics (return, length, success) over the first ``episodes_per_task``
+    episodes of each task (tasks that finish early keep running until all are done; with
+    one sub-env per task, as in evaluation, these are consecutive episodes)."""
     if episodes_per_task < 1:
         raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
     if env.metadata.get("autoreset_mode") == AutoresetMode.DISABLED:
@@ -45,4 +47,4 @@ def rollout(
             break
     if bar is not None:
         bar.close()
-    return env.episode_statistics(clear=True)
+    return env.episode_statistics(clear=True, limit=episodes_per_task)

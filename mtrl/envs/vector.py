@@ -134,11 +134,14 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
         """Finished episodes per task since the statistics were last cleared."""
         return [len(self._episodes.get(t, [])) for t in range(self.num_tasks)]
 
-    def episode_statistics(self, clear: bool = True) -> list[dict[str, Any]]:
-        """Per task: episodes finished, mean return, mean length, success rate (NaN if none)."""
+    def episode_statistics(
+        self, clear: bool = True, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Per task: episodes finished, mean return, mean length, success rate (NaN if
+        none), over the first ``limit`` episodes of each task when given."""
         rows = []
         for tid, task in enumerate(self.tasks):
-            eps = np.array(self._episodes.get(tid, []), dtype=np.float64).reshape(-1, 3)
+            eps = np.array(self._episodes.get(tid, [])[:limit], dtype=np.float64).reshape(-1, 3)
             rows.append(
                 {
                     "task_id": tid,

@@ -1,0 +1,215 @@
+"""`mtrl train` for ``kind = "sb3"``: a stable-baselines3 algorithm (PPO, A2C, SAC) with
+the task-conditioned policies of :mod:`mtrl.agents.sb3` on a multi-task vector env.
+
+The run directory is the same as for mtrl's own agents: metrics.csv (per-task training
+returns), checkpoints (the SB3 model zip inside ``step_<N>.pt``, so resuming continues
+the step count), summary.json with the per-task evaluation, and `mtrl eval` / `mtrl
+plot` work on it. SAC's replay buffer is not checkpointed: a resumed SAC run refills it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from stable_baselines3 import A2C, PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+
+from mtrl.agents.mtsac_train import eval_env_config
+from mtrl.agents.sb3 import (
+    PerTaskStatsCallback,
+    SB3MultiTaskVecEnv,
+    TaskConditionedPolicy,
+    TaskConditionedSACPolicy,
+    finished_episodes,
+    per_task_means,
+)
+from mtrl.config import bounded
+from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
+from mtrl.errors import ConfigError
+from mtrl.evaluation import evaluate, summarize
+from mtrl.runs import RunDir
+from mtrl.training import open_run
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
+
+
+@dataclass(frozen=True)
+class SB3Recipe:
+    """An SB3 algorithm on a task family; ``algo_kwargs`` go to its constructor."""
+
+    kind: Literal["sb3"] = "sb3"
+    algo: Literal["ppo", "a2c", "sac"] = "ppo"
+    seed: int = bounded(0, ge=0)
+    device: str = "cpu"
+    threads: int = bounded(0, ge=0)
+    env: MultiTaskEnvConfig = field(default_factory=MultiTaskEnvConfig)
+    total_steps: int = bounded(100_000, ge=1)
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    encoding: Literal["onehot", "embedding", "none"] = "onehot"
+    per_task_heads: bool = False
+    algo_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. learning_rate, n_steps
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. log_std_init
+    log_every: int = bounded(10_000, ge=1)
+    checkpoint_every: int = bounded(50_000, ge=1)
+    eval_episodes: int = bounded(5, ge=1)
+
+    def __post_init__(self) -> None:
+        if self.env.autoreset_mode != "same_step" or self.env.task_encoding != "index":
+            raise ConfigError(
+                "sb3 needs env.autoreset_mode = 'same_step' and env.task_encoding = 'index'"
+            )
+        reserved = {"net_arch", "per_task_heads", "features_extractor_kwargs"}
+        clash = reserved & set(self.policy_kwargs)
+        if clash:
+            raise ConfigError(
+                f"policy_kwargs {sorted(clash)}: set net_arch, encoding and per_task_heads "
+                "as top-level keys of the recipe"
+            )
+        for key in ("seed", "device", "policy", "env", "verbose"):
+            if key in self.algo_kwargs:
+                raise ConfigError(f"algo_kwargs.{key}: set it as a top-level key (or leave it)")
+
+
+def build_model(recipe: SB3Recipe, env: SB3MultiTaskVecEnv) -> BaseAlgorithm:
+    """The SB3 algorithm with the task-conditioned policy; bad kwargs -> ConfigError."""
+    cls = ALGOS[recipe.algo]
+    policy = TaskConditionedSACPolicy if recipe.algo == "sac" else TaskConditionedPolicy
+    policy_kwargs = {
+        **recipe.policy_kwargs,
+        "net_arch": list(recipe.net_arch),
+        "per_task_heads": recipe.per_task_heads,
+        "features_extractor_kwargs": {"encoding": recipe.encoding},
+    }
+    try:
+        return cls(
+            policy,
+            env,
+            seed=recipe.seed,
+            device=recipe.device,
+            policy_kwargs=policy_kwargs,
+            verbose=0,
+            **recipe.algo_kwargs,
+        )
+    except TypeError as exc:
+        raise ConfigError(
+            f"SB3 {cls.__name__} refused the recipe's algo_kwargs/policy_kwargs: {exc}"
+        ) from exc
+
+
+def load_model(state: dict[str, Any], recipe: SB3Recipe, env: Any) -> BaseAlgorithm:
+    """The SB3 model stored in a checkpoint's ``model_zip``."""
+    return ALGOS[recipe.algo].load(io.BytesIO(state["model_zip"]), env=env, device=recipe.device)
+
+
+def policy_fn(model: BaseAlgorithm) -> Any:
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(model.predict(obs, deterministic=True)[0])
+
+    return act
+
+
+class _RunCallback(BaseCallback):
+    """Writes per-task training returns to metrics.csv every ``log_every`` steps and
+    checkpoints the model every ``checkpoint_every`` steps."""
+
+    def __init__(self, run: RunDir, recipe: SB3Recipe) -> None:
+        super().__init__()
+        self.run, self.recipe = run, recipe
+        self.episodes: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        self.next_log = 0
+        self.next_ckpt = 0
+
+    def _on_training_start(self) -> None:
+        r, n = self.recipe, self.num_timesteps
+        self.next_log = (n // r.log_every + 1) * r.log_every
+        self.next_ckpt = (n // r.checkpoint_every + 1) * r.checkpoint_every
+
+    def _on_step(self) -> bool:
+        n = self.num_timesteps
+        for tid, ret, success in finished_episodes(self.locals.get("infos", [])):
+            self.episodes[tid].append((ret, success))
+        if n >= self.next_log:
+            row: dict[str, Any] = {"step": n}
+            tasks = per_task_means(self.episodes)
+            self.episodes.clear()
+            if tasks:
+                row["train_return"] = float(np.mean([t["return"] for t in tasks.values()]))
+                for tid, t in tasks.items():
+                    row[f"return/{tid}"] = t["return"]
+                    if not math.isnan(t["success"]):
+                        row[f"success/{tid}"] = t["success"]
+            self.run.log_metrics(row)
+            self.next_log += self.recipe.log_every
+        if n >= self.next_ckpt:
+            save_model(self.run, self.model, n)
+            self.next_ckpt += self.recipe.checkpoint_every
+        return True
+
+
+def save_model(run: RunDir, model: BaseAlgorithm, steps: int) -> None:
+    buf = io.BytesIO()
+    model.save(buf)
+    run.save_checkpoint({"model_zip": buf.getvalue(), "steps": steps}, steps)
+
+
+def train_sb3(
+    recipe: SB3Recipe, run_dir: str | Path, *, resume: bool = False, progress: bool = False
+) -> dict[str, Any]:
+    """Train; Ctrl-C and every ``checkpoint_every`` steps save a resumable checkpoint."""
+    env = SB3MultiTaskVecEnv(make_multitask_env(recipe.env))
+    try:
+        model = build_model(recipe, env)  # bad kwargs fail before the run dir exists
+        run = open_run(recipe, run_dir, resume)
+        if resume and any(run.checkpoints.glob("step_*.pt")):
+            model = load_model(run.load_checkpoint(), recipe, env)
+        callback = CallbackList([PerTaskStatsCallback(), _RunCallback(run, recipe)])
+        remaining = recipe.total_steps - model.num_timesteps
+        try:
+            if remaining > 0:
+                model.learn(
+                    remaining,
+                    callback=callback,
+                    reset_num_timesteps=False,
+                    progress_bar=progress,
+                )
+        except KeyboardInterrupt:
+            save_model(run, model, model.num_timesteps)
+            raise
+        save_model(run, model, model.num_timesteps)
+    finally:
+        env.close()
+    rows = evaluate_model(model, recipe, recipe.eval_episodes, recipe.seed + 1)
+    agg = summarize(rows)
+    results = {
+        "steps": model.num_timesteps,
+        "per_task": rows,
+        "aggregate": agg,
+        "mean_return": agg["return"].get("mean"),
+        "mean_success": agg["success"].get("mean"),
+    }
+    run.log_metrics(
+        {
+            "step": model.num_timesteps,
+            "eval_return": agg["return"].get("mean", math.nan),
+            "eval_success": agg["success"].get("mean", math.nan),
+        }
+    )
+    run.write_summary(seed=recipe.seed, results=results, kind=recipe.kind, env=recipe.env.name)
+    return results
+
+
+def evaluate_model(
+    model: BaseAlgorithm, recipe: SB3Recipe, episodes: int, seed: int
+) -> list[dict[str, Any]]:
+    env = make_multitask_env(eval_env_config(recipe.env))
+    try:
+        return evaluate(env, policy_fn(model), episodes, seed)
+    finally:
+        env.close()
