@@ -34,8 +34,9 @@ def _series(rows: list[dict[str, str]], x: str, y: str) -> tuple[list[float], li
 
 
 def plot_run(run: RunDir, kind: str, columns: Sequence[str] = ()) -> list[Path]:
-    """Write ``plots/curves.png`` (and ``plots/per_task.png`` when the summary has per-task
-    results); returns the written paths."""
+    """Write ``plots/curves.png``, ``plots/per_task_curves.png`` when metrics.csv has
+    per-task columns (``success/<id>``, else ``return/<id>``) and ``plots/per_task.png``
+    when the summary has per-task results; returns the written paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,9 +66,46 @@ def plot_run(run: RunDir, kind: str, columns: Sequence[str] = ()) -> list[Path]:
     fig.savefig(out[0], dpi=110)
     plt.close(fig)
     per_task = _per_task(run)
+    curves = _per_task_curves(run, rows, x, per_task)
+    if curves is not None:
+        out.append(curves)
     if per_task:
         out.append(_bars(run, per_task))
     return out
+
+
+def _per_task_curves(
+    run: RunDir, rows: list[dict[str, str]], x: str, per_task: list[dict[str, Any]]
+) -> Path | None:
+    """One line per task of ``success/<id>`` (or ``return/<id>`` without success)."""
+    import matplotlib.pyplot as plt
+
+    known = set().union(*(r.keys() for r in rows))
+    for metric in ("success", "return"):
+        ids = sorted(
+            int(c.split("/", 1)[1])
+            for c in known
+            if c.startswith(f"{metric}/") and c.split("/", 1)[1].isdigit()
+        )
+        series = {i: _series(rows, x, f"{metric}/{i}") for i in ids}
+        series = {i: xy for i, xy in series.items() if xy[0]}
+        if series:
+            break
+    else:
+        return None
+    labels = {int(r["task_id"]): str(r.get("task", "")) for r in per_task if "task_id" in r}
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for i, (xs, vs) in series.items():
+        ax.plot(xs, vs, marker="." if len(xs) < 50 else None, label=labels.get(i, f"task {i}")[:40])
+    ax.set_xlabel(x)
+    ax.set_title(f"{metric} per task")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    path = run.plots / "per_task_curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _per_task(run: RunDir) -> list[dict[str, Any]]:

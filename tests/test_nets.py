@@ -59,7 +59,7 @@ def test_per_task_heads_only_receive_their_own_tasks_gradient() -> None:
 
 def test_soft_sharing_penalty_pulls_task_networks_together() -> None:
     net = MultiTaskNet(NetConfig(arch="soft", hidden=[8], soft_l2=0.1), 5, 2, 3)
-    assert float(net.regularization()) > 0
+    assert float(net.regularization().detach()) > 0
     with torch.no_grad():
         for layer in net.task_layers:
             layer.weight.copy_(layer.weight[:1].expand_as(layer.weight))
