@@ -104,6 +104,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from mtrl.compare import compare_table, run_compare
+
+    if args.seeds < 1:
+        raise MtrlError("--seeds must be >= 1")
+    out = Path(args.out or f"runs/compare_{Path(args.recipe).stem}")
+    doc = run_compare(
+        args.recipe,
+        args.vary,
+        list(range(args.seeds)),
+        out,
+        args.set,
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(compare_table(doc))
+        print(f"\nwrote {out / 'compare.json'}, {out / 'compare.md'} and {out / 'compare.png'}")
+    return 0
+
+
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from mtrl.meta.adaptation import adaptation_table, write_adaptation
     from mtrl.recipes import load_run
@@ -313,6 +335,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue from RUN_DIR's last checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("compare", help="train recipe variants over seeds and compare them")
+    p.add_argument("recipe", metavar="RECIPE.toml")
+    p.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a grid axis; K1+K2=... ties keys (repeat for a cartesian product)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant (default 3)")
+    p.add_argument("--out", help="default: runs/compare_<recipe>")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("adapt", help="few-shot adaptation curves on held-out tasks")
     p.add_argument("run_dir", metavar="RUN_DIR")

@@ -1,0 +1,233 @@
+"""`mtrl compare`: train variants of one recipe over several seeds and compare them.
+
+Variants come from ``--vary KEY=V1,V2`` options (their cartesian product; ``K1+K2=...``
+ties several keys to the same value, e.g. the actor's and the critic's architecture).
+Each (variant, seed) trains into ``OUT/<variant>/seed_<s>``; finished runs are reused
+and interrupted ones resumed, so re-running the command continues a comparison.
+Scores are the final per-task evaluation (success where the env reports it, else
+return): per variant the mean and IQM over all (seed, task) scores with stratified
+bootstrap CIs, written to ``OUT/compare.json``, ``OUT/compare.md`` and a bar plot.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomli_w
+
+from mtrl.errors import ConfigError
+from mtrl.stats import iqm, stratified_bootstrap_ci
+from mtrl.tables import format_table
+
+COMPARABLE_KINDS = ("mtsac", "mtppo", "sb3")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One point of the grid: a label and the ``key=value`` overrides that make it."""
+
+    label: str
+    overrides: tuple[str, ...]
+
+
+def _literal(value: Any) -> str:
+    """``value`` as a TOML literal for an override."""
+    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
+
+
+def parse_vary(text: str) -> tuple[list[str], list[Any]]:
+    """``"a.b+c.d=v1,v2"`` -> (keys, values). Values are TOML literals (else bare
+    strings); a whole TOML array (``k=[[64,64],[400,400]]``) gives its elements."""
+    if "=" not in text:
+        raise ConfigError(f"--vary {text!r} must look like key=v1,v2 (e.g. seed=0,1)")
+    key_part, raw = text.split("=", 1)
+    keys = [k.strip() for k in key_part.split("+") if k.strip()]
+    if not keys:
+        raise ConfigError(f"--vary {text!r} has no key")
+    try:
+        whole = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        whole = None
+    if isinstance(whole, list):
+        values = list(whole)
+    else:
+        values = []
+        for item in raw.split(","):
+            item = item.strip()
+            try:
+                values.append(tomllib.loads(f"v = {item}")["v"])
+            except tomllib.TOMLDecodeError:
+                values.append(item)
+    if not values or any(v == "" for v in values):
+        raise ConfigError(f"--vary {text!r} needs at least one non-empty value")
+    return keys, values
+
+
+def variants(varies: Sequence[str]) -> list[Variant]:
+    """The cartesian product of the ``--vary`` options (one empty variant without any)."""
+    axes = [parse_vary(v) for v in varies]
+    out = []
+    for combo in itertools.product(*[[(keys, v) for v in values] for keys, values in axes]):
+        label = ",".join(f"{'+'.join(keys)}={_short(v)}" for keys, v in combo) or "base"
+        overrides = tuple(f"{k}={_literal(v)}" for keys, v in combo for k in keys)
+        out.append(Variant(label, overrides))
+    labels = [v.label for v in out]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"--vary gives repeated variants: {labels}")
+    return out
+
+
+def _short(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def slug(label: str) -> str:
+    """A directory name for a variant label."""
+    return re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", label)[:120]
+
+
+def scores(per_task: Sequence[dict[str, Any]]) -> tuple[str, list[float]]:
+    """The metric a run is compared by (success if reported, else return) and its
+    per-task values."""
+    success = [float(r.get("success", math.nan)) for r in per_task]
+    if success and all(math.isfinite(s) for s in success):
+        return "success", success
+    return "return", [float(r["return"]) for r in per_task]
+
+
+def summarize_variant(runs: Sequence[Sequence[dict[str, Any]]], seed: int = 0) -> dict[str, Any]:
+    """Mean and IQM (with stratified bootstrap CIs) of the ``[seeds, tasks]`` scores of
+    one variant, plus per-task means over seeds."""
+    metrics = {scores(r)[0] for r in runs}
+    metric = "success" if metrics == {"success"} else "return"
+    matrix = np.array(
+        [[float(row[metric]) for row in r] for r in runs], dtype=np.float64
+    )  # [seeds, tasks]
+    lo, hi = stratified_bootstrap_ci(matrix, "mean", seed=seed)
+    ilo, ihi = stratified_bootstrap_ci(matrix, "iqm", seed=seed)
+    per_task = [
+        {
+            "task_id": row.get("task_id", i),
+            "task": row.get("task", ""),
+            metric: float(matrix[:, i].mean()),
+        }
+        for i, row in enumerate(runs[0])
+    ]
+    return {
+        "metric": metric,
+        "seeds": len(runs),
+        "tasks": matrix.shape[1],
+        "mean": float(matrix.mean()),
+        "mean_low": lo,
+        "mean_high": hi,
+        "iqm": iqm(matrix),
+        "iqm_low": ilo,
+        "iqm_high": ihi,
+        "per_seed_mean": [float(m) for m in matrix.mean(axis=1)],
+        "per_task": per_task,
+    }
+
+
+def compare_table(doc: dict[str, Any]) -> str:
+    rows = [
+        {
+            "variant": v["label"],
+            "metric": v["metric"],
+            "mean [95% CI]": f"{v['mean']:.3f} [{v['mean_low']:.3f}, {v['mean_high']:.3f}]",
+            "IQM [95% CI]": f"{v['iqm']:.3f} [{v['iqm_low']:.3f}, {v['iqm_high']:.3f}]",
+            "per seed": " ".join(f"{m:.3f}" for m in v["per_seed_mean"]),
+        }
+        for v in doc["variants"]
+    ]
+    cols = ["variant", "metric", "mean [95% CI]", "IQM [95% CI]", "per seed"]
+    return format_table(rows, cols)
+
+
+def run_compare(
+    recipe_path: str | Path,
+    varies: Sequence[str],
+    seeds: Sequence[int],
+    out_dir: str | Path,
+    base_overrides: Sequence[str] = (),
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Train (or reuse) every (variant, seed) run, then write the comparison."""
+    from mtrl.recipes import load_recipe
+    from mtrl.runs import RunDir
+
+    if not seeds:
+        raise ConfigError("give at least one seed")
+    grid = variants(varies)
+    jobs = []
+    for v in grid:  # every config is checked before anything trains
+        for s in seeds:
+            kind, cfg = load_recipe(recipe_path, [*base_overrides, *v.overrides, f"seed={s}"])
+            if kind.name not in COMPARABLE_KINDS:
+                raise ConfigError(
+                    f"mtrl compare needs a recipe of kind {', '.join(COMPARABLE_KINDS)}; "
+                    f"{recipe_path} is {kind.name!r}"
+                )
+            jobs.append((v, s, kind, cfg, Path(out_dir) / slug(v.label) / f"seed_{s}"))
+    results: dict[str, list[list[dict[str, Any]]]] = {v.label: [] for v in grid}
+    for i, (v, s, kind, cfg, run_dir) in enumerate(jobs, 1):
+        summary = run_dir / "summary.json"
+        if summary.is_file():
+            log(f"[{i}/{len(jobs)}] {v.label} seed {s}: finished, reusing {run_dir}")
+            res = RunDir.open(run_dir).read_summary()["results"]
+        else:
+            resume = run_dir.is_dir() and any((run_dir / "checkpoints").glob("step_*.pt"))
+            log(f"[{i}/{len(jobs)}] {v.label} seed {s}: {'resuming' if resume else 'training'}")
+            if run_dir.is_dir() and not resume:
+                raise ConfigError(
+                    f"{run_dir} exists without a checkpoint or summary; remove it to retrain"
+                )
+            res = kind.train(cfg, run_dir, resume=resume)
+        results[v.label].append(list(res["per_task"]))
+    doc = {
+        "recipe": str(recipe_path),
+        "overrides": list(base_overrides),
+        "seeds": list(seeds),
+        "variants": [
+            {
+                "label": v.label,
+                "overrides": list(v.overrides),
+                **summarize_variant(results[v.label]),
+            }
+            for v in grid
+        ],
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "compare.md").write_text(compare_table(doc) + "\n")
+    _plot(doc, out / "compare.png")
+    return doc
+
+
+def _plot(doc: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    vs = doc["variants"]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(vs)), 3.6))
+    x = np.arange(len(vs))
+    values = np.array([v["iqm"] for v in vs])
+    err = np.array([[v["iqm"] - v["iqm_low"] for v in vs], [v["iqm_high"] - v["iqm"] for v in vs]])
+    ax.bar(x, values, yerr=err, capsize=4)
+    ax.set_xticks(x, [v["label"][:30] for v in vs], rotation=30, ha="right", fontsize=7)
+    ax.set_title(f"IQM {vs[0]['metric']} (95% stratified bootstrap CI)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

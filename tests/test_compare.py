@@ -1,0 +1,119 @@
+"""`mtrl compare`: variant grids, stratified bootstrap, and a small real comparison."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtrl.cli import main
+from mtrl.compare import parse_vary, summarize_variant, variants
+from mtrl.errors import ConfigError
+from mtrl.stats import iqm, stratified_bootstrap_ci
+
+RECIPE = """
+kind = "mtsac"
+total_steps = 400
+learning_starts = 200
+batch_size = 32
+eval_every = 400
+eval_episodes = 1
+log_every = 200
+checkpoint_every = 400
+
+[env]
+name = "navigation2d"
+num_tasks = 2
+envs_per_task = 2
+
+[sac.actor]
+hidden = [16, 16, 16]
+
+[sac.critic]
+hidden = [16, 16, 16]
+"""
+
+
+def test_vary_parses_tied_keys_literals_and_arrays() -> None:
+    keys, values = parse_vary("sac.actor.arch+sac.critic.arch=shared,multihead")
+    assert keys == ["sac.actor.arch", "sac.critic.arch"] and values == ["shared", "multihead"]
+    assert parse_vary("sac.tau=0.01,0.005")[1] == [0.01, 0.005]
+    assert parse_vary("sac.actor.hidden=[[64,64],[8]]")[1] == [[64, 64], [8]]
+    with pytest.raises(ConfigError, match="key=v1,v2"):
+        parse_vary("seed")
+    with pytest.raises(ConfigError, match="non-empty"):
+        parse_vary("seed=1,,2")
+
+
+def test_variants_are_the_cartesian_product() -> None:
+    grid = variants(["a+b=x,y", "c=1,2"])
+    assert [v.label for v in grid] == ["a+b=x,c=1", "a+b=x,c=2", "a+b=y,c=1", "a+b=y,c=2"]
+    assert grid[1].overrides == ('a="x"', 'b="x"', "c=2")
+    assert [v.label for v in variants([])] == ["base"]
+
+
+def test_stratified_bootstrap_brackets_the_estimate_and_collapses_without_spread() -> None:
+    same = np.tile([[0.2, 0.9, 0.5]], (3, 1))  # every seed scores the same
+    assert stratified_bootstrap_ci(same, "mean") == pytest.approx((1.6 / 3, 1.6 / 3))
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(size=(5, 10))
+    lo, hi = stratified_bootstrap_ci(scores, "iqm")
+    assert lo < iqm(scores) < hi
+    with pytest.raises(ValueError, match="runs, tasks"):
+        stratified_bootstrap_ci(np.zeros(3))
+
+
+def test_summary_uses_success_when_every_run_reports_it() -> None:
+    runs = [
+        [
+            {"task_id": 0, "success": 1.0, "return": 5.0},
+            {"task_id": 1, "success": 0.0, "return": 1.0},
+        ],
+        [
+            {"task_id": 0, "success": 1.0, "return": 4.0},
+            {"task_id": 1, "success": 0.5, "return": 2.0},
+        ],
+    ]
+    s = summarize_variant(runs)
+    assert s["metric"] == "success" and s["mean"] == pytest.approx(0.625)
+    assert s["per_seed_mean"] == [0.5, 0.75] and s["per_task"][1]["success"] == 0.25
+    nan = [[{**r, "success": float("nan")} for r in run] for run in runs]
+    assert summarize_variant(nan)["metric"] == "return"
+
+
+def test_compare_trains_every_variant_and_seed_then_reuses_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE)
+    out = tmp_path / "cmp"
+    argv = ["compare", str(recipe), "--vary", "sac.actor.arch+sac.critic.arch=shared,softmod"]
+    assert main([*argv, "--seeds", "2", "--out", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [v["label"] for v in doc["variants"]] == [
+        "sac.actor.arch+sac.critic.arch=shared",
+        "sac.actor.arch+sac.critic.arch=softmod",
+    ]
+    assert all(v["seeds"] == 2 and v["metric"] == "return" for v in doc["variants"])
+    assert (out / "sac.actor.arch+sac.critic.arch=softmod" / "seed_1" / "summary.json").is_file()
+    assert (out / "compare.md").is_file() and (out / "compare.png").is_file()
+    assert main([*argv, "--seeds", "2", "--out", str(out)]) == 0  # all four reused
+    captured = capsys.readouterr()
+    assert captured.err.count("reusing") == 4 and "IQM" in captured.out
+
+
+def test_compare_checks_every_variant_before_training(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE)
+    out = tmp_path / "cmp"
+    assert (
+        main(["compare", str(recipe), "--vary", "sac.actor.arch=shared,wide", "--out", str(out)])
+        == 2
+    )
+    assert not out.exists()
+    sine = tmp_path / "s.toml"
+    sine.write_text('kind = "sine"\n')
+    assert main(["compare", str(sine), "--out", str(out)]) == 2
+    assert not out.exists()
