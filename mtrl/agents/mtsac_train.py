@@ -18,7 +18,7 @@ from mtrl.config import bounded
 from mtrl.envs.vector import MultiTaskEnvConfig, MultiTaskVecEnv, make_multitask_env
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
-from mtrl.training import open_run, progress_bar
+from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
 
 
 @dataclass(frozen=True)
@@ -153,8 +153,8 @@ def _train(
     rng = np.random.default_rng(recipe.seed)
     scale = ActionScaler(env.single_action_space)
     steps = 0
-    if resume and any(run.checkpoints.glob("step_*.pt")):
-        state = run.load_checkpoint()
+    state = resume_state(run, resume)
+    if state is not None:
         agent.load_state_dict(state["agent"])
         agent.load_optimizer_state(state["optimizers"])
         if state.get("buffer") is not None:
@@ -167,20 +167,20 @@ def _train(
     last: dict[str, float] = {}
     next_eval = (steps // recipe.eval_every + 1) * recipe.eval_every
     next_log = (steps // recipe.log_every + 1) * recipe.log_every
-    next_ckpt = (steps // recipe.checkpoint_every + 1) * recipe.checkpoint_every
     final_rows: list[dict[str, Any]] = []
-
-    def checkpoint() -> None:
-        run.save_checkpoint(
-            {
-                "agent": agent.state_dict(),
-                "optimizers": agent.optimizer_state(),
-                "buffer": buffer.state() if recipe.checkpoint_buffer else None,
-                "generator": gen.get_state(),
-                "steps": steps,
-            },
-            steps,
-        )
+    ckpt = Checkpointer(
+        run,
+        recipe.checkpoint_every,
+        recipe.total_steps,
+        steps,
+        lambda step: {
+            "agent": agent.state_dict(),
+            "optimizers": agent.optimizer_state(),
+            "buffer": buffer.state() if recipe.checkpoint_buffer else None,
+            "generator": gen.get_state(),
+            "steps": step,
+        },
+    )
 
     bar = progress_bar(progress, recipe.total_steps, steps, "env steps", "step")
     t0 = time.perf_counter()
@@ -254,16 +254,14 @@ def _train(
                     eval_row[f"return/{r['task_id']}"] = r["return"]
                 run.log_metrics(eval_row)
                 next_eval += recipe.eval_every
-            if steps >= next_ckpt and steps < recipe.total_steps:
-                checkpoint()
-                next_ckpt += recipe.checkpoint_every
+            ckpt.step(steps)
     except KeyboardInterrupt:
-        checkpoint()
+        ckpt.save(steps)
         raise
     finally:
         if bar is not None:
             bar.close()
-    checkpoint()
+    ckpt.save(steps)
     if not final_rows:
         final_rows = evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
     results = {

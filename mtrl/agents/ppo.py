@@ -30,7 +30,7 @@ from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.nets import MultiTaskNet, NetConfig
 from mtrl.returns import gae_continuing
-from mtrl.training import open_run, progress_bar
+from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
 
 
 @dataclass(frozen=True)
@@ -185,8 +185,8 @@ def _train(
     opt = torch.optim.Adam(ac.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(recipe.seed)
     steps = 0
-    if resume and any(run.checkpoints.glob("step_*.pt")):
-        state = run.load_checkpoint()
+    state = resume_state(run, resume)
+    if state is not None:
         ac.load_state_dict(state["actor_critic"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
@@ -194,17 +194,19 @@ def _train(
     n = env.num_envs
     obs, _ = env.reset(seed=recipe.seed + steps)
     next_eval = (steps // recipe.eval_every + 1) * recipe.eval_every
-    next_ckpt = (steps // recipe.checkpoint_every + 1) * recipe.checkpoint_every
     rows: list[dict[str, Any]] = []
-
-    def checkpoint() -> None:
-        state = {
+    ckpt = Checkpointer(
+        run,
+        recipe.checkpoint_every,
+        recipe.total_steps,
+        steps,
+        lambda step: {
             "actor_critic": ac.state_dict(),
             "optimizer": opt.state_dict(),
             "generator": gen.get_state(),
-            "steps": steps,
-        }
-        run.save_checkpoint(state, steps)
+            "steps": step,
+        },
+    )
 
     bar = progress_bar(progress, recipe.total_steps, steps, "env steps", "step")
     t0 = time.perf_counter()
@@ -305,16 +307,14 @@ def _train(
                     }
                 )
                 next_eval += recipe.eval_every
-            if steps >= next_ckpt and steps < recipe.total_steps:
-                checkpoint()
-                next_ckpt += recipe.checkpoint_every
+            ckpt.step(steps)
     except KeyboardInterrupt:
-        checkpoint()
+        ckpt.save(steps)
         raise
     finally:
         if bar is not None:
             bar.close()
-    checkpoint()
+    ckpt.save(steps)
     if not rows:
         rows = _eval(ac, recipe)
     agg = summarize(rows)

@@ -35,7 +35,7 @@ from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
 from mtrl.errors import ConfigError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.runs import RunDir
-from mtrl.training import open_run
+from mtrl.training import Checkpointer, open_run, resume_state
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
 
@@ -124,12 +124,18 @@ class _RunCallback(BaseCallback):
         self.run, self.recipe = run, recipe
         self.episodes: dict[int, list[tuple[float, float]]] = defaultdict(list)
         self.next_log = 0
-        self.next_ckpt = 0
+        self.ckpt: Checkpointer | None = None
 
     def _on_training_start(self) -> None:
         r, n = self.recipe, self.num_timesteps
         self.next_log = (n // r.log_every + 1) * r.log_every
-        self.next_ckpt = (n // r.checkpoint_every + 1) * r.checkpoint_every
+        self.ckpt = Checkpointer(
+            self.run,
+            r.checkpoint_every,
+            r.total_steps,
+            n,
+            lambda step: model_state(self.model, step),
+        )
 
     def _on_step(self) -> bool:
         n = self.num_timesteps
@@ -147,16 +153,16 @@ class _RunCallback(BaseCallback):
                         row[f"success/{tid}"] = t["success"]
             self.run.log_metrics(row)
             self.next_log += self.recipe.log_every
-        if n >= self.next_ckpt:
-            save_model(self.run, self.model, n)
-            self.next_ckpt += self.recipe.checkpoint_every
+        if self.ckpt is not None:
+            self.ckpt.step(n)
         return True
 
 
-def save_model(run: RunDir, model: BaseAlgorithm, steps: int) -> None:
+def model_state(model: BaseAlgorithm, steps: int) -> dict[str, Any]:
+    """A checkpoint: SB3's own zip of the model (``model.save``) and the step count."""
     buf = io.BytesIO()
     model.save(buf)
-    run.save_checkpoint({"model_zip": buf.getvalue(), "steps": steps}, steps)
+    return {"model_zip": buf.getvalue(), "steps": steps}
 
 
 def train_sb3(
@@ -167,8 +173,9 @@ def train_sb3(
     try:
         model = build_model(recipe, env)  # bad kwargs fail before the run dir exists
         run = open_run(recipe, run_dir, resume)
-        if resume and any(run.checkpoints.glob("step_*.pt")):
-            model = load_model(run.load_checkpoint(), recipe, env)
+        state = resume_state(run, resume)
+        if state is not None:
+            model = load_model(state, recipe, env)
         callback = CallbackList([PerTaskStatsCallback(), _RunCallback(run, recipe)])
         remaining = recipe.total_steps - model.num_timesteps
         try:
@@ -180,9 +187,9 @@ def train_sb3(
                     progress_bar=progress,
                 )
         except KeyboardInterrupt:
-            save_model(run, model, model.num_timesteps)
+            run.save_checkpoint(model_state(model, model.num_timesteps), model.num_timesteps)
             raise
-        save_model(run, model, model.num_timesteps)
+        run.save_checkpoint(model_state(model, model.num_timesteps), model.num_timesteps)
     finally:
         env.close()
     rows = evaluate_model(model, recipe, recipe.eval_episodes, recipe.seed + 1)

@@ -19,7 +19,7 @@ from mtrl.meta.sine import SineBatch, SineTaskConfig, sample_sine_batch
 from mtrl.nets import mlp
 from mtrl.runs import RunDir
 from mtrl.stats import mean_ci95
-from mtrl.training import open_run, progress_bar
+from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
 
 Backend = Literal["mtrl", "learn2learn"]
 
@@ -124,23 +124,26 @@ def train_regression(
     opt = torch.optim.Adam(learner.parameters(), lr=recipe.meta_lr)
     gen = torch.Generator().manual_seed(recipe.seed)
     start = 0
-    if resume and any(run.checkpoints.glob("step_*.pt")):
-        state = run.load_checkpoint()
+    state = resume_state(run, resume)
+    if state is not None:
         learner.load_state_dict(state["learner"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         start = int(state["iteration"])
     query = recipe.query_shots or recipe.shots
     meta_loss = _meta_loss_fn(learner, recipe)
-
-    def checkpoint(it: int) -> None:
-        state = {
+    ckpt = Checkpointer(
+        run,
+        recipe.checkpoint_every,
+        recipe.iterations,
+        start,
+        lambda it: {
             "learner": learner.state_dict(),
             "optimizer": opt.state_dict(),
             "generator": gen.get_state(),
             "iteration": it,
-        }
-        run.save_checkpoint(state, it)
+        },
+    )
 
     bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it")
     it = start
@@ -174,15 +177,14 @@ def train_regression(
                     }
                 )
                 window, t0 = [], time.perf_counter()
-            if it % recipe.checkpoint_every == 0 and it < recipe.iterations:
-                checkpoint(it)
+            ckpt.step(it)
     except KeyboardInterrupt:
-        checkpoint(it)
+        ckpt.save(it)
         raise
     finally:
         if bar is not None:
             bar.close()
-    checkpoint(it)
+    ckpt.save(it)
     curve = adaptation_curve(
         learner, eval_tasks(recipe), recipe.eval.max_steps, device=recipe.device
     )

@@ -35,7 +35,7 @@ from mtrl.meta.rl_policy import GaussianMLPPolicy
 from mtrl.meta.rl_sampler import Episodes, EpisodeSampler
 from mtrl.returns import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize
 from mtrl.tasks import ParametricFamily, Task
-from mtrl.training import open_run, progress_bar
+from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
 
 
 @dataclass(frozen=True)
@@ -299,23 +299,26 @@ def train_meta_rl(
     algo, family = build(recipe, recipe.meta_batch, recipe.episodes_per_task)
     rng = train_rng(recipe.seed)
     start = 0
-    if resume and any(run.checkpoints.glob("step_*.pt")):
-        state = run.load_checkpoint()
+    state = resume_state(run, resume)
+    if state is not None:
         algo.mp.load_state_dict(state["meta_policy"])
         algo.opt.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["task_rng"]
         torch.set_rng_state(state["torch_rng"])
         start = int(state["iteration"])
-
-    def checkpoint(it: int) -> None:
-        state = {
+    ckpt = Checkpointer(
+        run,
+        recipe.checkpoint_every,
+        recipe.iterations,
+        start,
+        lambda it: {
             "meta_policy": algo.mp.state_dict(),
             "optimizer": algo.opt.state_dict(),
             "task_rng": rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "iteration": it,
-        }
-        run.save_checkpoint(state, it)
+        },
+    )
 
     bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it")
     it = start
@@ -331,16 +334,15 @@ def train_meta_rl(
                 bar.set_postfix(pre=f"{last['pre_return']:.1f}", post=f"{last['post_return']:.1f}")
             if it % recipe.log_every == 0 or it == recipe.iterations:
                 run.log_metrics({"iteration": it, **last, "seconds": time.perf_counter() - t0})
-            if it % recipe.checkpoint_every == 0 and it < recipe.iterations:
-                checkpoint(it)
+            ckpt.step(it)
     except KeyboardInterrupt:
-        checkpoint(it)
+        ckpt.save(it)
         raise
     finally:
         if bar is not None:
             bar.close()
         algo.sampler.close()
-    checkpoint(it)
+    ckpt.save(it)
     results = {"iterations": it, **{f"final_{k}": v for k, v in last.items()}}
     run.write_summary(seed=recipe.seed, results=results, kind=recipe.kind, env=recipe.env)
     return results
