@@ -75,15 +75,33 @@ def parse_vary(text: str) -> tuple[list[str], list[Any]]:
 def variants(varies: Sequence[str]) -> list[Variant]:
     """The cartesian product of the ``--vary`` options (one empty variant without any)."""
     axes = [parse_vary(v) for v in varies]
+    names = _axis_names([keys for keys, _ in axes])
     out = []
-    for combo in itertools.product(*[[(keys, v) for v in values] for keys, values in axes]):
-        label = ",".join(f"{'+'.join(keys)}={_short(v)}" for keys, v in combo) or "base"
-        overrides = tuple(f"{k}={_literal(v)}" for keys, v in combo for k in keys)
+    for combo in itertools.product(
+        *[
+            [(name, keys, v) for v in values]
+            for name, (keys, values) in zip(names, axes, strict=True)
+        ]
+    ):
+        label = ",".join(f"{name}={_short(v)}" for name, _, v in combo) or "base"
+        overrides = tuple(f"{k}={_literal(v)}" for _, keys, v in combo for k in keys)
         out.append(Variant(label, overrides))
     labels = [v.label for v in out]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"--vary gives repeated variants: {labels}")
     return out
+
+
+def _axis_names(axes: list[list[str]]) -> list[str]:
+    """Short names for labels: the last key component when the tied keys share it
+    (``sac.actor.arch+sac.critic.arch`` -> ``arch``) and no two axes collide."""
+    short = []
+    for keys in axes:
+        lasts = {k.rsplit(".", 1)[-1] for k in keys}
+        short.append(lasts.pop() if len(lasts) == 1 else "+".join(keys))
+    if len(set(short)) == len(short):
+        return short
+    return ["+".join(keys) for keys in axes]
 
 
 def _short(value: Any) -> str:

@@ -52,6 +52,10 @@ def test_variants_are_the_cartesian_product() -> None:
     assert [v.label for v in grid] == ["a+b=x,c=1", "a+b=x,c=2", "a+b=y,c=1", "a+b=y,c=2"]
     assert grid[1].overrides == ('a="x"', 'b="x"', "c=2")
     assert [v.label for v in variants([])] == ["base"]
+    tied = variants(["sac.actor.arch+sac.critic.arch=shared", "sac.tau=0.1"])
+    assert [v.label for v in tied] == ["arch=shared,tau=0.1"]
+    clash = variants(["sac.actor.arch=moe", "sac.critic.arch=soft"])  # both would be "arch"
+    assert [v.label for v in clash] == ["sac.actor.arch=moe,sac.critic.arch=soft"]
 
 
 def test_stratified_bootstrap_brackets_the_estimate_and_collapses_without_spread() -> None:
@@ -92,12 +96,9 @@ def test_compare_trains_every_variant_and_seed_then_reuses_them(
     argv = ["compare", str(recipe), "--vary", "sac.actor.arch+sac.critic.arch=shared,softmod"]
     assert main([*argv, "--seeds", "2", "--out", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [v["label"] for v in doc["variants"]] == [
-        "sac.actor.arch+sac.critic.arch=shared",
-        "sac.actor.arch+sac.critic.arch=softmod",
-    ]
+    assert [v["label"] for v in doc["variants"]] == ["arch=shared", "arch=softmod"]
     assert all(v["seeds"] == 2 and v["metric"] == "return" for v in doc["variants"])
-    assert (out / "sac.actor.arch+sac.critic.arch=softmod" / "seed_1" / "summary.json").is_file()
+    assert (out / "arch=softmod" / "seed_1" / "summary.json").is_file()
     assert (out / "compare.md").is_file() and (out / "compare.png").is_file()
     assert main([*argv, "--seeds", "2", "--out", str(out)]) == 0  # all four reused
     captured = capsys.readouterr()
