@@ -243,7 +243,8 @@ def _plot(doc: dict[str, Any], path: Path) -> None:
     values = np.array([v["iqm"] for v in vs])
     err = np.array([[v["iqm"] - v["iqm_low"] for v in vs], [v["iqm_high"] - v["iqm"] for v in vs]])
     ax.bar(x, values, yerr=err, capsize=4)
-    ax.set_xticks(x, [v["label"][:30] for v in vs], rotation=30, ha="right", fontsize=7)
+    labels = [v["label"] if len(v["label"]) <= 32 else "…" + v["label"][-31:] for v in vs]
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
     ax.set_title(f"IQM {vs[0]['metric']} (95% stratified bootstrap CI)")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
