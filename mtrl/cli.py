@@ -117,6 +117,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         out,
         args.set,
         log=lambda line: print(line, file=sys.stderr),
+        jobs=args.jobs,
     )
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -346,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a grid axis; K1+K2=... ties keys (repeat for a cartesian product)",
     )
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant (default 3)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time, in worker processes")
     p.add_argument("--out", help="default: runs/compare_<recipe>")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", action="store_true")

@@ -14,9 +14,12 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import multiprocessing
+import os
 import re
 import tomllib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +173,65 @@ def compare_table(doc: dict[str, Any]) -> str:
     return format_table(rows, cols)
 
 
+@dataclass(frozen=True)
+class Job:
+    """One (variant, seed) run of a comparison and what to do with it."""
+
+    label: str
+    seed: int
+    overrides: tuple[str, ...]
+    run_dir: Path
+    action: str  # "reuse" (finished), "resume" (has a checkpoint) or "train"
+
+
+def plan(
+    recipe_path: str | Path,
+    grid: Sequence[Variant],
+    seeds: Sequence[int],
+    out_dir: str | Path,
+    base_overrides: Sequence[str] = (),
+) -> list[Job]:
+    """Every (variant, seed) job, each config validated before anything trains."""
+    from mtrl.recipes import load_recipe
+
+    jobs = []
+    for v in grid:
+        for s in seeds:
+            overrides = (*base_overrides, *v.overrides, f"seed={s}")
+            kind, _ = load_recipe(recipe_path, overrides)
+            if kind.name not in COMPARABLE_KINDS:
+                raise ConfigError(
+                    f"mtrl compare needs a recipe of kind {', '.join(COMPARABLE_KINDS)}; "
+                    f"{recipe_path} is {kind.name!r}"
+                )
+            run_dir = Path(out_dir) / slug(v.label) / f"seed_{s}"
+            if (run_dir / "summary.json").is_file():
+                action = "reuse"
+            elif any((run_dir / "checkpoints").glob("step_*.pt")):
+                action = "resume"
+            elif run_dir.exists():
+                raise ConfigError(
+                    f"{run_dir} exists without a checkpoint or summary; remove it to retrain"
+                )
+            else:
+                action = "train"
+            jobs.append(Job(v.label, s, overrides, run_dir, action))
+    return jobs
+
+
+def run_job(recipe_path: str, job: Job, threads: int = 0) -> list[dict[str, Any]]:
+    """Train (or resume) one job; returns its final per-task results. ``threads`` caps
+    torch's threads when the recipe sets none (parallel jobs share the cores)."""
+    from mtrl.recipes import load_recipe
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    kind, cfg = load_recipe(recipe_path, job.overrides)
+    return list(kind.train(cfg, job.run_dir, resume=job.action == "resume")["per_task"])
+
+
 def run_compare(
     recipe_path: str | Path,
     varies: Sequence[str],
@@ -177,39 +239,42 @@ def run_compare(
     out_dir: str | Path,
     base_overrides: Sequence[str] = (),
     log: Callable[[str], None] = lambda _: None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Train (or reuse) every (variant, seed) run, then write the comparison."""
-    from mtrl.recipes import load_recipe
+    """Train (or reuse) every (variant, seed) run, ``jobs`` at a time in worker
+    processes, then write the comparison."""
     from mtrl.runs import RunDir
 
     if not seeds:
         raise ConfigError("give at least one seed")
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
     grid = variants(varies)
-    jobs = []
-    for v in grid:  # every config is checked before anything trains
-        for s in seeds:
-            kind, cfg = load_recipe(recipe_path, [*base_overrides, *v.overrides, f"seed={s}"])
-            if kind.name not in COMPARABLE_KINDS:
-                raise ConfigError(
-                    f"mtrl compare needs a recipe of kind {', '.join(COMPARABLE_KINDS)}; "
-                    f"{recipe_path} is {kind.name!r}"
-                )
-            jobs.append((v, s, kind, cfg, Path(out_dir) / slug(v.label) / f"seed_{s}"))
-    results: dict[str, list[list[dict[str, Any]]]] = {v.label: [] for v in grid}
-    for i, (v, s, kind, cfg, run_dir) in enumerate(jobs, 1):
-        summary = run_dir / "summary.json"
-        if summary.is_file():
-            log(f"[{i}/{len(jobs)}] {v.label} seed {s}: finished, reusing {run_dir}")
-            res = RunDir.open(run_dir).read_summary()["results"]
+    todo = plan(recipe_path, grid, seeds, out_dir, base_overrides)
+    per_task: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    pending = []
+    for job in todo:
+        if job.action == "reuse":
+            log(f"{job.label} seed {job.seed}: finished, reusing {job.run_dir}")
+            per_task[job.label, job.seed] = RunDir.open(job.run_dir).read_summary()["results"][
+                "per_task"
+            ]
         else:
-            resume = run_dir.is_dir() and any((run_dir / "checkpoints").glob("step_*.pt"))
-            log(f"[{i}/{len(jobs)}] {v.label} seed {s}: {'resuming' if resume else 'training'}")
-            if run_dir.is_dir() and not resume:
-                raise ConfigError(
-                    f"{run_dir} exists without a checkpoint or summary; remove it to retrain"
-                )
-            res = kind.train(cfg, run_dir, resume=resume)
-        results[v.label].append(list(res["per_task"]))
+            pending.append(job)
+    if jobs == 1:
+        for i, job in enumerate(pending, 1):
+            log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: {job.action}")
+            per_task[job.label, job.seed] = run_job(str(recipe_path), job)
+    elif pending:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(run_job, str(recipe_path), job, threads): job for job in pending}
+            for i, fut in enumerate(as_completed(futures), 1):
+                job = futures[fut]
+                per_task[job.label, job.seed] = fut.result()
+                log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: done")
+    results = {v.label: [per_task[v.label, s] for s in seeds] for v in grid}
     doc = {
         "recipe": str(recipe_path),
         "overrides": list(base_overrides),

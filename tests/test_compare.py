@@ -94,15 +94,16 @@ def test_compare_trains_every_variant_and_seed_then_reuses_them(
     recipe.write_text(RECIPE)
     out = tmp_path / "cmp"
     argv = ["compare", str(recipe), "--vary", "sac.actor.arch+sac.critic.arch=shared,softmod"]
-    assert main([*argv, "--seeds", "2", "--out", str(out), "--json"]) == 0
+    assert main([*argv, "--seeds", "2", "--out", str(out), "--json", "--jobs", "2"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [v["label"] for v in doc["variants"]] == ["arch=shared", "arch=softmod"]
     assert all(v["seeds"] == 2 and v["metric"] == "return" for v in doc["variants"])
     assert (out / "arch=softmod" / "seed_1" / "summary.json").is_file()
     assert (out / "compare.md").is_file() and (out / "compare.png").is_file()
-    assert main([*argv, "--seeds", "2", "--out", str(out)]) == 0  # all four reused
+    assert main([*argv, "--seeds", "3", "--out", str(out)]) == 0  # 4 reused, 2 new seeds
     captured = capsys.readouterr()
-    assert captured.err.count("reusing") == 4 and "IQM" in captured.out
+    assert captured.err.count("reusing") == 4 and captured.err.count(": train") == 2
+    assert "IQM" in captured.out
 
 
 def test_compare_checks_every_variant_before_training(tmp_path: Path) -> None:
