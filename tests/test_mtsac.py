@@ -139,31 +139,44 @@ def test_bad_mtsac_recipes_fail_before_any_work(tmp_path: Path) -> None:
         _recipe(env={"name": "navigation2d", "task_encoding": "onehot"})
 
 
-def _final_returns(tmp_path: Path, name: str, encoder: str) -> list[float]:
+def _final_returns(
+    tmp_path: Path, name: str, sac: dict[str, object], total_steps: int = 30_000
+) -> list[float]:
     recipe = _recipe(
-        total_steps=30_000,
+        total_steps=total_steps,
+        threads=1,  # pytest -n 2 runs two of these at once on two cores
         learning_starts=2_000,
         batch_size=256,
-        eval_every=30_000,
+        eval_every=total_steps,
         eval_episodes=2,
         log_every=5_000,
-        checkpoint_every=30_000,
+        checkpoint_every=total_steps,
         env={"name": "navigation2d", "num_tasks": 4, "envs_per_task": 1},
-        sac={
-            "actor": {"hidden": [64, 64], "encoder": encoder},
-            "critic": {"hidden": [64, 64], "encoder": encoder},
-        },
+        sac=sac,
     )
     return [r["return"] for r in train_mtsac(recipe, tmp_path / name)["per_task"]]
+
+
+def _nets(encoder: str) -> dict[str, object]:
+    net = {"hidden": [64, 64], "encoder": encoder}
+    return {"actor": net, "critic": net}
 
 
 @pytest.mark.slow
 def test_task_identity_is_needed_negative_transfer_without_it(tmp_path: Path) -> None:
     # Navigation2D hides the goal: without the task id one policy must serve 4 goals.
-    conditioned = _final_returns(tmp_path, "onehot", "onehot")
-    blind = _final_returns(tmp_path, "none", "none")
+    conditioned = _final_returns(tmp_path, "onehot", _nets("onehot"))
+    blind = _final_returns(tmp_path, "none", _nets("none"))
     assert min(conditioned) > -12.0, conditioned  # every goal reached (optimum is about -2)
     assert np.mean(blind) < np.mean(conditioned) - 10.0, (blind, conditioned)
+
+
+@pytest.mark.slow
+def test_soft_modularization_with_famo_reaches_every_goal(tmp_path: Path) -> None:
+    net = {"arch": "softmod", "hidden": [64, 64, 64]}
+    sac = {"actor": net, "critic": net, "balancing": "famo"}
+    returns = _final_returns(tmp_path, "softmod", sac, total_steps=20_000)
+    assert min(returns) > -12.0, returns  # untrained about -100, optimum about -2
 
 
 def test_bench_sac_reports_both_implementations(capsys: pytest.CaptureFixture[str]) -> None:
