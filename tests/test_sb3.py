@@ -21,7 +21,7 @@ from mtrl.agents.sb3_train import SB3Recipe, train_sb3
 from mtrl.cli import main
 from mtrl.config import from_dict
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
-from mtrl.errors import ConfigError
+from mtrl.errors import ConfigError, TrainingDivergedError
 
 
 def _env(num_tasks: int = 2, per_task: int = 2, **kw: object) -> SB3MultiTaskVecEnv:
@@ -218,3 +218,11 @@ def test_bad_sb3_recipes_fail_before_the_run_dir_exists(tmp_path: Path) -> None:
         _sb3_recipe(algo_kwargs={"seed": 3})
     with pytest.raises(ConfigError, match="expected a table"):
         _sb3_recipe(algo_kwargs=3)
+
+
+def test_a_diverging_sb3_run_says_what_to_change(tmp_path: Path) -> None:
+    recipe = _sb3_recipe(
+        total_steps=4096, algo_kwargs={"n_steps": 32, "batch_size": 64, "learning_rate": 1e12}
+    )
+    with pytest.raises(TrainingDivergedError, match="learning_rate"):
+        train_sb3(recipe, tmp_path / "run")

@@ -32,10 +32,10 @@ from mtrl.agents.sb3 import (
 )
 from mtrl.config import bounded
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
-from mtrl.errors import ConfigError
+from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.runs import RunDir
-from mtrl.training import Checkpointer, open_run, resume_state
+from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
 
@@ -116,18 +116,22 @@ def policy_fn(model: BaseAlgorithm) -> Any:
 
 
 class _RunCallback(BaseCallback):
-    """Writes per-task training returns to metrics.csv every ``log_every`` steps and
-    checkpoints the model every ``checkpoint_every`` steps."""
+    """Writes per-task training returns to metrics.csv every ``log_every`` steps,
+    checkpoints the model every ``checkpoint_every`` steps, shows mtrl's progress bar."""
 
-    def __init__(self, run: RunDir, recipe: SB3Recipe) -> None:
+    def __init__(self, run: RunDir, recipe: SB3Recipe, progress: bool) -> None:
         super().__init__()
-        self.run, self.recipe = run, recipe
+        self.run, self.recipe, self.progress = run, recipe, progress
         self.episodes: dict[int, list[tuple[float, float]]] = defaultdict(list)
         self.next_log = 0
         self.ckpt: Checkpointer | None = None
+        self.bar: Any = None
+        self.shown = 0
 
     def _on_training_start(self) -> None:
         r, n = self.recipe, self.num_timesteps
+        self.bar = progress_bar(self.progress, r.total_steps, n, "env steps", "step")
+        self.shown = n
         self.next_log = (n // r.log_every + 1) * r.log_every
         self.ckpt = Checkpointer(
             self.run,
@@ -137,8 +141,15 @@ class _RunCallback(BaseCallback):
             lambda step: model_state(self.model, step),
         )
 
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
     def _on_step(self) -> bool:
         n = self.num_timesteps
+        if self.bar is not None:
+            self.bar.update(n - self.shown)
+            self.shown = n
         for tid, ret, success in finished_episodes(self.locals.get("infos", [])):
             self.episodes[tid].append((ret, success))
         if n >= self.next_log:
@@ -176,19 +187,22 @@ def train_sb3(
         state = resume_state(run, resume)
         if state is not None:
             model = load_model(state, recipe, env)
-        callback = CallbackList([PerTaskStatsCallback(), _RunCallback(run, recipe)])
+        callback = CallbackList([PerTaskStatsCallback(), _RunCallback(run, recipe, progress)])
         remaining = recipe.total_steps - model.num_timesteps
         try:
             if remaining > 0:
-                model.learn(
-                    remaining,
-                    callback=callback,
-                    reset_num_timesteps=False,
-                    progress_bar=progress,
-                )
+                model.learn(remaining, callback=callback, reset_num_timesteps=False)
         except KeyboardInterrupt:
             run.save_checkpoint(model_state(model, model.num_timesteps), model.num_timesteps)
             raise
+        except ValueError as exc:  # torch.distributions on NaN policy outputs
+            if "invalid values" not in str(exc):
+                raise
+            raise TrainingDivergedError(
+                f"the SB3 policy produced NaN outputs at step {model.num_timesteps}; the last "
+                f"checkpoint in {run.checkpoints} is intact. Lower algo_kwargs.learning_rate "
+                "or check the env's rewards"
+            ) from exc
         run.save_checkpoint(model_state(model, model.num_timesteps), model.num_timesteps)
     finally:
         env.close()
