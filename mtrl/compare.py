@@ -51,11 +51,13 @@ def parse_vary(text: str) -> tuple[list[str], list[Any]]:
     """``"a.b+c.d=v1,v2"`` -> (keys, values). Values are TOML literals (else bare
     strings); a whole TOML array (``k=[[64,64],[400,400]]``) gives its elements."""
     if "=" not in text:
-        raise ConfigError(f"--vary {text!r} must look like key=v1,v2 (e.g. seed=0,1)")
+        raise ConfigError(f"--vary {text!r} must look like key=v1,v2 (e.g. sac.tau=0.01,0.005)")
     key_part, raw = text.split("=", 1)
     keys = [k.strip() for k in key_part.split("+") if k.strip()]
     if not keys:
         raise ConfigError(f"--vary {text!r} has no key")
+    if "seed" in keys:
+        raise ConfigError("--vary seed=...: every variant runs seeds 0..N-1; use --seeds N")
     try:
         whole = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:

@@ -44,7 +44,9 @@ def test_vary_parses_tied_keys_literals_and_arrays() -> None:
     with pytest.raises(ConfigError, match="key=v1,v2"):
         parse_vary("seed")
     with pytest.raises(ConfigError, match="non-empty"):
-        parse_vary("seed=1,,2")
+        parse_vary("sac.tau=1,,2")
+    with pytest.raises(ConfigError, match="--seeds"):
+        parse_vary("seed=1,2")
 
 
 def test_variants_are_the_cartesian_product() -> None:
