@@ -211,3 +211,9 @@ def test_compiled_update_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:
         agent.update(batch)
     for a, b in zip(agents[0].parameters(), agents[1].parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_compile_refuses_balancing_that_needs_repeated_backward() -> None:
+    with pytest.raises(ConfigError, match="compile = false"):
+        SACConfig(compile=True, balancing="pcgrad")
+    SACConfig(compile=True, balancing="famo")  # a single backward: fine

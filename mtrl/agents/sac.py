@@ -49,6 +49,15 @@ class SACConfig:
     actor: NetConfig = field(default_factory=NetConfig)
     critic: NetConfig = field(default_factory=NetConfig)
 
+    def __post_init__(self) -> None:
+        if self.compile and self.balancing in ("pcgrad", "cagrad", "gradnorm"):
+            raise ConfigError(
+                f"sac.compile = true cannot run balancing = {self.balancing!r}: it needs "
+                "several (or double) backward passes through one graph, which compiled "
+                "graphs do not support. Use compile = false, or balancing none, "
+                "uncertainty or famo"
+            )
+
 
 def squashed_sample(mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
     """A reparameterized tanh-Gaussian action in [-1, 1] and its log-probability."""
