@@ -87,3 +87,27 @@ def test_mtppo_learns_the_cartpole_family(tmp_path: Path) -> None:
     res = train_mtppo(recipe, tmp_path / "run")
     returns = [r["return"] for r in res["per_task"]]
     assert min(returns) > 60.0, returns  # a random policy balances for about 20 steps
+
+
+@pytest.mark.slow
+def test_cartpole_targets_need_the_task_id_negative_transfer_without_it(tmp_path: Path) -> None:
+    """Targets on both sides of the track, hidden from the observation: the conditioned
+    agent balances at every target, a task-blind one can serve one side only."""
+
+    def final_returns(encoder: str) -> list[float]:
+        net = {"hidden": [64, 64], "activation": "tanh", "encoder": encoder}
+        recipe = _recipe(
+            total_steps=200_000,
+            threads=1,
+            eval_every=200_000,
+            eval_episodes=3,
+            checkpoint_every=200_000,
+            env={"name": "cartpole-goal", "num_tasks": 4, "envs_per_task": 4},
+            ppo={"n_steps": 128, "actor": net, "critic": net},
+        )
+        return [r["return"] for r in train_mtppo(recipe, tmp_path / encoder)["per_task"]]
+
+    conditioned, blind = final_returns("onehot"), final_returns("none")
+    assert min(conditioned) > 350.0, conditioned  # max 500: balanced at the target
+    assert sum(conditioned) - sum(blind) > 300.0, (conditioned, blind)
+    assert min(blind) < 250.0, blind  # at least one side left unserved

@@ -1,4 +1,6 @@
-"""Classic-control families with varied physics: CartPole and Pendulum."""
+"""Classic-control families: CartPole and Pendulum with varied physics, and CartPole
+with a hidden target cart position (the task identity matters: one task-blind policy
+cannot serve targets on both sides)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ CARTPOLE_DEFAULT = {
     "force_mag": 10.0,
 }
 PENDULUM_DEFAULT = {"gravity": 10.0, "mass": 1.0, "length": 1.0}
+CARTPOLE_GOAL_DEFAULT = {"target": 1.0}
+X_LIMIT = 2.4  # gymnasium's CartPole terminates beyond this cart position
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -60,6 +64,16 @@ def pendulum_difficulty(p: Mapping[str, Any]) -> float:
     return (p["mass"] * p["gravity"] * p["length"]) / 10.0
 
 
+def sample_cartpole_goal(rng: np.random.Generator) -> dict[str, Any]:
+    """A target cart position on either side of the centre, 0.5 to 1.5 away from it."""
+    return {"target": float(rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.5))}
+
+
+def target_reward(x: float, target: float) -> float:
+    """1 at the target, falling linearly to 0 at a track's length (2.4) away."""
+    return max(0.0, 1.0 - abs(x - target) / X_LIMIT)
+
+
 class CartPoleTaskEnv(TaskEnvMixin, CartPoleEnv):
     """Gymnasium's CartPole with settable pole length, masses, gravity and force."""
 
@@ -77,6 +91,27 @@ class CartPoleTaskEnv(TaskEnvMixin, CartPoleEnv):
         self.force_mag = as_float(params["force_mag"])
         self.total_mass = self.masspole + self.masscart
         self.polemass_length = self.masspole * self.length
+
+
+class CartPoleGoalTaskEnv(TaskEnvMixin, CartPoleEnv):
+    """Gymnasium's CartPole where each step's reward is :func:`target_reward` of the cart
+    position (instead of 1): balance the pole at a target the observation does not show."""
+
+    family_name = "cartpole-goal"
+
+    def __init__(self, task: Task | None = None, render_mode: str | None = None) -> None:
+        super().__init__(render_mode=render_mode)
+        self.target = 0.0
+        self.set_task(task or CARTPOLE_GOAL.default_task())
+
+    def _apply_task(self, params: dict[str, ParamValue]) -> None:
+        self.target = as_float(params["target"])
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = super().step(action)
+        if reward:  # gymnasium's CartPole: 1 while alive (and on the failing step), else 0
+            reward = target_reward(float(obs[0]), self.target)
+        return obs, float(reward), terminated, truncated, info
 
 
 class PendulumTaskEnv(TaskEnvMixin, PendulumEnv):
@@ -110,4 +145,12 @@ PENDULUM = ParametricFamily(
     sampler=sample_pendulum,
     default=PENDULUM_DEFAULT,
     difficulty=pendulum_difficulty,
+)
+
+CARTPOLE_GOAL = ParametricFamily(
+    name="cartpole-goal",
+    env_id="mtrl/CartPoleGoal-v0",
+    description="CartPole balanced at a hidden target cart position (left or right)",
+    sampler=sample_cartpole_goal,
+    default=CARTPOLE_GOAL_DEFAULT,
 )

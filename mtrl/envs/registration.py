@@ -7,6 +7,7 @@ import gymnasium as gym
 # id -> (entry point, max episode steps)
 GYM_IDS: dict[str, tuple[str, int]] = {
     "mtrl/CartPole-v0": ("mtrl.envs.classic:CartPoleTaskEnv", 500),
+    "mtrl/CartPoleGoal-v0": ("mtrl.envs.classic:CartPoleGoalTaskEnv", 500),
     "mtrl/Pendulum-v0": ("mtrl.envs.classic:PendulumTaskEnv", 200),
     "mtrl/Navigation2D-v0": ("mtrl.envs.navigation:Navigation2DEnv", 100),
     "mtrl/HalfCheetahVel-v0": ("mtrl.envs.mujoco_families:HalfCheetahVelEnv", 200),

@@ -6,7 +6,7 @@ from typing import Any, Literal, cast
 
 import gymnasium as gym
 
-from mtrl.envs.classic import CARTPOLE, PENDULUM
+from mtrl.envs.classic import CARTPOLE, CARTPOLE_GOAL, PENDULUM
 from mtrl.envs.metaworld_suites import FAMILY as METAWORLD_FAMILY
 from mtrl.envs.metaworld_suites import (
     all_env_names,
@@ -28,6 +28,7 @@ from mtrl.tasks import ParametricFamily, Task, TaskFamily
 
 _PARAMETRIC = (
     CARTPOLE,
+    CARTPOLE_GOAL,
     PENDULUM,
     NAVIGATION2D,
     HALFCHEETAH_VEL,
