@@ -14,6 +14,7 @@ from mtrl.tasks import TaskFamily
 
 DEFAULT_CHECK_NAMES = (
     "cartpole",
+    "cartpole-goal",
     "pendulum",
     "navigation2d",
     "halfcheetah-vel",
