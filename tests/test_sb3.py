@@ -221,8 +221,7 @@ def test_bad_sb3_recipes_fail_before_the_run_dir_exists(tmp_path: Path) -> None:
 
 
 def test_a_diverging_sb3_run_says_what_to_change(tmp_path: Path) -> None:
-    recipe = _sb3_recipe(
-        total_steps=4096, algo_kwargs={"n_steps": 32, "batch_size": 64, "learning_rate": 1e12}
-    )
+    recipe = _sb3_recipe(policy_kwargs={"log_std_init": float("nan")})  # NaN from the start
     with pytest.raises(TrainingDivergedError, match="learning_rate"):
         train_sb3(recipe, tmp_path / "run")
+    assert (tmp_path / "run" / "config.toml").is_file()  # the run dir is kept
