@@ -220,7 +220,11 @@ def test_bad_sb3_recipes_fail_before_the_run_dir_exists(tmp_path: Path) -> None:
         _sb3_recipe(algo_kwargs=3)
 
 
-def test_a_diverging_sb3_run_says_what_to_change(tmp_path: Path) -> None:
+@pytest.mark.parametrize("validate", [True, False])  # torch.compile turns validation off
+def test_a_diverging_sb3_run_says_what_to_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, validate: bool
+) -> None:
+    monkeypatch.setattr(torch.distributions.Distribution, "_validate_args", validate)
     recipe = _sb3_recipe(policy_kwargs={"log_std_init": float("nan")})  # NaN from the start
     with pytest.raises(TrainingDivergedError, match="learning_rate"):
         train_sb3(recipe, tmp_path / "run")

@@ -147,6 +147,9 @@ class _RunCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         n = self.num_timesteps
+        actions = self.locals.get("actions")
+        if actions is not None and not np.all(np.isfinite(np.asarray(actions, dtype=float))):
+            raise TrainingDivergedError(diverged_message(n, self.run))
         if self.bar is not None:
             self.bar.update(n - self.shown)
             self.shown = n
@@ -167,6 +170,13 @@ class _RunCallback(BaseCallback):
         if self.ckpt is not None:
             self.ckpt.step(n)
         return True
+
+
+def diverged_message(steps: int, run: RunDir) -> str:
+    return (
+        f"the SB3 policy produced NaN outputs at step {steps}; the last checkpoint in "
+        f"{run.checkpoints} is intact. Lower algo_kwargs.learning_rate or check the env's rewards"
+    )
 
 
 def model_state(model: BaseAlgorithm, steps: int) -> dict[str, Any]:
@@ -195,14 +205,11 @@ def train_sb3(
         except KeyboardInterrupt:
             run.save_checkpoint(model_state(model, model.num_timesteps), model.num_timesteps)
             raise
-        except ValueError as exc:  # torch.distributions on NaN policy outputs
+        except ValueError as exc:  # torch.distributions' argument check on NaN outputs
+            # (off once torch.compile has run in the process: the callback's check covers it)
             if "invalid values" not in str(exc):
                 raise
-            raise TrainingDivergedError(
-                f"the SB3 policy produced NaN outputs at step {model.num_timesteps}; the last "
-                f"checkpoint in {run.checkpoints} is intact. Lower algo_kwargs.learning_rate "
-                "or check the env's rewards"
-            ) from exc
+            raise TrainingDivergedError(diverged_message(model.num_timesteps, run)) from exc
         run.save_checkpoint(model_state(model, model.num_timesteps), model.num_timesteps)
     finally:
         env.close()
