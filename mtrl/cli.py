@@ -208,11 +208,22 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from mtrl.plotting import plot_run
     from mtrl.recipes import load_run
 
-    run, kind, _ = load_run(args.run_dir)
+    run, kind, cfg = load_run(args.run_dir)
     cols = [c for c in args.y.split(",") if c] if args.y else []
-    for path in plot_run(run, kind.name, cols):
+    for path in plot_run(run, kind.name, cols, _task_labels(cfg)):
         print(f"wrote {path}")
     return 0
+
+
+def _task_labels(cfg: object) -> dict[int, str]:
+    """Task id -> label of a run's multi-task env (for runs without a summary yet)."""
+    env = getattr(cfg, "env", None)
+    if env is None or not hasattr(env, "split"):
+        return {}
+    from mtrl.envs import get_family
+
+    tasks = get_family(env.name).tasks(env.split, seed=env.task_seed)
+    return {i: t.label for i, t in enumerate(tasks[: env.num_tasks])}
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -33,7 +33,9 @@ def _series(rows: list[dict[str, str]], x: str, y: str) -> tuple[list[float], li
     return xs, ys
 
 
-def plot_run(run: RunDir, kind: str, columns: Sequence[str] = ()) -> list[Path]:
+def plot_run(
+    run: RunDir, kind: str, columns: Sequence[str] = (), task_labels: dict[int, str] | None = None
+) -> list[Path]:
     """Write ``plots/curves.png``, ``plots/per_task_curves.png`` when metrics.csv has
     per-task columns (``success/<id>``, else ``return/<id>``) and ``plots/per_task.png``
     when the summary has per-task results; returns the written paths."""
@@ -66,7 +68,7 @@ def plot_run(run: RunDir, kind: str, columns: Sequence[str] = ()) -> list[Path]:
     fig.savefig(out[0], dpi=110)
     plt.close(fig)
     per_task = _per_task(run)
-    curves = _per_task_curves(run, rows, x, per_task)
+    curves = _per_task_curves(run, rows, x, per_task, task_labels or {})
     if curves is not None:
         out.append(curves)
     if per_task:
@@ -75,7 +77,11 @@ def plot_run(run: RunDir, kind: str, columns: Sequence[str] = ()) -> list[Path]:
 
 
 def _per_task_curves(
-    run: RunDir, rows: list[dict[str, str]], x: str, per_task: list[dict[str, Any]]
+    run: RunDir,
+    rows: list[dict[str, str]],
+    x: str,
+    per_task: list[dict[str, Any]],
+    task_labels: dict[int, str],
 ) -> Path | None:
     """One line per task of ``success/<id>`` (or ``return/<id>`` without success)."""
     import matplotlib.pyplot as plt
@@ -93,7 +99,8 @@ def _per_task_curves(
             break
     else:
         return None
-    labels = {int(r["task_id"]): str(r.get("task", "")) for r in per_task if "task_id" in r}
+    labels = dict(task_labels)
+    labels.update({int(r["task_id"]): str(r["task"]) for r in per_task if r.get("task")})
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for i, (xs, vs) in series.items():
         ax.plot(xs, vs, marker="." if len(xs) < 50 else None, label=labels.get(i, f"task {i}")[:40])
