@@ -120,3 +120,9 @@ def test_cartpole_targets_need_the_task_id_negative_transfer_without_it(tmp_path
     # the task id lets the agent beat every possible task-blind policy by a clear margin
     assert np.mean(conditioned) > blind_bound + 40.0, (conditioned, blind_bound)
     assert np.mean(conditioned) > np.mean(blind) + 60.0, (conditioned, blind)
+
+
+def test_same_seed_same_numbers(tmp_path: Path) -> None:
+    first = train_mtppo(_recipe(), tmp_path / "a")["per_task"]
+    second = train_mtppo(_recipe(), tmp_path / "b")["per_task"]
+    assert [r["return"] for r in first] == [r["return"] for r in second]

@@ -217,3 +217,9 @@ def test_compile_refuses_balancing_that_needs_repeated_backward() -> None:
     with pytest.raises(ConfigError, match="compile = false"):
         SACConfig(compile=True, balancing="pcgrad")
     SACConfig(compile=True, balancing="famo")  # a single backward: fine
+
+
+def test_same_seed_same_numbers(tmp_path: Path) -> None:
+    first = train_mtsac(_recipe(), tmp_path / "a")["per_task"]
+    second = train_mtsac(_recipe(), tmp_path / "b")["per_task"]
+    assert [r["return"] for r in first] == [r["return"] for r in second]

@@ -18,6 +18,7 @@ from mtrl.config import bounded
 from mtrl.envs.vector import MultiTaskEnvConfig, MultiTaskVecEnv, make_multitask_env
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
+from mtrl.seeding import seed_everything
 from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
 
 
@@ -142,6 +143,7 @@ def train_mtsac(
 def _train(
     recipe: MTSACRecipe, env: MultiTaskVecEnv, run_dir: str | Path, resume: bool, progress: bool
 ) -> dict[str, Any]:
+    seed_everything(recipe.seed)  # network initialisation is part of the seeded run
     agent = make_agent(recipe, env)
     run = open_run(recipe, run_dir, resume)
     obs_dim = agent.actor.net.in_dim

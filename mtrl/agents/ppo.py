@@ -30,6 +30,7 @@ from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.nets import MultiTaskNet, NetConfig
 from mtrl.returns import gae_continuing
+from mtrl.seeding import seed_everything
 from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
 
 
@@ -179,6 +180,7 @@ def train_mtppo(
 def _train(
     recipe: MTPPORecipe, env: MultiTaskVecEnv, run_dir: str | Path, resume: bool, progress: bool
 ) -> dict[str, Any]:
+    seed_everything(recipe.seed)  # network initialisation is part of the seeded run
     ac = make_actor_critic(recipe, env)
     run = open_run(recipe, run_dir, resume)
     cfg, dev = recipe.ppo, recipe.device
