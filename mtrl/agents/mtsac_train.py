@@ -118,11 +118,8 @@ def eval_env_config(e: MultiTaskEnvConfig) -> MultiTaskEnvConfig:
 def evaluate_agent(
     agent: MTSAC, recipe: MTSACRecipe, episodes: int, seed: int
 ) -> list[dict[str, Any]]:
-    env = make_multitask_env(eval_env_config(recipe.env))
-    try:
+    with make_multitask_env(eval_env_config(recipe.env)) as env:
         return evaluate(env, policy_fn(agent, env, recipe.device, True), episodes, seed)
-    finally:
-        env.close()
 
 
 def train_mtsac(
@@ -133,11 +130,9 @@ def train_mtsac(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train, evaluating every ``eval_every`` env steps; checkpoints resume the run."""
-    env = make_multitask_env(recipe.env)  # bad env settings fail before the run dir exists
-    try:
+    # bad env settings fail before the run dir exists
+    with make_multitask_env(recipe.env) as env:
         return _train(recipe, env, run_dir, resume, progress)
-    finally:
-        env.close()
 
 
 def _train(

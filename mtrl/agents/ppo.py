@@ -144,13 +144,10 @@ def policy_fn(ac: ActorCritic, env: MultiTaskVecEnv, device: str) -> Any:
 def _eval(ac: ActorCritic, recipe: MTPPORecipe) -> list[dict[str, Any]]:
     from mtrl.agents.mtsac_train import eval_env_config
 
-    env = make_multitask_env(eval_env_config(recipe.env))
-    try:
+    with make_multitask_env(eval_env_config(recipe.env)) as env:
         return evaluate(
             env, policy_fn(ac, env, recipe.device), recipe.eval_episodes, recipe.seed + 1
         )
-    finally:
-        env.close()
 
 
 def _balanced_minibatches(
@@ -170,11 +167,8 @@ def train_mtppo(
     recipe: MTPPORecipe, run_dir: str | Path, *, resume: bool = False, progress: bool = False
 ) -> dict[str, Any]:
     """Train multi-task PPO; checkpoints resume the networks, optimizer and step count."""
-    env = make_multitask_env(recipe.env)
-    try:
+    with make_multitask_env(recipe.env) as env:
         return _train(recipe, env, run_dir, resume, progress)
-    finally:
-        env.close()
 
 
 def _train(

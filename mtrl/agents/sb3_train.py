@@ -236,8 +236,5 @@ def train_sb3(
 def evaluate_model(
     model: BaseAlgorithm, recipe: SB3Recipe, episodes: int, seed: int
 ) -> list[dict[str, Any]]:
-    env = make_multitask_env(eval_env_config(recipe.env))
-    try:
+    with make_multitask_env(eval_env_config(recipe.env)) as env:
         return evaluate(env, policy_fn(model), episodes, seed)
-    finally:
-        env.close()

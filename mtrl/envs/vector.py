@@ -110,6 +110,12 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
             raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
         return cls(vec, tasks, task_ids)
 
+    def __enter__(self) -> MultiTaskVecEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def num_tasks(self) -> int:
         return len(self.tasks)
