@@ -160,6 +160,27 @@ def from_dict(cls: type[T], data: Any, *, prefix: str = "") -> T:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+def check_fields(obj: Any, prefix: str = "") -> None:
+    """Validate a config dataclass built in Python as :func:`from_dict` validates TOML:
+    types, allowed values and bounds of every field (call it from ``__post_init__``).
+    Nested dataclass values validated themselves when they were built."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) or (value is None and _optional(hints[f.name])):
+            continue
+        key = _join(prefix, f.name)
+        _convert(key, value, hints[f.name])
+        bounds = f.metadata.get(_BOUNDS)
+        if bounds is not None and isinstance(value, int | float) and not isinstance(value, bool):
+            _check_bounds(key, value, bounds)
+
+
+def _optional(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    return origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 

@@ -30,6 +30,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "mtsac": ("mtrl.agents.mtsac_train", "MTSACRecipe", "train_mtsac"),
     "mtppo": ("mtrl.agents.ppo", "MTPPORecipe", "train_mtppo"),
     "sb3": ("mtrl.agents.sb3_train", "SB3Recipe", "train_sb3"),
+    "continual": ("mtrl.curriculum.continual", "ContinualRecipe", "train_continual"),
 }
 
 

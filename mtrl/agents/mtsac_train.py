@@ -14,8 +14,19 @@ import torch
 
 from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, SACConfig
-from mtrl.config import bounded
-from mtrl.envs.vector import MultiTaskEnvConfig, MultiTaskVecEnv, make_multitask_env
+from mtrl.config import bounded, check_fields
+from mtrl.curriculum.baselines import build_curriculum
+from mtrl.curriculum.config import CurriculumConfig
+from mtrl.curriculum.methods import ContinualConfig, ContinualMethod
+from mtrl.curriculum.report import continual_results
+from mtrl.curriculum.schedule import Curriculum
+from mtrl.envs.vector import (
+    MultiTaskEnvConfig,
+    MultiTaskVecEnv,
+    eval_env_config,
+    make_multitask_env,
+    resolve_tasks,
+)
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.seeding import seed_everything
@@ -42,8 +53,22 @@ class MTSACRecipe:
     checkpoint_every: int = bounded(50_000, ge=1)
     checkpoint_buffer: bool = True  # large buffers (MT10 at 1M) make big checkpoints
     sac: SACConfig = field(default_factory=SACConfig)
+    curriculum: CurriculumConfig | None = None
+
+    def curriculum_config(self) -> CurriculumConfig | None:
+        """The curriculum the loop consults (None: every task, fixed sub-envs)."""
+        return self.curriculum
+
+    def continual_config(self) -> ContinualConfig | None:
+        """The continual-learning method, for continual recipes."""
+        return None
+
+    def budget(self, num_tasks: int) -> int:
+        """Env steps the run takes in all (at most, with ``stop_on_mastery``)."""
+        return self.total_steps
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.env.autoreset_mode != "same_step":
             raise ConfigError("mtsac needs env.autoreset_mode = 'same_step'")
         if self.env.task_encoding != "index":
@@ -70,7 +95,7 @@ class ActionScaler:
         return self.low + (a + 1.0) * 0.5 * (self.high - self.low)
 
 
-def make_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv) -> MTSAC:
+def make_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv, balanced: bool = True) -> MTSAC:
     space = env.single_observation_space
     if not isinstance(space, gym.spaces.Dict) or "observation" not in space.spaces:
         raise ConfigError("mtsac needs the multi-task env's Dict observations (task ids)")
@@ -78,7 +103,7 @@ def make_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv) -> MTSAC:
     act_space = env.single_action_space
     if not isinstance(act_space, gym.spaces.Box):
         raise ConfigError(f"SAC needs continuous (Box) actions; {recipe.env.name} has {act_space}")
-    if recipe.batch_size % env.num_tasks:
+    if balanced and recipe.batch_size % env.num_tasks:
         raise ConfigError(
             f"batch_size = {recipe.batch_size} must be a multiple of the {env.num_tasks} tasks "
             "(batches are balanced across tasks)"
@@ -102,19 +127,6 @@ def policy_fn(agent: MTSAC, env: MultiTaskVecEnv, device: str, deterministic: bo
     return act
 
 
-def eval_env_config(e: MultiTaskEnvConfig) -> MultiTaskEnvConfig:
-    """The training tasks, one sub-env each, for evaluation."""
-    return MultiTaskEnvConfig(
-        name=e.name,
-        split=e.split,
-        num_tasks=e.num_tasks,
-        envs_per_task=1,
-        vectorization="sync",
-        reward_version=e.reward_version,
-        task_seed=e.task_seed,
-    )
-
-
 def evaluate_agent(
     agent: MTSAC, recipe: MTSACRecipe, episodes: int, seed: int
 ) -> list[dict[str, Any]]:
@@ -129,18 +141,37 @@ def train_mtsac(
     resume: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Train, evaluating every ``eval_every`` env steps; checkpoints resume the run."""
-    # bad env settings fail before the run dir exists
-    with make_multitask_env(recipe.env) as env:
-        return _train(recipe, env, run_dir, resume, progress)
+    """Train, evaluating every ``eval_every`` env steps; checkpoints resume the run.
+
+    With a curriculum (``recipe.curriculum``, or a continual recipe's task sequence)
+    the sub-envs run the tasks it unlocks and picks; a continual recipe's method adds
+    its penalty to the update and consolidates at every task switch.
+    """
+    curriculum = None
+    cur_cfg = recipe.curriculum_config()
+    if cur_cfg is not None:  # bad curriculum settings fail before the run dir exists
+        num_tasks = len(resolve_tasks(recipe.env))
+        curriculum = build_curriculum(cur_cfg, recipe.env, num_tasks, recipe.seed)
+    with make_multitask_env(recipe.env, scheduler=curriculum) as env:
+        return _train(recipe, env, run_dir, resume, progress, curriculum)
 
 
 def _train(
-    recipe: MTSACRecipe, env: MultiTaskVecEnv, run_dir: str | Path, resume: bool, progress: bool
+    recipe: MTSACRecipe,
+    env: MultiTaskVecEnv,
+    run_dir: str | Path,
+    resume: bool,
+    progress: bool,
+    curriculum: Curriculum | None,
 ) -> dict[str, Any]:
     seed_everything(recipe.seed)  # network initialisation is part of the seeded run
-    agent = make_agent(recipe, env)
+    agent = make_agent(recipe, env, balanced=curriculum is None)
+    continual = recipe.continual_config()
+    method = ContinualMethod(continual, agent, recipe.seed) if continual is not None else None
+    if method is not None:
+        agent.extension = method
     run = open_run(recipe, run_dir, resume)
+    total_steps = recipe.budget(env.num_tasks)
     obs_dim = agent.actor.net.in_dim
     act_dim = agent.actor.net.out_dim // 2
     buffer = TaskReplayBuffer(
@@ -150,6 +181,7 @@ def _train(
     rng = np.random.default_rng(recipe.seed)
     scale = ActionScaler(env.single_action_space)
     steps = 0
+    task_start = 0  # env step at which the current task of a continual run began
     state = resume_state(run, resume)
     if state is not None:
         agent.load_state_dict(state["agent"])
@@ -158,6 +190,12 @@ def _train(
             buffer.load_state(state["buffer"])
         gen.set_state(state["generator"])
         steps = int(state["steps"])
+        if curriculum is not None:
+            curriculum.load_state_dict(state["curriculum"])
+        if method is not None:
+            method.load_state_dict(state["method"])
+            task_start = int(state["task_start"])
+    switches = int(curriculum.completed.sum()) if curriculum is not None else 0
     n = env.num_envs
     obs, _ = env.reset(seed=recipe.seed + steps)
     credit = 0.0
@@ -168,7 +206,7 @@ def _train(
     ckpt = Checkpointer(
         run,
         recipe.checkpoint_every,
-        recipe.total_steps,
+        total_steps,
         steps,
         lambda step: {
             "agent": agent.state_dict(),
@@ -176,16 +214,31 @@ def _train(
             "buffer": buffer.state() if recipe.checkpoint_buffer else None,
             "generator": gen.get_state(),
             "steps": step,
+            "curriculum": curriculum.state_dict() if curriculum is not None else None,
+            "method": method.state_dict() if method is not None else None,
+            "task_start": task_start,
         },
     )
 
-    bar = progress_bar(progress, recipe.total_steps, steps, "env steps", "step")
+    def finished() -> bool:
+        if steps >= total_steps:
+            return True
+        return bool(
+            curriculum is not None and curriculum.config.stop_on_mastery and curriculum.finished
+        )
+
+    bar = progress_bar(progress, total_steps, steps, "env steps", "step")
     t0 = time.perf_counter()
     updates = 0
     try:
-        while steps < recipe.total_steps:
+        while not finished():
             o, tid = _obs(obs)
-            if steps < recipe.learning_starts:
+            explore = (
+                steps - task_start < continual.explore_steps
+                if continual is not None
+                else steps < recipe.learning_starts
+            )
+            if explore:
                 a = rng.uniform(-1.0, 1.0, size=(n, act_dim)).astype(np.float32)
             else:
                 with torch.no_grad():
@@ -210,10 +263,26 @@ def _train(
             steps += n
             if bar is not None:
                 bar.update(n)
-            if steps >= recipe.learning_starts and buffer.ready(1):
+            if curriculum is not None and method is not None and continual is not None:
+                done_tasks = np.flatnonzero(curriculum.completed)
+                if len(done_tasks) > switches:  # the current task's budget is spent
+                    for task in done_tasks[switches:]:
+                        method.end_task(int(task), buffer)
+                        if not continual.keeps_buffer:
+                            buffer.reset(np.array([task]))
+                    if continual.reset_optimizer:
+                        agent.reset_optimizers()
+                    switches = len(done_tasks)
+                    task_start = steps
+            if steps >= recipe.learning_starts and buffer.ready(1, any_task=curriculum is not None):
                 credit += recipe.updates_per_step
                 while credit >= 1.0:
-                    last = agent.update(buffer.sample(recipe.batch_size, gen))
+                    if curriculum is None:
+                        batch, present = buffer.sample(recipe.batch_size, gen), None
+                    else:
+                        batch = buffer.sample(recipe.batch_size, gen, filled_only=True)
+                        present = len(buffer.filled_tasks())
+                    last = agent.update(batch, present)
                     updates += 1
                     credit -= 1.0
                     if not all(math.isfinite(v) for v in last.values()):
@@ -222,7 +291,7 @@ def _train(
                             f"checkpoint in {run.checkpoints} is intact. Lower the learning "
                             "rates or check the env's rewards"
                         )
-            if steps >= next_log or steps >= recipe.total_steps:
+            if steps >= next_log or finished():
                 stats = env.episode_statistics(clear=True)
                 done_rows = [r for r in stats if r["episodes"]]
                 row: dict[str, Any] = {
@@ -236,9 +305,12 @@ def _train(
                     succ = [r["success"] for r in done_rows if not math.isnan(r["success"])]
                     if succ:
                         row["train_success"] = float(np.mean(succ))
+                if curriculum is not None:
+                    row["tasks_unlocked"] = int(curriculum.unlocked.sum())
+                    row["tasks_mastered"] = int((curriculum.mastered_at >= 0).sum())
                 run.log_metrics(row)
                 next_log += recipe.log_every
-            if steps >= next_eval or steps >= recipe.total_steps:
+            if steps >= next_eval or finished():
                 final_rows = evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
                 agg = summarize(final_rows)
                 eval_row: dict[str, Any] = {
@@ -269,6 +341,10 @@ def _train(
         "mean_return": summarize(final_rows)["return"].get("mean"),
         "mean_success": summarize(final_rows)["success"].get("mean"),
     }
+    if curriculum is not None:
+        results["curriculum"] = curriculum.summary([t.label for t in env.tasks])
+    if continual is not None:
+        results["continual"] = continual_results(run, recipe.budget(1))
     run.write_summary(
         seed=recipe.seed,
         results=results,

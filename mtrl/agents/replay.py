@@ -74,28 +74,57 @@ class TaskReplayBuffer:
         put(self.next_obs, next_obs)
         put(self.dones, dones)
 
-    def ready(self, per_task: int) -> bool:
-        return bool((self.size >= per_task).all())
+    def ready(self, per_task: int, *, any_task: bool = False) -> bool:
+        """Every task (or, with ``any_task``, at least one) holds ``per_task`` transitions."""
+        enough = self.size >= per_task
+        return bool(enough.any() if any_task else enough.all())
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
-        """``batch_size / tasks`` uniform transitions of every task, task-sorted."""
-        if batch_size % self.num_tasks:
-            raise ValueError(
-                f"batch_size {batch_size} must be a multiple of the number of tasks "
-                f"({self.num_tasks}) for balanced per-task sampling"
-            )
-        if not (self.size > 0).all():
-            empty = np.flatnonzero(self.size == 0).tolist()
-            raise ValueError(f"tasks {empty} have no transitions yet")
-        per = batch_size // self.num_tasks
-        sizes = torch.as_tensor(self.size, device=self.device).unsqueeze(1)
-        u = torch.rand(self.num_tasks, per, generator=generator).to(self.device)
+    def filled_tasks(self) -> np.ndarray:
+        """Ids of the tasks that hold at least one transition."""
+        return np.flatnonzero(self.size > 0)
+
+    def reset(self, tasks: np.ndarray | None = None) -> None:
+        """Forget the transitions of ``tasks`` (all when None): a continual-learning
+        task switch. The stored tensors are kept and overwritten."""
+        idx = np.arange(self.num_tasks) if tasks is None else np.asarray(tasks)
+        self.pos[idx] = 0
+        self.size[idx] = 0
+
+    def sample(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        *,
+        filled_only: bool = False,
+    ) -> Batch:
+        """``batch_size / tasks`` uniform transitions of every task, task-sorted. With
+        ``filled_only`` (tasks unlocked during a run) only the tasks holding data are
+        sampled, ``batch_size // k`` each for ``k`` such tasks."""
+        tasks = self.filled_tasks()
+        if not filled_only:
+            if batch_size % self.num_tasks:
+                raise ValueError(
+                    f"batch_size {batch_size} must be a multiple of the number of tasks "
+                    f"({self.num_tasks}) for balanced per-task sampling"
+                )
+            if len(tasks) < self.num_tasks:
+                empty = np.flatnonzero(self.size == 0).tolist()
+                raise ValueError(f"tasks {empty} have no transitions yet")
+        if not len(tasks):
+            raise ValueError("the buffer holds no transitions yet")
+        k = len(tasks)
+        per = batch_size // k
+        if per < 1:
+            raise ValueError(f"batch_size {batch_size} is smaller than the {k} tasks to sample")
+        task_idx = torch.as_tensor(tasks, device=self.device)
+        sizes = torch.as_tensor(self.size[tasks], device=self.device).unsqueeze(1)
+        u = torch.rand(k, per, generator=generator).to(self.device)
         idx = (u * sizes).long()
-        rows = torch.arange(self.num_tasks, device=self.device).unsqueeze(1).expand(-1, per)
+        rows = task_idx.unsqueeze(1).expand(-1, per)
 
         def take(buf: Tensor) -> Tensor:
             out = buf[rows, idx]
-            return out.reshape(batch_size, *buf.shape[2:])
+            return out.reshape(k * per, *buf.shape[2:])
 
         return Batch(
             take(self.obs),

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from mtrl.agents.balancing import SURGERY_MODES, BalancingMode, TaskBalancer
 from mtrl.agents.replay import Batch
-from mtrl.config import bounded
+from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError
 from mtrl.nets import MultiTaskNet, NetConfig
 
@@ -50,6 +50,7 @@ class SACConfig:
     critic: NetConfig = field(default_factory=NetConfig)
 
     def __post_init__(self) -> None:
+        check_fields(self, "sac")
         if self.compile and self.balancing in ("pcgrad", "cagrad", "gradnorm"):
             raise ConfigError(
                 f"sac.compile = true cannot run balancing = {self.balancing!r}: it needs "
@@ -117,6 +118,17 @@ def per_task_mean(values: Tensor, task_ids: Tensor, num_tasks: int) -> Tensor:
     return sums / counts
 
 
+class UpdateExtension:
+    """What a component adds to MT-SAC's update (a continual-learning penalty such as
+    EWC's, or behaviour-cloning rehearsal); the defaults add nothing."""
+
+    def actor_penalty(self) -> Tensor | None:
+        return None
+
+    def critic_penalty(self) -> Tensor | None:
+        return None
+
+
 class MTSAC(nn.Module):
     """Networks, optimizers and the update of multi-task SAC."""
 
@@ -153,6 +165,7 @@ class MTSAC(nn.Module):
             self.critic.parameters(), lr=config.critic_lr, fused=True
         )
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
+        self.extension = UpdateExtension()
         self._critic_fn: Any = self._critic_losses
         self._actor_fn: Any = self._actor_losses
         if config.compile:  # forward + backward of both losses compiled; steps stay eager
@@ -180,27 +193,53 @@ class MTSAC(nn.Module):
         q = torch.minimum(*self.critic(obs, action, tid))
         return per_task_mean(alpha * logp - q, tid, self.num_tasks), logp
 
-    def update(self, batch: Batch) -> dict[str, float]:
-        """One gradient step of critics, actor and temperatures; returns scalar metrics."""
+    def reset_optimizers(self) -> None:
+        """Fresh optimizer state (a continual-learning task switch, as Continual World)."""
+        c = self.config
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.alpha_lr)
+
+    def update(self, batch: Batch, tasks_present: int | None = None) -> dict[str, float]:
+        """One gradient step of critics, actor and temperatures; returns scalar metrics.
+
+        ``tasks_present``: how many tasks the batch holds when fewer than all (tasks
+        not yet unlocked); per-task losses are then averaged over those tasks only.
+        """
         c = self.config
         tid = batch.task_ids
+        scale = 1.0
+        if tasks_present is not None and tasks_present < self.num_tasks:
+            scale = self.num_tasks / tasks_present
         alpha = self.log_alpha.detach().exp()[tid]
         critic_losses, target = self._critic_fn(batch, alpha)
+        if scale != 1.0:
+            critic_losses = critic_losses * scale
+        critic_reg = self.critic.regularization()
+        extra = self.extension.critic_penalty()
+        if extra is not None:
+            critic_reg = critic_reg + extra
         self.critic_balancer.step(
             self.critic_opt,
             list(self.critic.parameters()),
             critic_losses,
-            self.critic.regularization(),
+            critic_reg,
             shared=self.critic.shared_weights(),
-            recompute=lambda: self._td_losses(batch, target),
+            recompute=lambda: self._td_losses(batch, target) * scale,
         )
         self.critic.requires_grad_(False)
         actor_losses, logp = self._actor_fn(batch.obs, tid, alpha)
+        if scale != 1.0:
+            actor_losses = actor_losses * scale
+        actor_reg = self.actor.net.regularization()
+        extra = self.extension.actor_penalty()
+        if extra is not None:
+            actor_reg = actor_reg + extra
         self.actor_balancer.step(
             self.actor_opt,
             list(self.actor.parameters()),
             actor_losses,
-            self.actor.net.regularization(),
+            actor_reg,
         )
         self.critic.requires_grad_(True)
         alpha_loss = -(self.log_alpha[tid] * (logp.detach() + self.target_entropy)).mean()

@@ -12,6 +12,7 @@ from mtrl.tasks import ParametricFamily, ParamValue, Task, TaskEnvMixin
 
 MAX_STEP = 0.1
 GOAL_RADIUS = 0.01
+SUCCESS_RADIUS = 0.05  # info["success"]: within reach of the goal (Meta-World style)
 
 
 def sample_goal(rng: np.random.Generator) -> dict[str, Any]:
@@ -23,7 +24,9 @@ class Navigation2DEnv(TaskEnvMixin, gym.Env[np.ndarray, np.ndarray]):
     """A point starts at the origin and moves by the action (clipped to ±0.1 per axis).
 
     Reward is the negative Euclidean distance to the goal after the move; the episode
-    terminates within 0.01 of the goal. The horizon (100) is the registered time limit.
+    terminates within 0.01 of the goal; ``info["success"]`` is 1 within 0.05 (an
+    episode succeeds if it ever is, as in Meta-World). The horizon (100) is the
+    registered time limit.
     """
 
     family_name = "navigation2d"
@@ -53,7 +56,8 @@ class Navigation2DEnv(TaskEnvMixin, gym.Env[np.ndarray, np.ndarray]):
         self._pos = self._pos + step
         dist = float(np.linalg.norm(self._pos - self._goal))
         terminated = dist < GOAL_RADIUS
-        return self._pos.astype(np.float32), -dist, terminated, False, {"distance": dist}
+        info = {"distance": dist, "success": float(dist < SUCCESS_RADIUS)}
+        return self._pos.astype(np.float32), -dist, terminated, False, info
 
 
 NAVIGATION2D = ParametricFamily(

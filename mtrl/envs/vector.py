@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import typing
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -13,12 +15,13 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
-from mtrl.config import bounded
+from mtrl.config import bounded, check_fields
 from mtrl.envs.metaworld_suites import RewardVersion
 from mtrl.envs.registry import get_family, make_task_env
+from mtrl.envs.slots import TaskPool, TaskScheduler, TaskSlot
 from mtrl.envs.wrappers import TaskEncoding, TaskEpisodeStats, TaskIdentity
-from mtrl.errors import ConfigError
-from mtrl.tasks import Split, Task
+from mtrl.errors import ConfigError, UnknownNameError
+from mtrl.tasks import ParametricFamily, Split, Task
 
 Vectorization = Literal["sync", "async"]
 AutoresetName = Literal["next_step", "same_step", "disabled"]
@@ -42,10 +45,29 @@ class MultiTaskEnvConfig:
     task_encoding: TaskEncoding = "index"
     reward_version: RewardVersion = "v2"  # Meta-World reward function version
     task_seed: int = bounded(0, ge=0)  # which tasks (goal sets, sampled parameters)
+    # Choosing tasks: by label from the split (Meta-World env names, e.g. "push-v3"),
+    # or explicit parameters of a sampled family (defaults filled in), optionally
+    # sorted easiest first by the family's difficulty measure.
+    tasks: list[str] | None = None
+    task_params: list[dict[str, float | list[float]]] | None = None
+    order: Literal["given", "difficulty"] = "given"
+    max_episode_steps: int | None = None  # the family's own limit when absent
+    # sub-envs when a curriculum re-binds them (default: envs_per_task x tasks)
+    num_envs: int | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self, "env")
         if self.num_tasks is not None and self.num_tasks < 1:
             raise ValueError(f"num_tasks = {self.num_tasks} must be >= 1 (or absent for all)")
+        if self.tasks is not None and self.task_params is not None:
+            raise ValueError("give env.tasks (labels) or env.task_params, not both")
+        for key in ("tasks", "task_params"):
+            if getattr(self, key) == []:
+                raise ValueError(f"env.{key} is empty; leave it out to use every task")
+        for key in ("max_episode_steps", "num_envs"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"env.{key} = {value} must be >= 1 (or absent)")
 
 
 def _make_sub_env(
@@ -56,11 +78,25 @@ def _make_sub_env(
     return TaskIdentity(env, task_index, num_tasks, encoding)
 
 
+def _make_slot_env(
+    tasks: Sequence[Task],
+    slot: int,
+    encoding: TaskEncoding,
+    env_kwargs: dict[str, Any],
+    scheduler: TaskScheduler,
+) -> gym.Env[Any, Any]:
+    pool = TaskPool(tasks, 0, env_kwargs)
+    env: gym.Env[Any, Any] = TaskIdentity(TaskEpisodeStats(pool, 0), 0, len(tasks), encoding)
+    return TaskSlot(env, pool, slot, scheduler)
+
+
 class MultiTaskVecEnv(gym.vector.VectorWrapper):
     """A gymnasium vector env whose sub-env ``i`` runs ``tasks[task_ids[i]]``.
 
     Sub-envs of one task are adjacent (task-sorted), so per-task batches are slices.
     Finished episodes are collected per task; :meth:`episode_statistics` summarises them.
+    Built with a ``scheduler`` (a curriculum), each sub-env asks it for the task of its
+    next episode instead (:mod:`mtrl.envs.slots`); ``task_ids`` then changes over time.
     """
 
     def __init__(
@@ -69,7 +105,13 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
         super().__init__(env)
         self.single_observation_space = _union_space(env.observation_space, env.num_envs)
         self.tasks = list(tasks)
-        self.task_ids = task_ids
+        self._task_ids = task_ids
+        self._slots: list[TaskSlot] | None = None
+        if isinstance(env, gym.vector.SyncVectorEnv) and all(
+            isinstance(e, TaskSlot) for e in env.envs
+        ):
+            self._slots = [typing.cast(TaskSlot, e) for e in env.envs]
+            self._scheduler = self._slots[0].scheduler
         self._episodes: dict[int, list[tuple[float, int, float]]] = defaultdict(list)
 
     @classmethod
@@ -82,17 +124,34 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
         autoreset_mode: AutoresetName = "same_step",
         task_encoding: TaskEncoding = "index",
         env_kwargs: dict[str, Any] | None = None,
+        scheduler: TaskScheduler | None = None,
+        num_envs: int | None = None,
     ) -> MultiTaskVecEnv:
+        """Sub-envs bound to ``tasks`` (``envs_per_task`` each), or, with a
+        ``scheduler``, ``num_envs`` sub-envs that run whichever task it picks."""
         if not tasks:
             raise ValueError("a multi-task vector env needs at least one task")
         if envs_per_task < 1:
             raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
         kwargs = dict(env_kwargs or {})
         task_ids = np.repeat(np.arange(len(tasks)), envs_per_task)
-        fns = [
-            functools.partial(_make_sub_env, tasks[i], i, len(tasks), task_encoding, kwargs)
-            for i in task_ids.tolist()
-        ]
+        fns: list[Callable[[], gym.Env[Any, Any]]]
+        if scheduler is None:
+            fns = [
+                functools.partial(_make_sub_env, tasks[i], i, len(tasks), task_encoding, kwargs)
+                for i in task_ids.tolist()
+            ]
+        else:
+            if vectorization != "sync":
+                raise ConfigError(
+                    "a curriculum re-binds sub-envs in this process: use env.vectorization = 'sync'"
+                )
+            slots = num_envs or len(task_ids)
+            task_ids = np.zeros(slots, dtype=np.int64)
+            fns = [
+                functools.partial(_make_slot_env, tasks, i, task_encoding, kwargs, scheduler)
+                for i in range(slots)
+            ]
         if autoreset_mode not in _AUTORESET:
             raise ValueError(
                 f"autoreset_mode must be one of {sorted(_AUTORESET)}, got {autoreset_mode!r}"
@@ -120,7 +179,16 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
     def num_tasks(self) -> int:
         return len(self.tasks)
 
+    @property
+    def task_ids(self) -> np.ndarray:
+        """The task each sub-env runs now (fixed unless a scheduler re-binds them)."""
+        if self._slots is None:
+            return self._task_ids
+        return np.array([s.task_index for s in self._slots], dtype=np.int64)
+
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        if self._slots is not None:
+            self._scheduler.record_steps(self.task_ids)
         obs, rewards, terminations, truncations, infos = self.env.step(actions)
         # Same-step autoreset moves the last step's info of finished envs to "final_info".
         self._collect(infos.get("final_info", infos))
@@ -174,21 +242,74 @@ def _union_space(batched: gym.Space[Any], n: int) -> gym.Space[Any]:
     raise TypeError(f"unsupported batched observation space {batched}")
 
 
-def make_multitask_env(cfg: MultiTaskEnvConfig) -> MultiTaskVecEnv:
-    """Build the multi-task vector env a config describes."""
+def eval_env_config(e: MultiTaskEnvConfig) -> MultiTaskEnvConfig:
+    """The same tasks, one sub-env each and no curriculum: for evaluation."""
+    return dataclasses.replace(
+        e,
+        envs_per_task=1,
+        vectorization="sync",
+        autoreset_mode="same_step",
+        task_encoding="index",
+        num_envs=None,
+    )
+
+
+def resolve_tasks(cfg: MultiTaskEnvConfig) -> list[Task]:
+    """The tasks a config names, in order: the split's (first ``num_tasks``), those
+    picked by label, or explicit parameter sets; then sorted by difficulty if asked."""
     family = get_family(cfg.name)
-    tasks = family.tasks(cfg.split, seed=cfg.task_seed)
-    if not tasks:
-        raise ConfigError(f"{cfg.name} has no {cfg.split} tasks; use split = 'train'")
+    if cfg.task_params is not None:
+        if not isinstance(family, ParametricFamily):
+            raise ConfigError(
+                f"env.task_params needs a sampled family; {cfg.name} has fixed tasks "
+                "(pick them with env.tasks)"
+            )
+        base = family.default_task().as_dict()
+        tasks = []
+        for i, params in enumerate(cfg.task_params):
+            unknown = sorted(set(params) - set(base))
+            if unknown:
+                raise ConfigError(
+                    f"env.task_params[{i}] has unknown parameters {unknown}; "
+                    f"{cfg.name} takes {', '.join(base)}"
+                )
+            tasks.append(Task.make(family.name, {**base, **params}))
+    else:
+        tasks = family.tasks(cfg.split, seed=cfg.task_seed)
+        if not tasks:
+            raise ConfigError(f"{cfg.name} has no {cfg.split} tasks; use split = 'train'")
+        if cfg.tasks is not None:
+            by_label = {t.label: t for t in tasks}
+            for label in cfg.tasks:
+                if label not in by_label:
+                    raise UnknownNameError(f"task of {cfg.name}", label, by_label)
+            tasks = [by_label[label] for label in cfg.tasks]
     if cfg.num_tasks is not None:
         if cfg.num_tasks > len(tasks):
             raise ConfigError(
                 f"num_tasks = {cfg.num_tasks} but {cfg.name} has {len(tasks)} {cfg.split} tasks"
             )
         tasks = tasks[: cfg.num_tasks]
+    if cfg.order == "difficulty":
+        if not isinstance(family, ParametricFamily) or family.difficulty is None:
+            raise ConfigError(
+                f"env.order = 'difficulty': {cfg.name} has no difficulty measure; "
+                "list the tasks in the order you want and use order = 'given'"
+            )
+        tasks = family.by_difficulty(tasks)
+    return tasks
+
+
+def make_multitask_env(
+    cfg: MultiTaskEnvConfig, scheduler: TaskScheduler | None = None
+) -> MultiTaskVecEnv:
+    """Build the multi-task vector env a config describes (re-bound by ``scheduler``)."""
+    tasks = resolve_tasks(cfg)
     env_kwargs: dict[str, Any] = {}
     if tasks[0].family == "metaworld":
         env_kwargs["reward_function_version"] = cfg.reward_version
+    if cfg.max_episode_steps is not None:
+        env_kwargs["max_episode_steps"] = cfg.max_episode_steps
     return MultiTaskVecEnv.from_tasks(
         tasks,
         envs_per_task=cfg.envs_per_task,
@@ -196,4 +317,6 @@ def make_multitask_env(cfg: MultiTaskEnvConfig) -> MultiTaskVecEnv:
         autoreset_mode=cfg.autoreset_mode,
         task_encoding=cfg.task_encoding,
         env_kwargs=env_kwargs,
+        scheduler=scheduler,
+        num_envs=cfg.num_envs,
     )

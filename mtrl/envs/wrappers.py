@@ -58,6 +58,14 @@ class TaskIdentity(gym.Wrapper[Any, Any, Any, Any]):
         else:
             raise ValueError(f"encoding must be 'index', 'onehot' or 'concat', got {encoding!r}")
 
+    def set_task_index(self, task_index: int) -> None:
+        """Report another task of the same list (a sub-env re-bound between episodes)."""
+        if not 0 <= task_index < self.num_tasks:
+            raise ValueError(f"task_index {task_index} must be in [0, {self.num_tasks})")
+        self.task_index = task_index
+        self._onehot = np.zeros_like(self._onehot)
+        self._onehot[task_index] = 1
+
     def _encode(self, obs: np.ndarray) -> Any:
         if self.encoding == "index":
             return {"observation": obs, "task_id": self.task_index}
@@ -88,6 +96,9 @@ class TaskEpisodeStats(gym.Wrapper[Any, Any, Any, Any]):
         self._len = 0
         self._success = np.nan
         self._start = time.perf_counter()
+
+    def set_task_index(self, task_index: int) -> None:
+        self.task_index = task_index
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         self._ret, self._len, self._success = 0.0, 0, np.nan

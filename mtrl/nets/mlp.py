@@ -7,9 +7,10 @@ from typing import Literal
 
 from torch import nn
 
-Activation = Literal["relu", "tanh", "elu", "silu"]
+Activation = Literal["relu", "tanh", "elu", "silu", "leaky_relu"]
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
     "tanh": nn.Tanh,
     "elu": nn.ELU,
     "silu": nn.SiLU,
@@ -17,9 +18,16 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def mlp(
-    in_dim: int, hidden: Sequence[int], out_dim: int, activation: Activation = "relu"
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int,
+    activation: Activation = "relu",
+    layer_norm: bool = False,
 ) -> nn.Sequential:
-    """``Linear -> act -> ... -> Linear``; parameter names are ``"<index>.weight"``."""
+    """``Linear -> act -> ... -> Linear``; parameter names are ``"<index>.weight"``.
+
+    ``layer_norm``: the first hidden layer is ``Linear -> LayerNorm -> tanh`` (the
+    networks of Continual World and of Meta-World's SAC baselines)."""
     if in_dim < 1 or out_dim < 1 or any(h < 1 for h in hidden):
         raise ValueError(f"layer sizes must be >= 1, got {in_dim}, {list(hidden)}, {out_dim}")
     if activation not in _ACTIVATIONS:
@@ -29,5 +37,8 @@ def mlp(
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
-            layers.append(_ACTIVATIONS[activation]())
+            if layer_norm and i == 0:
+                layers += [nn.LayerNorm(sizes[1]), nn.Tanh()]
+            else:
+                layers.append(_ACTIVATIONS[activation]())
     return nn.Sequential(*layers)

@@ -24,7 +24,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from mtrl.config import bounded
+from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError
 from mtrl.nets.layers import TaskLinear, check_task_ids
 from mtrl.nets.mlp import _ACTIVATIONS, Activation, mlp
@@ -45,8 +45,10 @@ class NetConfig:
     embedding_dim: int = bounded(32, ge=1)  # learned embeddings (embedding / moe)
     num_experts: int = bounded(4, ge=1)  # moe experts; softmod modules per layer
     soft_l2: float = bounded(1e-3, ge=0.0)  # soft sharing penalty weight
+    layer_norm: bool = False  # first hidden layer Linear -> LayerNorm -> tanh (shared, multihead)
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden = {self.hidden!r}: give at least one layer of >= 1 unit")
         if self.arch == "softmod" and len(self.hidden) < 3:
@@ -54,6 +56,12 @@ class NetConfig:
                 f"arch = 'softmod' reads hidden as [embedding, module layer widths...] and "
                 f"needs >= 2 module layers: give >= 3 entries, got {self.hidden}"
             )
+        if self.layer_norm and self.arch not in ("shared", "multihead"):
+            raise ConfigError(
+                f"layer_norm = true is built for arch 'shared' and 'multihead', not {self.arch!r}"
+            )
+        if self.layer_norm and self.arch == "multihead" and len(self.hidden) < 2:
+            raise ConfigError("layer_norm with arch 'multihead' needs >= 2 hidden layers")
         if self.arch in ("film", "soft", "softmod") and self.encoder != "onehot":
             raise ConfigError(
                 f"arch = {self.arch!r} conditions on the task by itself; "
@@ -97,7 +105,7 @@ class MultiTaskNet(nn.Module):
         self.encoder = TaskEncoder(enc_kind, num_tasks, config.embedding_dim)
         e = self.encoder.dim
         if arch == "shared":
-            self.body = mlp(in_dim + e, h, out_dim, config.activation)
+            self.body = mlp(in_dim + e, h, out_dim, config.activation, config.layer_norm)
         elif arch == "film":
             self.layers = nn.ModuleList(
                 nn.Linear(a, b) for a, b in zip([in_dim, *h[:-1]], h, strict=True)
@@ -105,7 +113,7 @@ class MultiTaskNet(nn.Module):
             self.film = nn.Parameter(torch.zeros(num_tasks, 2, sum(h)))  # gamma-1, beta
             self.out = nn.Linear(h[-1], out_dim)
         elif arch == "multihead":
-            self.trunk = mlp(in_dim + e, h[:-1], h[-1], config.activation)
+            self.trunk = mlp(in_dim + e, h[:-1], h[-1], config.activation, config.layer_norm)
             self.heads = TaskLinear(num_tasks, h[-1], out_dim)
         elif arch == "soft":
             sizes = [in_dim, *h, out_dim]

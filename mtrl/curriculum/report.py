@@ -1,0 +1,90 @@
+"""What a continual run reports: its task x time success matrix, Continual World's
+metrics from it, and the matrix as a heatmap."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtrl.curriculum.metrics import continual_metrics
+from mtrl.runs import RunDir
+
+
+def success_matrix(run: RunDir, num_tasks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps [evals], success [evals, tasks])`` from the run's evaluation rows."""
+    steps, rows = [], []
+    for row in run.read_metrics():
+        if not row.get("eval_success") and not row.get("success/0"):
+            continue
+        n = num_tasks
+        if n is None:
+            n = sum(1 for k in row if k.startswith("success/") and row[k] != "")
+        values = [row.get(f"success/{t}", "") for t in range(n)]
+        if any(v == "" for v in values):
+            continue
+        steps.append(int(float(row["step"])))
+        rows.append([float(v) for v in values])
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, num_tasks or 0))
+    return np.asarray(steps, dtype=np.int64), np.asarray(rows, dtype=np.float64)
+
+
+def continual_results(
+    run: RunDir, steps_per_task: int, reference_auc: list[float] | None = None
+) -> dict[str, Any]:
+    """Continual World's metrics of a run (forward transfer given reference AUCs)."""
+    steps, success = success_matrix(run)
+    if len(steps) == 0 or np.isnan(success).all():
+        return {"error": "no evaluation with per-task success yet"}
+    if steps[0] > steps_per_task:
+        return {"error": "no evaluation before the end of the first task; lower eval_every"}
+    out = continual_metrics(success, steps, steps_per_task, reference_auc)
+    out["steps"] = steps.tolist()
+    out["success"] = success.tolist()
+    return {k: _clean(v) for k, v in out.items()}
+
+
+def _clean(value: Any) -> Any:
+    """NaN -> None so the summary stays strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def plot_success_heatmap(
+    steps: np.ndarray,
+    success: np.ndarray,
+    labels: list[str],
+    steps_per_task: int,
+    path: str | Path,
+    title: str = "",
+) -> Path:
+    """Tasks (rows, in sequence order) x evaluation time (columns), success in colour,
+    with dashed lines where each task's training starts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = success.shape[1]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.18 * len(steps) + 3.0), 0.45 * n + 1.8))
+    edges = np.concatenate([[0], steps]) / 1e3
+    im = ax.pcolormesh(edges, np.arange(n + 1), success.T, cmap="viridis", vmin=0.0, vmax=1.0)
+    for i in range(1, n):
+        ax.axvline(i * steps_per_task / 1e3, color="white", ls="--", lw=0.8)
+    ax.set_yticks(np.arange(n) + 0.5)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("env steps (thousands)")
+    ax.set_title(title or "success rate per task over the sequence")
+    fig.colorbar(im, ax=ax, label="success rate")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
