@@ -148,6 +148,14 @@ class Curriculum:
         lp = learning_progress(self.fast[unlocked], self.slow[unlocked])
         return int(self.rng.choice(unlocked, p=progress_probabilities(lp, cfg.lp_epsilon)))
 
+    def retired(self, task: int) -> bool:
+        """``task`` will never be sampled again (a finished task of a sequence without
+        rehearsal): sub-envs running it end their episode now (truncation)."""
+        cfg = self.config
+        if not self.completed[task] or cfg.sampler != "sequential" or cfg.rehearsal > 0:
+            return False
+        return bool((self.unlocked & ~self.completed).any())
+
     # -- state ----------------------------------------------------------------------
     @property
     def finished(self) -> bool:

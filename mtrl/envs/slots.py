@@ -3,7 +3,8 @@
 :class:`TaskPool` is one environment that can run any task of a list: tasks of a
 family with ``set_task`` share one env; tasks that need a different env class (each
 Meta-World environment) get their own member env, built on first use, and inactive
-members are not stepped. :class:`TaskSlot` wraps a pool with the task identity and
+members are not stepped; an episode of a task the scheduler has retired ends at
+once (truncated). :class:`TaskSlot` wraps a pool with the task identity and
 episode statistics wrappers, asks a :class:`TaskScheduler` for the task of each new
 episode and reports finished episodes back to it (the vector env reports steps).
 Task ids stay those of the full list, so per-task statistics, heads and temperatures
@@ -12,7 +13,7 @@ stay attached to their task whichever sub-env runs it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -33,6 +34,8 @@ class TaskScheduler(Protocol):
 
     def record_episode(self, task: int, episode_return: float, success: float) -> None: ...
 
+    def retired(self, task: int) -> bool: ...
+
 
 def pool_key(task: Task) -> str:
     """Tasks with the same key run in one env via ``set_task``."""
@@ -50,6 +53,7 @@ class TaskPool(gym.Env[Any, Any]):
         self._members: dict[str, gym.Env[Any, Any]] = {}
         self._rng = np.random.default_rng(0)
         self._task = self.tasks[initial]
+        self.retired: Callable[[], bool] = lambda: False  # end the episode now
         self._active = self._member(self._task)
         first = self._active.observation_space
         assert isinstance(first, spaces.Box)
@@ -96,7 +100,10 @@ class TaskPool(gym.Env[Any, Any]):
         return self._active.reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
-        return self._active.step(action)
+        obs, reward, terminated, truncated, info = self._active.step(action)
+        if not (terminated or truncated) and self.retired():
+            truncated = True  # the task's turn is over (a sequence moved on)
+        return obs, reward, terminated, truncated, info
 
     def render(self) -> Any:
         return self._active.render()
@@ -115,6 +122,7 @@ class TaskSlot(gym.Wrapper[Any, Any, Any, Any]):
         super().__init__(env)
         self.pool, self.slot, self.scheduler = pool, slot, scheduler
         self.task_index = pool.tasks.index(pool.get_task())
+        pool.retired = lambda: scheduler.retired(self.task_index)
 
     def bind(self, task_index: int) -> None:
         """Run ``tasks[task_index]`` from the next reset on."""
