@@ -118,6 +118,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         args.set,
         log=lambda line: print(line, file=sys.stderr),
         jobs=args.jobs,
+        metric=args.metric,
     )
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -361,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, in worker processes")
     p.add_argument("--out", help="default: runs/compare_<recipe>")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--metric",
+        choices=["auto", "success", "return"],
+        default="auto",
+        help="what the final evaluation is compared by (auto: success where reported)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_compare)
 

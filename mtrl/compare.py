@@ -5,8 +5,10 @@ ties several keys to the same value, e.g. the actor's and the critic's architect
 Each (variant, seed) trains into ``OUT/<variant>/seed_<s>``; finished runs are reused
 and interrupted ones resumed, so re-running the command continues a comparison.
 Scores are the final per-task evaluation (success where the env reports it, else
-return): per variant the mean and IQM over all (seed, task) scores with stratified
-bootstrap CIs, written to ``OUT/compare.json``, ``OUT/compare.md`` and a bar plot.
+return; ``metric`` picks one): per variant the mean and IQM over all (seed, task)
+scores with stratified bootstrap CIs, written to ``OUT/compare.json``,
+``OUT/compare.md`` and a bar plot. Continual runs add Continual World's metrics and
+curriculum runs the steps to master their target tasks, over seeds.
 """
 
 from __future__ import annotations
@@ -22,16 +24,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import tomli_w
 
 from mtrl.errors import ConfigError
-from mtrl.stats import iqm, stratified_bootstrap_ci
+from mtrl.stats import bootstrap_ci, iqm, stratified_bootstrap_ci
 from mtrl.tables import format_table
 
-COMPARABLE_KINDS = ("mtsac", "mtppo", "sb3")
+COMPARABLE_KINDS = ("mtsac", "mtppo", "sb3", "continual")
 
 
 @dataclass(frozen=True)
@@ -118,19 +120,26 @@ def slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", label)[:120]
 
 
-def scores(per_task: Sequence[dict[str, Any]]) -> tuple[str, list[float]]:
-    """The metric a run is compared by (success if reported, else return) and its
-    per-task values."""
+Metric = Literal["auto", "success", "return"]
+
+
+def scores(per_task: Sequence[dict[str, Any]], metric: Metric = "auto") -> tuple[str, list[float]]:
+    """The metric a run is compared by (``auto``: success if reported, else return)
+    and its per-task values."""
     success = [float(r.get("success", math.nan)) for r in per_task]
-    if success and all(math.isfinite(s) for s in success):
+    if metric != "return" and success and all(math.isfinite(s) for s in success):
         return "success", success
+    if metric == "success":
+        raise ConfigError("--metric success: these runs report no success; use return")
     return "return", [float(r["return"]) for r in per_task]
 
 
-def summarize_variant(runs: Sequence[Sequence[dict[str, Any]]], seed: int = 0) -> dict[str, Any]:
+def summarize_variant(
+    runs: Sequence[Sequence[dict[str, Any]]], seed: int = 0, metric: Metric = "auto"
+) -> dict[str, Any]:
     """Mean and IQM (with stratified bootstrap CIs) of the ``[seeds, tasks]`` scores of
     one variant, plus per-task means over seeds."""
-    metrics = {scores(r)[0] for r in runs}
+    metrics = {scores(r, metric)[0] for r in runs}
     metric = "success" if metrics == {"success"} else "return"
     matrix = np.array(
         [[float(row[metric]) for row in r] for r in runs], dtype=np.float64
@@ -160,6 +169,89 @@ def summarize_variant(runs: Sequence[Sequence[dict[str, Any]]], seed: int = 0) -
     }
 
 
+CONTINUAL_METRICS = ("average_performance", "forgetting", "forward_transfer")
+
+
+def _mean_ci(values: Sequence[float], seed: int) -> dict[str, Any]:
+    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if arr.size == 0:
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    lo, hi = bootstrap_ci(arr, "mean", seed=seed)
+    return {"mean": float(arr.mean()), "low": lo, "high": hi, "n": int(arr.size)}
+
+
+def summarize_lifelong(results: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
+    """Continual World's metrics (mean and bootstrap CI over seeds) of continual runs,
+    and steps to mastery of the target tasks (median over seeds, bootstrap CI; runs
+    that never master count as their full budget) of curriculum runs."""
+    out: dict[str, Any] = {}
+    if results and all(isinstance(r.get("continual"), dict) for r in results):
+        cont = [r["continual"] for r in results]
+        out["continual"] = {
+            m: _mean_ci([c.get(m) for c in cont], seed)
+            for m in CONTINUAL_METRICS
+            if any(c.get(m) is not None for c in cont)
+        }
+    if results and all(isinstance(r.get("curriculum"), list) for r in results):
+        steps, mastered = [], 0
+        for r in results:
+            targets = [t for t in r["curriculum"] if t.get("target", True)]
+            reached = [t["mastered_at"] for t in targets]
+            if all(m >= 0 for m in reached):
+                mastered += 1
+                steps.append(float(max(reached)))
+            else:
+                steps.append(float(r["steps"]))
+        lo, hi = bootstrap_ci(steps, "median", seed=seed)
+        out["mastery"] = {
+            "median_steps": float(np.median(steps)),
+            "low": lo,
+            "high": hi,
+            "mastered": mastered,
+            "runs": len(results),
+            "per_seed": steps,
+        }
+    return out
+
+
+def lifelong_table(doc: dict[str, Any]) -> str:
+    """The continual and curriculum tables of a comparison ('' when it has neither)."""
+
+    def cell(m: dict[str, Any]) -> str:
+        if m.get("mean") is None:
+            return "-"
+        return f"{m['mean']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
+
+    parts = []
+    cont = [v for v in doc["variants"] if "continual" in v]
+    if cont:
+        rows = [
+            {
+                "variant": v["label"],
+                **{m: cell(v["continual"].get(m, {})) for m in CONTINUAL_METRICS},
+            }
+            for v in cont
+        ]
+        parts.append(format_table(rows, ["variant", *CONTINUAL_METRICS]))
+    cur = [v for v in doc["variants"] if "mastery" in v]
+    if cur:
+        rows = [
+            {
+                "variant": v["label"],
+                "median steps to mastery [95% CI]": (
+                    f"{v['mastery']['median_steps']:.0f} "
+                    f"[{v['mastery']['low']:.0f}, {v['mastery']['high']:.0f}]"
+                ),
+                "mastered": f"{v['mastery']['mastered']}/{v['mastery']['runs']}",
+                "per seed": " ".join(f"{s:.0f}" for s in v["mastery"]["per_seed"]),
+            }
+            for v in cur
+        ]
+        cols = ["variant", "median steps to mastery [95% CI]", "mastered", "per seed"]
+        parts.append(format_table(rows, cols))
+    return "\n\n".join(parts)
+
+
 def compare_table(doc: dict[str, Any]) -> str:
     rows = [
         {
@@ -172,7 +264,8 @@ def compare_table(doc: dict[str, Any]) -> str:
         for v in doc["variants"]
     ]
     cols = ["variant", "metric", "mean [95% CI]", "IQM [95% CI]", "per seed"]
-    return format_table(rows, cols)
+    extra = lifelong_table(doc)
+    return format_table(rows, cols) + (f"\n\n{extra}" if extra else "")
 
 
 @dataclass(frozen=True)
@@ -221,9 +314,10 @@ def plan(
     return jobs
 
 
-def run_job(recipe_path: str, job: Job, threads: int = 0) -> list[dict[str, Any]]:
-    """Train (or resume) one job; returns its final per-task results. ``threads`` caps
-    torch's threads when the recipe sets none (parallel jobs share the cores)."""
+def run_job(recipe_path: str, job: Job, threads: int = 0) -> dict[str, Any]:
+    """Train (or resume) one job; returns its final results (per task, and continual
+    or curriculum numbers). ``threads`` caps torch's threads when the recipe sets none
+    (parallel jobs share the cores)."""
     from mtrl.recipes import load_recipe
 
     if threads:
@@ -231,7 +325,7 @@ def run_job(recipe_path: str, job: Job, threads: int = 0) -> list[dict[str, Any]
 
         torch.set_num_threads(threads)
     kind, cfg = load_recipe(recipe_path, job.overrides)
-    return list(kind.train(cfg, job.run_dir, resume=job.action == "resume")["per_task"])
+    return dict(kind.train(cfg, job.run_dir, resume=job.action == "resume"))
 
 
 def run_compare(
@@ -242,6 +336,7 @@ def run_compare(
     base_overrides: Sequence[str] = (),
     log: Callable[[str], None] = lambda _: None,
     jobs: int = 1,
+    metric: Metric = "auto",
 ) -> dict[str, Any]:
     """Train (or reuse) every (variant, seed) run, ``jobs`` at a time in worker
     processes, then write the comparison."""
@@ -253,14 +348,12 @@ def run_compare(
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     grid = variants(varies)
     todo = plan(recipe_path, grid, seeds, out_dir, base_overrides)
-    per_task: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    per_task: dict[tuple[str, int], dict[str, Any]] = {}
     pending = []
     for job in todo:
         if job.action == "reuse":
             log(f"{job.label} seed {job.seed}: finished, reusing {job.run_dir}")
-            per_task[job.label, job.seed] = RunDir.open(job.run_dir).read_summary()["results"][
-                "per_task"
-            ]
+            per_task[job.label, job.seed] = RunDir.open(job.run_dir).read_summary()["results"]
         else:
             pending.append(job)
     if jobs == 1:
@@ -285,7 +378,8 @@ def run_compare(
             {
                 "label": v.label,
                 "overrides": list(v.overrides),
-                **summarize_variant(results[v.label]),
+                **summarize_variant([r["per_task"] for r in results[v.label]], metric=metric),
+                **summarize_lifelong(results[v.label]),
             }
             for v in grid
         ],

@@ -149,7 +149,14 @@ def from_dict(cls: type[T], data: Any, *, prefix: str = "") -> T:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"missing required key {key!r} ({_describe(hints[name])})")
             continue
-        value = _convert(key, data[name], hints[name])
+        given = data[name]
+        if f.default_factory is not dataclasses.MISSING and isinstance(given, Mapping):
+            default = f.default_factory()
+            if dataclasses.is_dataclass(default):
+                # a partial table changes only the keys it names: the rest keep this
+                # field's own defaults (e.g. a recipe's network sizes), not the class's
+                given = _merge(_as_table(default), given)
+        value = _convert(key, given, hints[name])
         bounds = f.metadata.get(_BOUNDS)
         if bounds is not None and isinstance(value, int | float):
             _check_bounds(key, value, bounds)
@@ -179,6 +186,27 @@ def check_fields(obj: Any, prefix: str = "") -> None:
 def _optional(tp: Any) -> bool:
     origin = typing.get_origin(tp)
     return origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
+def _as_table(cfg: Any) -> dict[str, Any]:
+    """A dataclass instance as nested dicts (None values left out, as in TOML)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value is None or not f.init:
+            continue
+        out[f.name] = _as_table(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 def _join(prefix: str, key: str) -> str:

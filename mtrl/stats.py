@@ -38,16 +38,21 @@ def bootstrap_ci(
     seed: int = 0,
     level: float = 0.95,
 ) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean or IQM of ``values``."""
+    """Percentile bootstrap confidence interval of the mean, median or IQM of ``values``."""
     arr = np.asarray(values, dtype=np.float64).ravel()
     if arr.size == 0:
         raise ValueError("bootstrap_ci needs at least one value")
-    if statistic not in ("mean", "iqm"):
-        raise ValueError(f"statistic must be 'mean' or 'iqm', got {statistic!r}")
+    if statistic not in ("mean", "median", "iqm"):
+        raise ValueError(f"statistic must be 'mean', 'median' or 'iqm', got {statistic!r}")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, arr.size, size=(reps, arr.size))
     samples = arr[idx]
-    stats = samples.mean(axis=1) if statistic == "mean" else np.array([iqm(s) for s in samples])
+    if statistic == "mean":
+        stats = samples.mean(axis=1)
+    elif statistic == "median":
+        stats = np.median(samples, axis=1)
+    else:
+        stats = np.array([iqm(s) for s in samples])
     alpha = (1.0 - level) / 2.0
     return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha))
 

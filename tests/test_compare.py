@@ -96,9 +96,11 @@ def test_compare_trains_every_variant_and_seed_then_reuses_them(
     recipe.write_text(RECIPE)
     out = tmp_path / "cmp"
     argv = ["compare", str(recipe), "--vary", "sac.actor.arch+sac.critic.arch=shared,softmod"]
-    assert main([*argv, "--seeds", "2", "--out", str(out), "--json", "--jobs", "2"]) == 0
+    opts = ["--seeds", "2", "--out", str(out), "--json", "--jobs", "2", "--metric", "return"]
+    assert main([*argv, *opts]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [v["label"] for v in doc["variants"]] == ["arch=shared", "arch=softmod"]
+    # Navigation2D reports success too; --metric return compares returns
     assert all(v["seeds"] == 2 and v["metric"] == "return" for v in doc["variants"])
     assert (out / "arch=softmod" / "seed_1" / "summary.json").is_file()
     assert (out / "compare.md").is_file() and (out / "compare.png").is_file()

@@ -84,3 +84,14 @@ def test_missing_and_malformed_recipe_files(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(ConfigError, match="must look like key=value"):
         load_config(RolloutConfig, empty, ["seed"])
+
+
+def test_partial_nested_table_keeps_the_fields_own_defaults() -> None:
+    from mtrl.agents.ppo import MTPPORecipe
+    from mtrl.curriculum.continual import ContinualRecipe
+
+    ppo = from_dict(MTPPORecipe, {"ppo": {"actor": {"arch": "multihead"}}})
+    assert ppo.ppo.actor.hidden == [64, 64] and ppo.ppo.actor.activation == "tanh"
+    cont = from_dict(ContinualRecipe, {"sac": {"actor": {"hidden": [32, 32]}}})
+    assert cont.sac.actor_lr == 1e-3 and cont.sac.actor.layer_norm  # Continual World's
+    assert cont.sac.actor.hidden == [32, 32] and cont.env.max_episode_steps == 200

@@ -104,6 +104,8 @@ def test_uniform_learning_progress_and_rehearsal_samplers() -> None:
     counts = np.bincount([cur.next_task(0) for _ in range(3000)], minlength=3)
     # probabilities 0.2/3 for flat tasks, 0.8 + 0.2/3 for the progressing one
     assert counts[1] / 3000 == pytest.approx(0.8 + 0.2 / 3, abs=0.03)
+    direct = Curriculum(CurriculumConfig(unlock="all", sampler="targets"), 3, seed=0)
+    assert {direct.next_task(0) for _ in range(50)} == {2}
     rehearse = CurriculumConfig(unlock="budget", budget=10, rehearsal=0.3)
     cur = Curriculum(rehearse, 3, seed=2)
     _run_episodes(cur, 0, [0.0])
@@ -132,6 +134,7 @@ def test_state_dict_resumes_the_same_choices() -> None:
         ({"mastery_metric": "return"}, "target_return"),
         ({"unlock": "all"}, "sampler"),
         ({"lp_fast": 0.01, "lp_slow": 0.1}, "lp_fast"),
+        ({"sampler": "targets"}, "unlock = 'all'"),
     ],
 )
 def test_bad_curriculum_tables_name_the_key(data: dict[str, object], needle: str) -> None:

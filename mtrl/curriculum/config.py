@@ -10,7 +10,7 @@ from mtrl.curriculum.graph import topological_order
 from mtrl.errors import ConfigError
 
 UnlockRule = Literal["mastery", "budget", "either", "all"]
-SamplerName = Literal["sequential", "uniform", "learning_progress"]
+SamplerName = Literal["sequential", "uniform", "learning_progress", "targets"]
 MasteryMetric = Literal["success", "return"]
 
 
@@ -30,9 +30,11 @@ class CurriculumConfig:
     policy's (``random_return``, measured over ``random_episodes`` when absent) and
     ``target_return``. The sampler picks each finished sub-env's next task among the
     unlocked ones: ``sequential`` (the newest: unlocked, not completed), ``uniform``,
-    or ``learning_progress`` (|fast - slow| moving averages of the score with an
-    ``lp_epsilon`` uniform floor); a ``rehearsal`` share of episodes goes to
-    completed tasks.
+    ``learning_progress`` (|fast - slow| moving averages of the score with an
+    ``lp_epsilon`` uniform floor), or ``targets`` (only the target tasks, those no
+    other task needs: direct training, the baseline a curriculum is measured against,
+    with ``unlock = "all"``); a ``rehearsal`` share of episodes goes to completed
+    tasks.
     """
 
     unlock: UnlockRule = "either"
@@ -69,6 +71,11 @@ class CurriculumConfig:
             raise ConfigError(
                 f"curriculum.lp_fast = {self.lp_fast} must exceed lp_slow = {self.lp_slow} "
                 "(learning progress compares a fast and a slow moving average)"
+            )
+        if self.sampler == "targets" and self.unlock != "all":
+            raise ConfigError(
+                "curriculum.sampler = 'targets' trains the target tasks directly: set "
+                "curriculum.unlock = 'all'"
             )
         if self.unlock == "all" and self.sampler == "sequential":
             raise ConfigError(

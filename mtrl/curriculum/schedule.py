@@ -145,6 +145,8 @@ class Curriculum:
             return int(self.rng.choice(frontier))
         if cfg.sampler == "uniform":
             return int(self.rng.choice(unlocked))
+        if cfg.sampler == "targets":
+            return int(self.rng.choice(self.targets))
         lp = learning_progress(self.fast[unlocked], self.slow[unlocked])
         return int(self.rng.choice(unlocked, p=progress_probabilities(lp, cfg.lp_epsilon)))
 
@@ -179,6 +181,7 @@ class Curriculum:
                 {
                     "task_id": t,
                     "task": labels[t] if labels is not None else str(t),
+                    "target": t in self.targets,
                     "steps": int(self.steps[t]),
                     "episodes": int(self.episodes[t]),
                     "unlocked_at": int(self.unlocked_at[t]),
