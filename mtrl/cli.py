@@ -163,7 +163,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise MtrlError("--episodes must be >= 1")
     run, kind, cfg = load_run(args.run_dir)
-    if kind.name not in ("mtsac", "mtppo", "sb3"):
+    if kind.name not in ("mtsac", "mtppo", "sb3", "continual"):
         hint = "mtrl adapt" if kind.name in ("sine", "maml-rl") else "mtrl plot"
         raise MtrlError(f"{args.run_dir} is a {kind.name!r} run; use `{hint} {args.run_dir}`")
     from mtrl.agents.mtsac_train import eval_env_config
@@ -173,11 +173,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     state = run.load_checkpoint()
     env = make_multitask_env(eval_env_config(cfg.env))
     try:
-        if kind.name == "mtsac":
+        if kind.name in ("mtsac", "continual"):
             from mtrl.agents.mtsac_train import make_agent
             from mtrl.agents.mtsac_train import policy_fn as sac_policy
 
-            agent = make_agent(cfg, env)
+            agent = make_agent(cfg, env, balanced=cfg.curriculum_config() is None)
             agent.load_state_dict(state["agent"])
             policy = sac_policy(agent, env, cfg.device, True)
         elif kind.name == "mtppo":
@@ -196,11 +196,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     finally:
         env.close()
     doc = {"episodes_per_task": args.episodes, "per_task": rows, "aggregate": summarize(rows)}
+    if kind.name == "continual":
+        from mtrl.curriculum.reference import reference_aucs
+        from mtrl.curriculum.report import continual_results
+
+        refs = reference_aucs(
+            cfg, train=args.reference, log=lambda line: print(line, file=sys.stderr)
+        )
+        doc["continual"] = continual_results(run, cfg.steps_per_task, refs)
     (run.path / "eval.json").write_text(json.dumps(doc, indent=2) + "\n")
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         print(results_table(rows))
+        if kind.name == "continual":
+            from mtrl.curriculum.report import continual_report
+
+            print("\n" + continual_report(doc["continual"], cfg.continual.method))
         print(f"\nwrote {run.path / 'eval.json'}")
     return 0
 
@@ -211,8 +223,19 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     run, kind, cfg = load_run(args.run_dir)
     cols = [c for c in args.y.split(",") if c] if args.y else []
-    for path in plot_run(run, kind.name, cols, _task_labels(cfg)):
+    labels = _task_labels(cfg)
+    for path in plot_run(run, kind.name, cols, labels):
         print(f"wrote {path}")
+    if kind.name == "continual":
+        from mtrl.curriculum.report import plot_success_heatmap, success_matrix
+
+        steps, success = success_matrix(run, len(labels))
+        if len(steps):
+            names = [labels[i] for i in range(len(labels))]
+            path = plot_success_heatmap(
+                steps, success, names, cfg.steps_per_task, run.plots / "success_matrix.png"
+            )
+            print(f"wrote {path}")
     return 0
 
 
@@ -221,10 +244,9 @@ def _task_labels(cfg: object) -> dict[int, str]:
     env = getattr(cfg, "env", None)
     if env is None or not hasattr(env, "split"):
         return {}
-    from mtrl.envs import get_family
+    from mtrl.envs.vector import resolve_tasks
 
-    tasks = get_family(env.name).tasks(env.split, seed=env.task_seed)
-    return {i: t.label for i, t in enumerate(tasks[: env.num_tasks])}
+    return {i: t.label for i, t in enumerate(resolve_tasks(env))}
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -392,6 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
     p.add_argument("--seed", type=int, default=12345)
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="continual runs: train the missing single-task reference runs (cached) "
+        "for forward transfer",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_eval)
 

@@ -192,7 +192,8 @@ def summarize_lifelong(results: Sequence[dict[str, Any]], seed: int = 0) -> dict
             for m in CONTINUAL_METRICS
             if any(c.get(m) is not None for c in cont)
         }
-    if results and all(isinstance(r.get("curriculum"), list) for r in results):
+    curricula = all(isinstance(r.get("curriculum"), list) for r in results)
+    if results and curricula and "continual" not in out:  # a sequence has no target
         steps, mastered = [], 0
         for r in results:
             targets = [t for t in r["curriculum"] if t.get("target", True)]

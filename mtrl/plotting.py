@@ -15,6 +15,7 @@ CURVES: dict[str, tuple[str, list[str]]] = {
     "mtsac": ("step", ["eval_success", "eval_return", "train_return"]),
     "mtppo": ("step", ["eval_success", "eval_return", "train_return"]),
     "sb3": ("step", ["eval_success", "eval_return", "train_return"]),
+    "continual": ("step", ["eval_success", "eval_return", "train_return"]),
     "maml-rl": ("iteration", ["pre_return", "post_return"]),
     "sine": ("iteration", ["meta_loss"]),
 }

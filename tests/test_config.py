@@ -95,3 +95,5 @@ def test_partial_nested_table_keeps_the_fields_own_defaults() -> None:
     cont = from_dict(ContinualRecipe, {"sac": {"actor": {"hidden": [32, 32]}}})
     assert cont.sac.actor_lr == 1e-3 and cont.sac.actor.layer_norm  # Continual World's
     assert cont.sac.actor.hidden == [32, 32] and cont.env.max_episode_steps == 200
+    nav = from_dict(ContinualRecipe, {"env": {"name": "navigation2d"}})
+    assert nav.env.max_episode_steps is None  # the family's own limit

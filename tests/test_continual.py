@@ -209,7 +209,32 @@ def test_continual_run_reports_cw_metrics(
     assert cont["steps"] == [200, 400, 600, 800]
     assert len(cont["success"]) == 4 and len(cont["forgetting_per_task"]) == 2
     assert cont["forgetting_per_task"][1] == 0.0  # the last task cannot forget yet
+    assert "forward_transfer" not in cont  # no reference runs yet
     cur = summary["curriculum"]
     assert [c["steps"] for c in cur] == [400, 400]
     assert [c["unlocked_at"] for c in cur] == [0, 400]
     capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "forgetting" in out and "Continual World reports for ewc" in out
+    assert main(["plot", str(run)]) == 0
+    assert (run / "plots" / "success_matrix.png").is_file()
+
+
+def test_reference_runs_give_forward_transfer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MTRL_CACHE_DIR", str(tmp_path / "cache"))
+    recipe = tmp_path / "c.toml"
+    recipe.write_text(RECIPE.replace('method = "ewc"', 'method = "finetune"'))
+    run = tmp_path / "run"
+    assert main(["train", str(recipe), "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1", "--reference", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    refs = sorted((tmp_path / "cache" / "references").iterdir())
+    assert len(refs) == 2  # one single-task run per task, cached
+    assert len(doc["continual"]["forward_transfer_per_task"]) == 2
+    # the cached references are reused: nothing trains the second time
+    assert main(["eval", str(run), "--episodes", "1", "--reference"]) == 0
+    assert "reference run" not in capsys.readouterr().err

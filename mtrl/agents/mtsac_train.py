@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -344,7 +345,10 @@ def _train(
     if curriculum is not None:
         results["curriculum"] = curriculum.summary([t.label for t in env.tasks])
     if continual is not None:
-        results["continual"] = continual_results(run, recipe.budget(1))
+        from mtrl.curriculum.reference import reference_aucs  # it imports the recipes
+
+        refs = reference_aucs(typing.cast(Any, recipe))  # cached single-task runs, if any
+        results["continual"] = continual_results(run, recipe.budget(1), refs)
     run.write_summary(
         seed=recipe.seed,
         results=results,

@@ -3,7 +3,8 @@
 A continual recipe is an MT-SAC recipe whose curriculum is the task sequence itself
 (each task unlocks the next after ``steps_per_task`` env steps, only the newest task
 runs) and whose update carries a continual-learning method. The defaults are
-Continual World's (Wołczyk et al. 2021): CW10, 200-step episodes, one env, 1M steps
+Continual World's (Wołczyk et al. 2021): CW10, 200-step episodes on Meta-World
+(other families keep their own limit), one env, 1M steps
 per task, actor and critic 4 x 256 with LayerNorm after the first layer and one output
 head per task, batch 128, learning rate 1e-3, replay buffer and optimiser reset at
 each task switch, 10k random-action steps at the start of each task, critic not
@@ -12,6 +13,7 @@ regularised, 10 evaluation episodes per task every 20k steps.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +23,8 @@ from mtrl.agents.sac import SACConfig
 from mtrl.config import bounded
 from mtrl.curriculum.config import CurriculumConfig
 from mtrl.curriculum.methods import ContinualConfig
+from mtrl.envs import get_family
+from mtrl.envs.metaworld_suites import MetaWorldSuite
 from mtrl.envs.vector import MultiTaskEnvConfig
 from mtrl.errors import ConfigError
 from mtrl.nets import NetConfig
@@ -40,8 +44,11 @@ def cw_sac() -> SACConfig:
     return SACConfig(actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3, actor=cw_net(), critic=cw_net())
 
 
+CW_EPISODE_STEPS = 200  # Continual World's episodes on Meta-World (its own limit: 500)
+
+
 def cw_env() -> MultiTaskEnvConfig:
-    return MultiTaskEnvConfig(name="CW10", max_episode_steps=200, num_envs=1)
+    return MultiTaskEnvConfig(name="CW10", num_envs=1)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,11 @@ class ContinualRecipe(MTSACRecipe):
             )
         if self.env.vectorization != "sync":
             raise ConfigError("continual runs re-bind sub-envs: use env.vectorization = 'sync'")
+        if self.env.max_episode_steps is None and isinstance(
+            get_family(self.env.name), MetaWorldSuite
+        ):  # resolved here, so config.toml records it
+            env = dataclasses.replace(self.env, max_episode_steps=CW_EPISODE_STEPS)
+            object.__setattr__(self, "env", env)
 
     def curriculum_config(self) -> CurriculumConfig:
         return CurriculumConfig(unlock="budget", budget=self.steps_per_task, sampler="sequential")

@@ -12,6 +12,42 @@ import numpy as np
 from mtrl.curriculum.metrics import continual_metrics
 from mtrl.runs import RunDir
 
+# Continual World (Wołczyk et al. 2021, Table 2), CW20 at 1M steps per task:
+# average performance, forgetting, forward transfer.
+PUBLISHED_CW20: dict[str, tuple[float, float, float]] = {
+    "finetune": (0.05, 0.73, 0.20),
+    "l2": (0.43, 0.02, -0.73),
+    "ewc": (0.60, 0.02, -0.18),
+    "mas": (0.51, 0.00, -0.52),
+    "packnet": (0.80, 0.00, 0.18),
+    "perfect_memory": (0.12, 0.07, -1.34),
+    "agem": (0.07, 0.71, 0.15),
+}
+
+
+def continual_report(doc: dict[str, Any], method: str) -> str:
+    """Lines for `mtrl eval`: our metrics, per-task forgetting, Continual World's."""
+
+    def fmt(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    if "error" in doc:
+        return f"continual metrics: {doc['error']}"
+    ft = doc.get("forward_transfer")
+    lines = [
+        f"average performance {fmt(doc['average_performance'])}, "
+        f"forgetting {fmt(doc['forgetting'])}, forward transfer "
+        + (fmt(ft) if "forward_transfer" in doc else "n/a (no reference runs: --reference)"),
+        "forgetting per task: " + " ".join(fmt(v) for v in doc["forgetting_per_task"]),
+    ]
+    if method in PUBLISHED_CW20:
+        ap, f, t = PUBLISHED_CW20[method]
+        lines.append(
+            f"Continual World reports for {method} on CW20 (1M steps/task): "
+            f"{ap:.2f} / {f:.2f} / {t:.2f}"
+        )
+    return "\n".join(lines)
+
 
 def success_matrix(run: RunDir, num_tasks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(steps [evals], success [evals, tasks])`` from the run's evaluation rows."""

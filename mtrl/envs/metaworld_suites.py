@@ -52,11 +52,16 @@ def all_env_names() -> list[str]:
     return list(ALL_V3_ENVIRONMENTS)
 
 
-def _cache_dir() -> Path:
+def cache_root() -> Path:
+    """mtrl's cache: ``$MTRL_CACHE_DIR``, else ``$XDG_CACHE_HOME/mtrl`` or ``~/.cache/mtrl``."""
     root = os.environ.get("MTRL_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mtrl"
     )
-    return Path(root) / "metaworld" / importlib.metadata.version("metaworld")
+    return Path(root)
+
+
+def _cache_dir() -> Path:
+    return cache_root() / "metaworld" / importlib.metadata.version("metaworld")
 
 
 def _build_goal_sets(benchmark: str, seed: int) -> GoalSets:
