@@ -93,6 +93,9 @@ def _convert(key: str, value: Any, tp: Any) -> Any:
             )
         return value
     if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(options) == 1:  # X | None: X's own error says what is wrong
+            return _convert(key, value, options[0])
         for arg in typing.get_args(tp):
             if arg is type(None):
                 continue

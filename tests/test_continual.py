@@ -238,3 +238,24 @@ def test_reference_runs_give_forward_transfer(
     # the cached references are reused: nothing trains the second time
     assert main(["eval", str(run), "--episodes", "1", "--reference"]) == 0
     assert "reference run" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ewc_forgets_less_than_fine_tuning(tmp_path: Path) -> None:
+    """Three hidden Navigation2D goals in sequence (experiments/continual_nav2d.toml at
+    3,000 steps per task; ~1,500 learn one), 3 seeds: fine-tuning the shared trunk
+    forgets earlier goals; EWC forgets strictly less on average."""
+    from mtrl.curriculum.continual import train_continual
+    from mtrl.recipes import load_recipe
+
+    forgetting_of: dict[str, list[float]] = {"finetune": [], "ewc": []}
+    for method, values in forgetting_of.items():
+        for seed in range(3):
+            _, cfg = load_recipe(
+                "experiments/continual_nav2d.toml",
+                [f"seed={seed}", "steps_per_task=3000", f'continual.method="{method}"'],
+            )
+            out = train_continual(cfg, tmp_path / f"{method}_{seed}")["continual"]
+            values.append(out["forgetting"])
+    assert np.mean(forgetting_of["finetune"]) > 0.0, forgetting_of
+    assert np.mean(forgetting_of["finetune"]) > np.mean(forgetting_of["ewc"]), forgetting_of

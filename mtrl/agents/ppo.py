@@ -25,7 +25,15 @@ from torch.distributions import Categorical, Distribution, Normal
 from mtrl.agents.balancing import balanced_step
 from mtrl.agents.sac import per_task_mean
 from mtrl.config import bounded
-from mtrl.envs.vector import MultiTaskEnvConfig, MultiTaskVecEnv, make_multitask_env
+from mtrl.curriculum.baselines import build_curriculum
+from mtrl.curriculum.config import CurriculumConfig
+from mtrl.curriculum.schedule import Curriculum
+from mtrl.envs.vector import (
+    MultiTaskEnvConfig,
+    MultiTaskVecEnv,
+    make_multitask_env,
+    resolve_tasks,
+)
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.nets import MultiTaskNet, NetConfig
@@ -65,6 +73,7 @@ class MTPPORecipe:
     eval_every: int = bounded(50_000, ge=1)
     checkpoint_every: int = bounded(50_000, ge=1)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    curriculum: CurriculumConfig | None = None
 
     def __post_init__(self) -> None:
         if self.env.autoreset_mode != "same_step" or self.env.task_encoding != "index":
@@ -150,6 +159,17 @@ def _eval(ac: ActorCritic, recipe: MTPPORecipe) -> list[dict[str, Any]]:
         )
 
 
+def _shuffled_minibatches(task_ids: Tensor, minibatches: int, gen: torch.Generator) -> list[Tensor]:
+    """Random index sets, each sorted by task (a curriculum's rollouts hold tasks in
+    any proportion, and some not at all)."""
+    perm = torch.randperm(len(task_ids), generator=gen)
+    size = len(perm) // minibatches
+    if size < 1:
+        raise ConfigError("too few samples for the minibatches; raise ppo.n_steps")
+    parts = [perm[i * size : (i + 1) * size] for i in range(minibatches)]
+    return [p[torch.argsort(task_ids[p], stable=True)] for p in parts]
+
+
 def _balanced_minibatches(
     task_ids: Tensor, num_tasks: int, minibatches: int, gen: torch.Generator
 ) -> list[Tensor]:
@@ -166,13 +186,23 @@ def _balanced_minibatches(
 def train_mtppo(
     recipe: MTPPORecipe, run_dir: str | Path, *, resume: bool = False, progress: bool = False
 ) -> dict[str, Any]:
-    """Train multi-task PPO; checkpoints resume the networks, optimizer and step count."""
-    with make_multitask_env(recipe.env) as env:
-        return _train(recipe, env, run_dir, resume, progress)
+    """Train multi-task PPO; checkpoints resume the networks, optimizer and step count.
+    With ``recipe.curriculum`` the sub-envs run the tasks it unlocks and picks."""
+    curriculum = None
+    if recipe.curriculum is not None:  # bad settings fail before the run dir exists
+        num_tasks = len(resolve_tasks(recipe.env))
+        curriculum = build_curriculum(recipe.curriculum, recipe.env, num_tasks, recipe.seed)
+    with make_multitask_env(recipe.env, scheduler=curriculum) as env:
+        return _train(recipe, env, run_dir, resume, progress, curriculum)
 
 
 def _train(
-    recipe: MTPPORecipe, env: MultiTaskVecEnv, run_dir: str | Path, resume: bool, progress: bool
+    recipe: MTPPORecipe,
+    env: MultiTaskVecEnv,
+    run_dir: str | Path,
+    resume: bool,
+    progress: bool,
+    curriculum: Curriculum | None = None,
 ) -> dict[str, Any]:
     seed_everything(recipe.seed)  # network initialisation is part of the seeded run
     ac = make_actor_critic(recipe, env)
@@ -187,6 +217,8 @@ def _train(
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         steps = int(state["steps"])
+        if curriculum is not None:
+            curriculum.load_state_dict(state["curriculum"])
     n = env.num_envs
     obs, _ = env.reset(seed=recipe.seed + steps)
     next_eval = (steps // recipe.eval_every + 1) * recipe.eval_every
@@ -201,14 +233,22 @@ def _train(
             "optimizer": opt.state_dict(),
             "generator": gen.get_state(),
             "steps": step,
+            "curriculum": curriculum.state_dict() if curriculum is not None else None,
         },
     )
+
+    def finished() -> bool:
+        if steps >= recipe.total_steps:
+            return True
+        return bool(
+            curriculum is not None and curriculum.config.stop_on_mastery and curriculum.finished
+        )
 
     bar = progress_bar(progress, recipe.total_steps, steps, "env steps", "step")
     t0 = time.perf_counter()
     try:
-        while steps < recipe.total_steps:
-            o_buf, a_buf, lp_buf, v_buf, r_buf, d_buf = [], [], [], [], [], []
+        while not finished():
+            o_buf, a_buf, lp_buf, v_buf, r_buf, d_buf, t_buf = [], [], [], [], [], [], []
             for _ in range(cfg.n_steps):
                 o, tid = _obs(obs, dev)
                 with torch.no_grad():
@@ -223,12 +263,14 @@ def _train(
                         "observation": np.stack(
                             [info["final_obs"][i]["observation"] for i in truncated]
                         ),
-                        "task_id": np.asarray(env.task_ids[truncated]),
+                        # the finished episode's task (a curriculum may re-bind the env)
+                        "task_id": np.asarray(info["final_info"]["task_id"])[truncated],
                     }
                     fo, ftid = _obs(finals, dev)
                     with torch.no_grad():
                         rew_t[truncated] += cfg.gamma * ac.value(fo, ftid)
                 o_buf.append(o)
+                t_buf.append(tid)
                 a_buf.append(a)
                 lp_buf.append(lp)
                 v_buf.append(v)
@@ -250,12 +292,18 @@ def _train(
             )
             returns = adv + values
             flat_o = torch.cat(o_buf)
-            flat_t = torch.as_tensor(np.tile(env.task_ids, cfg.n_steps), device=dev)
+            flat_t = torch.cat(t_buf)
+            present = int(torch.unique(flat_t).numel())
             flat_a, flat_lp = torch.cat(a_buf), torch.cat(lp_buf)
             flat_adv, flat_ret = adv.reshape(-1), returns.reshape(-1)
             losses_seen = []
             for _ in range(cfg.epochs):
-                for idx in _balanced_minibatches(flat_t, env.num_tasks, cfg.minibatches, gen):
+                batches = (
+                    _balanced_minibatches(flat_t, env.num_tasks, cfg.minibatches, gen)
+                    if curriculum is None
+                    else _shuffled_minibatches(flat_t, cfg.minibatches, gen)
+                )
+                for idx in batches:
                     tid = flat_t[idx]
                     d = ac.dist(flat_o[idx], tid)
                     ratio = torch.exp(ac.log_prob(d, flat_a[idx]) - flat_lp[idx])
@@ -265,6 +313,8 @@ def _train(
                     v_loss = (ac.value(flat_o[idx], tid) - flat_ret[idx]) ** 2
                     per_sample = -surr + cfg.value_coef * v_loss - cfg.entropy_coef * ac.entropy(d)
                     task_losses = per_task_mean(per_sample, tid, env.num_tasks)
+                    if present < env.num_tasks:  # mean over the tasks the rollout holds
+                        task_losses = task_losses * (env.num_tasks / present)
                     reg = ac.pi.regularization() + ac.v.regularization()
                     if not torch.isfinite(task_losses).all():
                         raise TrainingDivergedError(
@@ -291,8 +341,11 @@ def _train(
                 row["train_return"] = float(np.mean([r["return"] for r in stats]))
                 for r in stats:
                     row[f"return/{r['task_id']}"] = r["return"]
+            if curriculum is not None:
+                row["tasks_unlocked"] = int(curriculum.unlocked.sum())
+                row["tasks_mastered"] = int((curriculum.mastered_at >= 0).sum())
             run.log_metrics(row)
-            if steps >= next_eval or steps >= recipe.total_steps:
+            if steps >= next_eval or finished():
                 rows = _eval(ac, recipe)
                 agg = summarize(rows)
                 run.log_metrics(
@@ -321,5 +374,7 @@ def _train(
         "mean_return": agg["return"].get("mean"),
         "mean_success": agg["success"].get("mean"),
     }
+    if curriculum is not None:
+        results["curriculum"] = curriculum.summary([t.label for t in env.tasks])
     run.write_summary(seed=recipe.seed, results=results, kind=recipe.kind, env=recipe.env.name)
     return results
