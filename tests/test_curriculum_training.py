@@ -110,3 +110,45 @@ def test_bad_curriculum_fails_before_the_run_dir(
         assert main(["train", str(recipe), "--run-dir", str(run)]) == 2
         assert needle in capsys.readouterr().err
         assert not run.exists(), needle
+
+
+def test_sb3_ppo_gets_a_curriculum_from_one_callback() -> None:
+    import numpy as np
+    from stable_baselines3 import PPO
+
+    from mtrl.agents.sb3 import CurriculumCallback, SB3MultiTaskVecEnv, TaskConditionedPolicy
+    from mtrl.curriculum import Curriculum, CurriculumConfig
+    from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
+
+    env_cfg = MultiTaskEnvConfig(name="navigation2d", num_tasks=3, num_envs=4)
+    cfg = CurriculumConfig(unlock="budget", budget=600, sampler="sequential")
+    curriculum = Curriculum(cfg, 3, seed=0)
+    env = SB3MultiTaskVecEnv(make_multitask_env(env_cfg, scheduler=curriculum))
+    model = PPO(TaskConditionedPolicy, env, n_steps=64, batch_size=64, seed=0)
+    seen: list[np.ndarray] = []
+
+    class Watch(CurriculumCallback):
+        def _on_step(self) -> bool:
+            seen.append(np.array([i["task_id"] for i in self.locals["infos"]]))
+            return super()._on_step()
+
+    model.learn(1536, callback=Watch(curriculum))
+    assert curriculum.unlocked.tolist() == [True, True, True]
+    assert curriculum.steps.tolist()[:2] == [600, 600]
+    ids = np.stack(seen)
+    assert set(ids[:100].ravel().tolist()) == {0}  # 600 steps of task 0 first
+    stop = Curriculum(
+        CurriculumConfig(
+            unlock="all",
+            sampler="uniform",
+            stop_on_mastery=True,
+            mastery_window=1,
+            mastery_threshold=0.0,
+        ),
+        3,
+        seed=0,
+    )
+    env2 = SB3MultiTaskVecEnv(make_multitask_env(env_cfg, scheduler=stop))
+    model2 = PPO(TaskConditionedPolicy, env2, n_steps=64, batch_size=64, seed=0)
+    model2.learn(100_000, callback=CurriculumCallback(stop))
+    assert model2.num_timesteps < 100_000  # every task "mastered" after one episode each

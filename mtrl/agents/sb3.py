@@ -55,10 +55,14 @@ class SB3MultiTaskVecEnv(VecEnv):
             )
         self.env = env
         self._base: Any = env.unwrapped  # Sync/AsyncVectorEnv: get_attr, set_attr, call
-        self.task_ids = env.task_ids
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
         self._actions: np.ndarray | None = None
         self._seed: int | None = None
+
+    @property
+    def task_ids(self) -> np.ndarray:
+        """Each sub-env's current task (a curriculum re-binds them between episodes)."""
+        return self.env.task_ids
 
     def reset(self) -> Any:
         obs, _ = self.env.reset(seed=self._seed)
@@ -81,8 +85,11 @@ class SB3MultiTaskVecEnv(VecEnv):
         final = infos.get("final_info", {})
         final_obs = infos.get("final_obs")
         out: list[dict[str, Any]] = []
+        current = self.task_ids
+        finished = final.get("task_id")
         for i in range(self.num_envs):
-            info: dict[str, Any] = {"task_id": int(self.task_ids[i])}
+            tid = finished[i] if dones[i] and finished is not None else current[i]
+            info: dict[str, Any] = {"task_id": int(tid)}  # the finished episode's task
             if dones[i]:
                 info["TimeLimit.truncated"] = bool(truncs[i] and not terms[i])
                 if final_obs is not None:
@@ -396,6 +403,33 @@ def per_task_means(episodes: dict[int, list[tuple[float, float]]]) -> dict[int, 
             "success": float(np.nanmean(success)) if not np.isnan(success).all() else math.nan,
         }
     return out
+
+
+class CurriculumCallback(BaseCallback):
+    """Reports an mtrl curriculum to SB3's logger (``curriculum/unlocked``,
+    ``curriculum/mastered``, ``curriculum/steps_<id>``) and ends ``learn`` once every
+    target task is mastered when ``stop_on_mastery`` is set. The curriculum itself runs
+    in the env's sub-envs, which ask it for each episode's task::
+
+        curriculum = build_curriculum(CurriculumConfig(...), env_cfg, num_tasks, seed=0)
+        env = SB3MultiTaskVecEnv(make_multitask_env(env_cfg, scheduler=curriculum))
+        model.learn(100_000, callback=CurriculumCallback(curriculum))
+    """
+
+    def __init__(self, curriculum: Any, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.curriculum = curriculum
+
+    def _on_step(self) -> bool:
+        cur = self.curriculum
+        return not (cur.config.stop_on_mastery and cur.finished)
+
+    def _on_rollout_end(self) -> None:
+        cur = self.curriculum
+        self.logger.record("curriculum/unlocked", int(cur.unlocked.sum()))
+        self.logger.record("curriculum/mastered", int((cur.mastered_at >= 0).sum()))
+        for tid, steps in enumerate(cur.steps.tolist()):
+            self.logger.record(f"curriculum/steps_{tid}", steps)
 
 
 class PerTaskStatsCallback(BaseCallback):
