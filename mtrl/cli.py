@@ -119,6 +119,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         log=lambda line: print(line, file=sys.stderr),
         jobs=args.jobs,
         metric=args.metric,
+        reference=args.reference,
     )
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -389,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "success", "return"],
         default="auto",
         help="what the final evaluation is compared by (auto: success where reported)",
+    )
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="continual runs: train the missing single-task reference runs (cached, per "
+        "seed) so forward transfer is reported",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_compare)

@@ -329,6 +329,21 @@ def run_job(recipe_path: str, job: Job, threads: int = 0) -> dict[str, Any]:
     return dict(kind.train(cfg, job.run_dir, resume=job.action == "resume"))
 
 
+def _continual_section(
+    recipe_path: str, job: Job, train: bool, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """A continual run's metrics, with forward transfer where its single-task reference
+    runs are cached (``train``: train the missing ones first)."""
+    from mtrl.curriculum.reference import reference_aucs
+    from mtrl.curriculum.report import continual_results
+    from mtrl.recipes import load_recipe
+    from mtrl.runs import RunDir
+
+    _, cfg = load_recipe(recipe_path, job.overrides)
+    refs = reference_aucs(cfg, train=train, log=log)
+    return continual_results(RunDir.open(job.run_dir), cfg.steps_per_task, refs)
+
+
 def run_compare(
     recipe_path: str | Path,
     varies: Sequence[str],
@@ -338,6 +353,7 @@ def run_compare(
     log: Callable[[str], None] = lambda _: None,
     jobs: int = 1,
     metric: Metric = "auto",
+    reference: bool = False,
 ) -> dict[str, Any]:
     """Train (or reuse) every (variant, seed) run, ``jobs`` at a time in worker
     processes, then write the comparison."""
@@ -370,6 +386,11 @@ def run_compare(
                 job = futures[fut]
                 per_task[job.label, job.seed] = fut.result()
                 log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: done")
+    for job in todo:  # continual runs: forward transfer from cached reference runs
+        if "continual" in per_task[job.label, job.seed]:
+            per_task[job.label, job.seed]["continual"] = _continual_section(
+                str(recipe_path), job, reference, log
+            )
     results = {v.label: [per_task[v.label, s] for s in seeds] for v in grid}
     doc = {
         "recipe": str(recipe_path),

@@ -259,3 +259,21 @@ def test_ewc_forgets_less_than_fine_tuning(tmp_path: Path) -> None:
             values.append(out["forgetting"])
     assert np.mean(forgetting_of["finetune"]) > 0.0, forgetting_of
     assert np.mean(forgetting_of["finetune"]) > np.mean(forgetting_of["ewc"]), forgetting_of
+
+
+def test_compare_reports_cw_metrics_over_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MTRL_CACHE_DIR", str(tmp_path / "cache"))
+    recipe = tmp_path / "c.toml"
+    recipe.write_text(RECIPE.replace("steps_per_task = 400", "steps_per_task = 200"))
+    out = tmp_path / "cmp"
+    argv = ["compare", str(recipe), "--vary", "continual.method=finetune,ewc", "--seeds", "2"]
+    assert main([*argv, "--out", str(out), "--json", "--reference"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    for v in doc["variants"]:
+        cont = v["continual"]
+        assert cont["average_performance"]["n"] == 2 and cont["forgetting"]["n"] == 2
+        assert cont["forward_transfer"]["n"] >= 1  # from the cached reference runs
+        assert "mastery" not in v  # a sequence has no target task to master
+    assert "forward_transfer" in (out / "compare.md").read_text()

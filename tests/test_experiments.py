@@ -25,3 +25,28 @@ def test_recipe_loads(path: Path) -> None:
         assert kind.name == data["kind"]
     else:  # `mtrl envs rollout --recipe`
         from_dict(RolloutConfig, data)
+
+
+def _readme_blocks(lang: str) -> list[str]:
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    fence = "`" * 3
+    parts = text.split(f"{fence}{lang}\n")[1:]
+    return [p.split(fence, 1)[0] for p in parts]
+
+
+def test_readme_recipes_load() -> None:
+    import tomllib
+
+    from mtrl.recipes import parse_recipe
+
+    blocks = _readme_blocks("toml")
+    assert blocks
+    for block in blocks:
+        kind, cfg = parse_recipe(tomllib.loads(block), "README.md")
+        assert kind.name == cfg.kind
+
+
+def test_readme_curriculum_snippet_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    (block,) = [b for b in _readme_blocks("python") if "CurriculumCallback" in b]
+    exec(compile(block, "README.md", "exec"), {})
+    assert "unlocked_at" in capsys.readouterr().out
