@@ -97,3 +97,20 @@ def test_partial_nested_table_keeps_the_fields_own_defaults() -> None:
     assert cont.sac.actor.hidden == [32, 32] and cont.env.max_episode_steps == 200
     nav = from_dict(ContinualRecipe, {"env": {"name": "navigation2d"}})
     assert nav.env.max_episode_steps is None  # the family's own limit
+
+
+def test_python_built_configs_are_validated_like_toml() -> None:
+    from mtrl.agents.ppo import PPOConfig
+    from mtrl.meta import MetaLearnerConfig
+    from mtrl.nets import NetConfig
+
+    with pytest.raises(ConfigError, match="arch = 'foo' is not allowed"):
+        NetConfig(arch="foo")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="encoder = 'foo'"):
+        NetConfig(encoder="foo")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="algorithm = 'foo'"):
+        MetaLearnerConfig(algorithm="foo")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="inner_steps = 0 is out of range"):
+        MetaLearnerConfig(inner_steps=0)
+    with pytest.raises(ConfigError, match="lr = -1"):
+        PPOConfig(lr=-1)

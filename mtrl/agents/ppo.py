@@ -24,7 +24,7 @@ from torch.distributions import Categorical, Distribution, Normal
 
 from mtrl.agents.balancing import balanced_step
 from mtrl.agents.sac import per_task_mean
-from mtrl.config import bounded
+from mtrl.config import bounded, check_fields
 from mtrl.curriculum.baselines import build_curriculum
 from mtrl.curriculum.config import CurriculumConfig
 from mtrl.curriculum.schedule import Curriculum
@@ -60,6 +60,9 @@ class PPOConfig:
     actor: NetConfig = field(default_factory=lambda: NetConfig(hidden=[64, 64], activation="tanh"))
     critic: NetConfig = field(default_factory=lambda: NetConfig(hidden=[64, 64], activation="tanh"))
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 @dataclass(frozen=True)
 class MTPPORecipe:
@@ -76,6 +79,7 @@ class MTPPORecipe:
     curriculum: CurriculumConfig | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.env.autoreset_mode != "same_step" or self.env.task_encoding != "index":
             raise ConfigError(
                 "mtppo needs env.autoreset_mode = 'same_step' and env.task_encoding = 'index'"

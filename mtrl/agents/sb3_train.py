@@ -30,7 +30,7 @@ from mtrl.agents.sb3 import (
     finished_episodes,
     per_task_means,
 )
-from mtrl.config import bounded
+from mtrl.config import bounded, check_fields
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
@@ -61,6 +61,7 @@ class SB3Recipe:
     eval_episodes: int = bounded(5, ge=1)
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.env.autoreset_mode != "same_step" or self.env.task_encoding != "index":
             raise ConfigError(
                 "sb3 needs env.autoreset_mode = 'same_step' and env.task_encoding = 'index'"

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mtrl.config import bounded
+from mtrl.config import bounded, check_fields
 from mtrl.envs.policies import metaworld_expert_policy, random_policy
 from mtrl.envs.rollout import rollout
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
@@ -26,6 +26,9 @@ class RolloutConfig:
     policy: Literal["random", "expert"] = "random"
     episodes_per_task: int = bounded(2, ge=1, le=10_000)
     env: MultiTaskEnvConfig = field(default_factory=MultiTaskEnvConfig)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def run_rollout(

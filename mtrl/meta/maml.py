@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from mtrl.config import bounded
+from mtrl.config import bounded, check_fields
 from mtrl.errors import MtrlError
 from mtrl.meta.batched import linear_stack, stacked_adapt, stacked_forward, task_losses
 from mtrl.meta.functional import LossFn, Params, adapt, query_loss
@@ -27,6 +27,9 @@ class LayerLr:
 
     prefix: str
     lr: float = bounded(0.01, gt=0.0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class MetaLearnerConfig:
     # supported, torch.func.grad inside the graph is). Same numbers within float
     # tolerance; compiling takes seconds up front; needs a C++ compiler on CPU.
     compile: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def initial_lrs(names: list[str], config: MetaLearnerConfig) -> dict[str, float]:

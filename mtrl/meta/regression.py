@@ -12,7 +12,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from mtrl.config import bounded
+from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.meta.maml import MetaLearner, MetaLearnerConfig
 from mtrl.meta.sine import SineBatch, SineTaskConfig, sample_sine_batch
@@ -32,6 +32,9 @@ class RegressionEvalConfig:
     query: int = bounded(100, ge=1)
     max_steps: int = bounded(3, ge=1, le=100)
     seed: int = bounded(1_000_003, ge=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class RegressionRecipe:
     eval: RegressionEvalConfig = field(default_factory=RegressionEvalConfig)
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden = {self.hidden!r}: every layer needs >= 1 unit")
         if self.backend == "learn2learn" and (self.meta.algorithm == "anil" or self.meta.layer_lrs):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mtrl.config import bounded
+from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.meta.batched import stacked_sgd
 from mtrl.meta.functional import Params
@@ -47,6 +47,9 @@ class OuterConfig:
     clip: float = bounded(0.2, gt=0.0, lt=1.0)
     max_grad_norm: float = bounded(10.0, gt=0.0)
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 @dataclass(frozen=True)
 class MetaRLRecipe:
@@ -71,6 +74,7 @@ class MetaRLRecipe:
     outer: OuterConfig = field(default_factory=OuterConfig)
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden = {self.hidden!r}: every layer needs >= 1 unit")
 

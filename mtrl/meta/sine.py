@@ -9,6 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from mtrl.config import check_fields
 from mtrl.errors import ConfigError
 
 
@@ -21,6 +22,7 @@ class SineTaskConfig:
     x_range: list[float] = field(default_factory=lambda: [-5.0, 5.0])
 
     def __post_init__(self) -> None:
+        check_fields(self)
         for key in ("amplitude", "phase", "x_range"):
             bounds = getattr(self, key)
             if len(bounds) != 2 or not bounds[0] <= bounds[1]:
