@@ -253,7 +253,12 @@ def test_ewc_forgets_less_than_fine_tuning(tmp_path: Path) -> None:
         for seed in range(3):
             _, cfg = load_recipe(
                 "experiments/continual_nav2d.toml",
-                [f"seed={seed}", "steps_per_task=3000", f'continual.method="{method}"'],
+                [
+                    f"seed={seed}",
+                    "steps_per_task=3000",
+                    "eval_every=1000",
+                    f'continual.method="{method}"',
+                ],
             )
             out = train_continual(cfg, tmp_path / f"{method}_{seed}")["continual"]
             values.append(out["forgetting"])
