@@ -91,7 +91,9 @@ class Curriculum:
             or cfg.stop_on_mastery
         )
 
-    def record_episode(self, task: int, episode_return: float, success: float) -> None:
+    def record_episode(
+        self, task: int, episode_return: float, success: float, length: int = 0
+    ) -> None:
         """A finished training episode of ``task``: update its score statistics."""
         if math.isnan(success) and self.config.mastery_metric == "success" and not self.needs_score:
             self.episodes[task] += 1

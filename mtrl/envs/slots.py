@@ -32,7 +32,9 @@ class TaskScheduler(Protocol):
 
     def record_steps(self, task_ids: np.ndarray) -> None: ...
 
-    def record_episode(self, task: int, episode_return: float, success: float) -> None: ...
+    def record_episode(
+        self, task: int, episode_return: float, success: float, length: int = 0
+    ) -> None: ...
 
     def retired(self, task: int) -> bool: ...
 
@@ -145,6 +147,6 @@ class TaskSlot(gym.Wrapper[Any, Any, Any, Any]):
         episode = info.get("episode")
         if episode is not None:
             self.scheduler.record_episode(
-                self.task_index, float(episode["r"]), float(episode["success"])
+                self.task_index, float(episode["r"]), float(episode["success"]), int(episode["l"])
             )
         return obs, reward, terminated, truncated, info
