@@ -83,6 +83,8 @@ def _convert(key: str, value: Any, tp: Any) -> Any:
         _, elem = typing.get_args(tp)
         return {str(k): _convert(_join(key, str(k)), v, elem) for k, v in value.items()}
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):  # built in Python: it validated itself
+            return value
         return from_dict(tp, value, prefix=key)
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
