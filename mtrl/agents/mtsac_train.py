@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -345,9 +344,11 @@ def _train(
     if curriculum is not None:
         results["curriculum"] = curriculum.summary([t.label for t in env.tasks])
     if continual is not None:
-        from mtrl.curriculum.reference import reference_aucs  # it imports the recipes
+        from mtrl.curriculum.continual import ContinualRecipe  # imports this module
+        from mtrl.curriculum.reference import reference_aucs
 
-        refs = reference_aucs(typing.cast(Any, recipe))  # cached single-task runs, if any
+        assert isinstance(recipe, ContinualRecipe)  # only continual recipes have a method
+        refs = reference_aucs(recipe)  # cached single-task runs, if any
         results["continual"] = continual_results(run, recipe.budget(1), refs)
     run.write_summary(
         seed=recipe.seed,
