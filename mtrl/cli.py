@@ -175,11 +175,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     env = make_multitask_env(eval_env_config(cfg.env))
     try:
         if kind.name in ("mtsac", "continual"):
-            from mtrl.agents.mtsac_train import make_agent
+            from mtrl.agents.mtsac_train import load_agent
             from mtrl.agents.mtsac_train import policy_fn as sac_policy
 
-            agent = make_agent(cfg, env, balanced=cfg.curriculum_config() is None)
-            agent.load_state_dict(state["agent"])
+            agent = load_agent(cfg, env, state)
             policy = sac_policy(agent, env, cfg.device, True)
         elif kind.name == "mtppo":
             from mtrl.agents.ppo import make_actor_critic

@@ -240,10 +240,13 @@ def balanced_step(
     mode: str = "none",
     cagrad_c: float = 0.5,
     max_grad_norm: float | None = None,
+    before_step: Callable[[], None] | None = None,
 ) -> None:
     """One optimizer step on per-task ``losses`` (+ a shared ``reg`` term).
 
     ``mode``: "none" (mean of the losses), "pcgrad" (projected sum / tasks) or "cagrad".
+    ``before_step`` sees the gradients before clipping and the step (to project or
+    mask them).
     """
     opt.zero_grad(set_to_none=True)
     if mode == "none":
@@ -262,6 +265,8 @@ def balanced_step(
         assign_gradient(params, direction)
     else:
         raise ValueError(f"balancing must be 'none', 'pcgrad' or 'cagrad', got {mode!r}")
+    if before_step is not None:
+        before_step()
     if max_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(list(params), max_grad_norm)
     opt.step()
@@ -335,12 +340,16 @@ class TaskBalancer(nn.Module):
         shared: Sequence[Tensor] = (),
         recompute: Callable[[], Tensor] | None = None,
         max_grad_norm: float | None = None,
+        before_step: Callable[[], None] | None = None,
     ) -> None:
-        """Zero the grads, back-propagate the balanced loss + ``reg`` and step ``opt``."""
+        """Zero the grads, back-propagate the balanced loss + ``reg`` and step ``opt``
+        (``before_step`` sees the gradients first)."""
         if losses.shape != (self.num_tasks,):
             raise ValueError(f"losses must be [{self.num_tasks}], got {tuple(losses.shape)}")
         if self.mode in SURGERY_MODES:
-            balanced_step(opt, params, losses, reg, self.mode, self.cagrad_c, max_grad_norm)
+            balanced_step(
+                opt, params, losses, reg, self.mode, self.cagrad_c, max_grad_norm, before_step
+            )
             return
         if bool((losses.detach() < 0).any()):
             raise ValueError(
@@ -361,6 +370,8 @@ class TaskBalancer(nn.Module):
                 raise ValueError("famo needs recompute=: the same batch's losses after the step")
             total = cast(FAMO, self.famo)(losses)
         (total + reg).backward()
+        if before_step is not None:
+            before_step()
         if max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(list(params), max_grad_norm)
         opt.step()

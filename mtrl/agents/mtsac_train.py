@@ -113,13 +113,27 @@ def make_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv, balanced: bool = True)
     return MTSAC(recipe.sac, obs_dim, act_dim, env.num_tasks).to(recipe.device)
 
 
+def load_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv, state: dict[str, Any]) -> MTSAC:
+    """A trained agent from a checkpoint, with its continual method (PackNet's masks
+    decide which weights act for each task)."""
+    agent = make_agent(recipe, env, balanced=recipe.curriculum_config() is None)
+    agent.load_state_dict(state["agent"])
+    continual = recipe.continual_config()
+    if continual is not None:
+        method = ContinualMethod(continual, agent, recipe.seed)
+        if state.get("method") is not None:
+            method.load_state_dict(state["method"])
+        agent.extension = method
+    return agent
+
+
 def policy_fn(agent: MTSAC, env: MultiTaskVecEnv, device: str, deterministic: bool) -> Any:
     scale = ActionScaler(env.single_action_space)
 
     @torch.no_grad()
     def act(obs: dict[str, np.ndarray]) -> np.ndarray:
         o, tid = _obs(obs)
-        a = agent.actor.act(
+        a = agent.act(
             torch.as_tensor(o, device=device), torch.as_tensor(tid, device=device), deterministic
         )
         return scale(a.cpu().numpy())
@@ -243,7 +257,7 @@ def _train(
             else:
                 with torch.no_grad():
                     a = (
-                        agent.actor.act(
+                        agent.act(
                             torch.as_tensor(o, device=recipe.device),
                             torch.as_tensor(tid, device=recipe.device),
                             deterministic=False,
@@ -274,6 +288,8 @@ def _train(
                         agent.reset_optimizers()
                     switches = len(done_tasks)
                     task_start = steps
+                if switches < env.num_tasks:  # tasks complete in sequence order
+                    method.progress(switches, steps - task_start, recipe.budget(1), env.num_tasks)
             if steps >= recipe.learning_starts and buffer.ready(1, any_task=curriculum is not None):
                 credit += recipe.updates_per_step
                 while credit >= 1.0:

@@ -119,14 +119,30 @@ def per_task_mean(values: Tensor, task_ids: Tensor, num_tasks: int) -> Tensor:
 
 
 class UpdateExtension:
-    """What a component adds to MT-SAC's update (a continual-learning penalty such as
-    EWC's, or behaviour-cloning rehearsal); the defaults add nothing."""
+    """What a component adds to MT-SAC's update and acting (a continual-learning
+    penalty such as EWC's, a gradient projection such as A-GEM's, PackNet's weight
+    masks); the defaults add nothing."""
 
     def actor_penalty(self) -> Tensor | None:
+        """A term added to the actor's loss."""
         return None
 
     def critic_penalty(self) -> Tensor | None:
+        """A term added to the critics' loss."""
         return None
+
+    def before_critic_step(self) -> None:
+        """Called with the critics' gradients in ``.grad``, before the optimizer step."""
+
+    def before_actor_step(self) -> None:
+        """Called with the actor's gradients in ``.grad``, before the optimizer step."""
+
+    def after_update(self) -> None:
+        """Called after the update's optimizer steps."""
+
+    def act(self, actor: Actor, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:
+        """The actor's actions (PackNet acts for each task with that task's weights)."""
+        return actor.act(obs, task_ids, deterministic)
 
 
 class MTSAC(nn.Module):
@@ -193,6 +209,10 @@ class MTSAC(nn.Module):
         q = torch.minimum(*self.critic(obs, action, tid))
         return per_task_mean(alpha * logp - q, tid, self.num_tasks), logp
 
+    def act(self, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:
+        """Actions in [-1, 1] for a batch of observations of the given tasks."""
+        return self.extension.act(self.actor, obs, task_ids, deterministic)
+
     def reset_optimizers(self) -> None:
         """Fresh optimizer state (a continual-learning task switch, as Continual World)."""
         c = self.config
@@ -226,6 +246,7 @@ class MTSAC(nn.Module):
             critic_reg,
             shared=self.critic.shared_weights(),
             recompute=lambda: self._td_losses(batch, target) * scale,
+            before_step=self.extension.before_critic_step,
         )
         self.critic.requires_grad_(False)
         actor_losses, logp = self._actor_fn(batch.obs, tid, alpha)
@@ -240,6 +261,7 @@ class MTSAC(nn.Module):
             list(self.actor.parameters()),
             actor_losses,
             actor_reg,
+            before_step=self.extension.before_actor_step,
         )
         self.critic.requires_grad_(True)
         alpha_loss = -(self.log_alpha[tid] * (logp.detach() + self.target_entropy)).mean()
@@ -250,6 +272,7 @@ class MTSAC(nn.Module):
             online: list[Tensor] = list(self.critic.parameters())
             target_params: list[Tensor] = list(self.critic_target.parameters())
             torch._foreach_lerp_(target_params, online, c.tau)
+        self.extension.after_update()
         return {
             "critic_loss": float(critic_losses.mean().detach()),
             "actor_loss": float(actor_losses.mean().detach()),

@@ -81,6 +81,16 @@ class ContinualRecipe(MTSACRecipe):
                 "a continual recipe's curriculum is its task sequence (env.name / env.tasks "
                 "with steps_per_task); leave [curriculum] out or use kind = 'mtsac'"
             )
+        if self.continual.method == "packnet":
+            for net in ("actor", "critic"):
+                arch = getattr(self.sac, net).arch
+                if arch not in ("shared", "multihead") and (
+                    net == "actor" or self.continual.regularize_critic
+                ):
+                    raise ConfigError(
+                        f"continual.method = 'packnet' prunes arch 'shared' or 'multihead' "
+                        f"networks; sac.{net}.arch is {arch!r}"
+                    )
         if self.env.vectorization != "sync":
             raise ConfigError("continual runs re-bind sub-envs: use env.vectorization = 'sync'")
         if self.env.max_episode_steps is None and isinstance(

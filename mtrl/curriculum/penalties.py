@@ -7,6 +7,8 @@
   absolute per-sample gradient of the squared output norm.
 * :func:`gaussian_kl`: KL(old || new) of diagonal Gaussians, for distilling a stored
   policy (behaviour-cloning rehearsal).
+* :func:`agem_project`: A-GEM's projection of a gradient that would increase the
+  loss on episodic memory.
 """
 
 from __future__ import annotations
@@ -92,3 +94,19 @@ def gaussian_log_prob(x: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:
     """Log-density of diagonal Gaussians, summed over the last axis."""
     z = (x - mu) * torch.exp(-log_std)
     return (-0.5 * z * z - log_std - 0.5 * math.log(2.0 * math.pi)).sum(-1)
+
+
+def agem_project(grad: Tensor, reference: Tensor) -> Tensor:
+    """A-GEM (Chaudhry et al. 2019): ``grad`` unchanged when it does not oppose the
+    memory's gradient ``reference`` (``g . r >= 0``), else ``g - (g . r / r . r) r``, its
+    projection onto the half-space where the memory loss does not increase."""
+    if grad.shape != reference.shape or grad.dim() != 1:
+        raise ValueError(
+            f"agem_project needs two flat vectors of one size, got {tuple(grad.shape)} "
+            f"and {tuple(reference.shape)}"
+        )
+    dot = torch.dot(grad, reference)
+    norm = torch.dot(reference, reference)
+    if dot >= 0 or norm <= 0:
+        return grad
+    return grad - (dot / norm) * reference
