@@ -126,3 +126,23 @@ def test_task_resampling_draws_a_new_task_per_episode_reproducibly() -> None:
 
     a = draws(4)
     assert a == draws(4) and len(set(a)) == 4
+
+
+@pytest.mark.parametrize("name", ["hopper-params", "walker2d-params"])
+def test_body_parameter_difficulty(name: str) -> None:
+    """Total mass over sliding friction, relative to the default body; one multiplier
+    may stand for every element."""
+    family = get_family(name)
+    measure = family.difficulty  # type: ignore[attr-defined]
+    assert measure(family.default_task().as_dict()) == pytest.approx(1.0)  # type: ignore[attr-defined]
+    heavy = Task.make(name, {**family.default_task().as_dict(), "body_mass": 2.0})  # type: ignore[attr-defined]
+    slippery = Task.make(name, {**family.default_task().as_dict(), "geom_friction": 0.5})  # type: ignore[attr-defined]
+    assert measure(heavy.as_dict()) == pytest.approx(2.0)
+    assert measure(slippery.as_dict()) == pytest.approx(2.0)
+    env = family.make_env(heavy)
+    try:
+        base = family.make_env()
+        assert np.allclose(env.unwrapped.model.body_mass, 2.0 * base.unwrapped.model.body_mass)  # type: ignore[attr-defined]
+        base.close()
+    finally:
+        env.close()

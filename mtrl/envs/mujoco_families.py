@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import mujoco
@@ -147,6 +147,30 @@ def body_param_sampler(env_cls: type) -> Callable[[np.random.Generator], dict[st
     return sample
 
 
+@functools.cache
+def _default_masses(xml_file: str) -> np.ndarray:
+    return np.array(mujoco.MjModel.from_xml_path(xml_file).body_mass, dtype=np.float64)
+
+
+def body_difficulty(env_cls: type) -> Callable[[Mapping[str, Any]], float]:
+    """Difficulty of a body-parameter task: the total mass over the mean sliding
+    friction, both relative to the default body (= 1). The actuators' gear is fixed, so
+    a heavier body accelerates less per unit of torque, and a slipperier floor gives
+    less push; both make hopping or walking harder."""
+
+    def measure(p: Mapping[str, Any]) -> float:
+        masses = _default_masses(_xml_path(env_cls))
+        mult = np.broadcast_to(
+            np.asarray(p["body_mass"], dtype=np.float64).reshape(-1), masses.shape
+        )
+        mass_ratio = float((masses * mult).sum() / masses.sum())
+        friction = np.asarray(p["geom_friction"], dtype=np.float64).reshape(-1)
+        sliding = friction if friction.size == 1 else friction.reshape(-1, 3)[:, 0]
+        return mass_ratio / float(sliding.mean())
+
+    return measure
+
+
 def _unit_params(env_cls: type) -> dict[str, Any]:
     sizes = _param_sizes(_xml_path(env_cls))
     return {name: np.ones(sizes[name]) for name in _BODY_PARAMS}
@@ -163,6 +187,8 @@ class _BodyParamsMixin(TaskEnvMixin):
     def _apply_task(self, params: dict[str, ParamValue]) -> None:
         for name, base in self._defaults.items():
             mult = np.asarray(params[name], dtype=np.float64)
+            if mult.size == 1:  # one multiplier for every element
+                mult = np.full(base.size, float(mult.reshape(-1)[0]))
             if mult.size != base.size:
                 raise ValueError(
                     f"{name} multipliers have {mult.size} entries, the model {base.size}"
@@ -245,6 +271,7 @@ HOPPER_PARAMS = ParametricFamily(
     description="Hopper with scaled body mass, inertia, damping and friction",
     sampler=body_param_sampler(HopperEnv),
     default=functools.partial(_unit_params, HopperEnv),
+    difficulty=body_difficulty(HopperEnv),
 )
 WALKER2D_PARAMS = ParametricFamily(
     name="walker2d-params",
@@ -252,4 +279,5 @@ WALKER2D_PARAMS = ParametricFamily(
     description="Walker2d with scaled body mass, inertia, damping and friction",
     sampler=body_param_sampler(Walker2dEnv),
     default=functools.partial(_unit_params, Walker2dEnv),
+    difficulty=body_difficulty(Walker2dEnv),
 )
