@@ -49,12 +49,46 @@ def _literal(value: Any) -> str:
     return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
 
 
+class Paired(tuple[Any, ...]):
+    """One value per key of a paired ``--vary`` axis (``k1|k2=a|b,c|d``)."""
+
+
+def _toml_value(item: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {item}")["v"]
+    except tomllib.TOMLDecodeError:
+        return item
+
+
+def _parse_paired(text: str, key_part: str, raw: str) -> tuple[list[str], list[Any]]:
+    keys = [k.strip() for k in key_part.split("|")]
+    if any(not k for k in keys) or "+" in key_part:
+        raise ConfigError(f"--vary {text!r}: paired keys look like k1|k2=a|b,c|d")
+    values: list[Any] = []
+    for item in raw.split(","):
+        parts = [p.strip() for p in item.split("|")]
+        if len(parts) != len(keys) or any(not p for p in parts):
+            raise ConfigError(
+                f"--vary {text!r}: {item.strip()!r} needs {len(keys)} values separated by '|' "
+                f"(one per key: {', '.join(keys)})"
+            )
+        values.append(Paired(_toml_value(p) for p in parts))
+    return keys, values
+
+
 def parse_vary(text: str) -> tuple[list[str], list[Any]]:
-    """``"a.b+c.d=v1,v2"`` -> (keys, values). Values are TOML literals (else bare
-    strings); a whole TOML array (``k=[[64,64],[400,400]]``) gives its elements."""
+    """``"a.b+c.d=v1,v2"`` -> (keys, values): tied keys take each value together.
+    ``"a.b|c.d=v1|w1,v2|w2"`` pairs values with keys (one variant per pair). Values are
+    TOML literals (else bare strings); a whole TOML array (``k=[[64,64],[400,400]]``)
+    gives its elements."""
     if "=" not in text:
         raise ConfigError(f"--vary {text!r} must look like key=v1,v2 (e.g. sac.tau=0.01,0.005)")
     key_part, raw = text.split("=", 1)
+    if "|" in key_part:
+        keys, values = _parse_paired(text, key_part, raw)
+        if "seed" in keys:
+            raise ConfigError("--vary seed=...: every variant runs seeds 0..N-1; use --seeds N")
+        return keys, values
     keys = [k.strip() for k in key_part.split("+") if k.strip()]
     if not keys:
         raise ConfigError(f"--vary {text!r} has no key")
@@ -67,13 +101,7 @@ def parse_vary(text: str) -> tuple[list[str], list[Any]]:
     if isinstance(whole, list):
         values = list(whole)
     else:
-        values = []
-        for item in raw.split(","):
-            item = item.strip()
-            try:
-                values.append(tomllib.loads(f"v = {item}")["v"])
-            except tomllib.TOMLDecodeError:
-                values.append(item)
+        values = [_toml_value(item.strip()) for item in raw.split(",")]
     if not values or any(v == "" for v in values):
         raise ConfigError(f"--vary {text!r} needs at least one non-empty value")
     return keys, values
@@ -82,7 +110,8 @@ def parse_vary(text: str) -> tuple[list[str], list[Any]]:
 def variants(varies: Sequence[str]) -> list[Variant]:
     """The cartesian product of the ``--vary`` options (one empty variant without any)."""
     axes = [parse_vary(v) for v in varies]
-    names = _axis_names([keys for keys, _ in axes])
+    paired = [bool(values) and isinstance(values[0], Paired) for _, values in axes]
+    names = _axis_names([keys for keys, _ in axes], paired)
     out = []
     for combo in itertools.product(
         *[
@@ -91,7 +120,13 @@ def variants(varies: Sequence[str]) -> list[Variant]:
         ]
     ):
         label = ",".join(f"{name}={_short(v)}" for name, _, v in combo) or "base"
-        overrides = tuple(f"{k}={_literal(v)}" for _, keys, v in combo for k in keys)
+        overrides = tuple(
+            f"{k}={_literal(x)}"
+            for _, keys, v in combo
+            for k, x in (
+                zip(keys, v, strict=True) if isinstance(v, Paired) else ((k, v) for k in keys)
+            )
+        )
         out.append(Variant(label, overrides))
     labels = [v.label for v in out]
     if len(set(labels)) != len(labels):
@@ -99,19 +134,26 @@ def variants(varies: Sequence[str]) -> list[Variant]:
     return out
 
 
-def _axis_names(axes: list[list[str]]) -> list[str]:
+def _axis_names(axes: list[list[str]], paired: list[bool]) -> list[str]:
     """Short names for labels: the last key component when the tied keys share it
-    (``sac.actor.arch+sac.critic.arch`` -> ``arch``) and no two axes collide."""
+    (``sac.actor.arch+sac.critic.arch`` -> ``arch``), the last components of paired
+    keys (``curriculum.unlock|curriculum.sampler`` -> ``unlock|sampler``), as long as
+    no two axes collide."""
     short = []
-    for keys in axes:
+    for keys, pairs in zip(axes, paired, strict=True):
         lasts = {k.rsplit(".", 1)[-1] for k in keys}
+        if pairs:
+            short.append("|".join(k.rsplit(".", 1)[-1] for k in keys))
+            continue
         short.append(lasts.pop() if len(lasts) == 1 else "+".join(keys))
     if len(set(short)) == len(short):
         return short
-    return ["+".join(keys) for keys in axes]
+    return ["|".join(keys) if p else "+".join(keys) for keys, p in zip(axes, paired, strict=True)]
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, Paired):
+        return "|".join(_short(v) for v in value)
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 

@@ -123,3 +123,23 @@ def test_compare_checks_every_variant_before_training(tmp_path: Path) -> None:
     sine.write_text('kind = "sine"\n')
     assert main(["compare", str(sine), "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_paired_vary_axis_gives_one_variant_per_pair() -> None:
+    """`k1|k2=a|b,c|d`: the arms of a curriculum comparison set two keys together."""
+    grid = variants(
+        ["curriculum.unlock|curriculum.sampler=either|sequential,all|targets", "sac.tau=0.1"]
+    )
+    assert [v.label for v in grid] == [
+        "unlock|sampler=either|sequential,tau=0.1",
+        "unlock|sampler=all|targets,tau=0.1",
+    ]
+    assert grid[1].overrides == (
+        'curriculum.unlock="all"',
+        'curriculum.sampler="targets"',
+        "sac.tau=0.1",
+    )
+    with pytest.raises(ConfigError, match="needs 2 values"):
+        parse_vary("a|b=x|y,z")
+    with pytest.raises(ConfigError, match="paired keys"):
+        parse_vary("a|b+c=x|y")
