@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mtrl.errors import MtrlError
+from mtrl.runs import dump_json, warn
 
 
 def _cmd_envs_list(args: argparse.Namespace) -> int:
@@ -18,7 +19,7 @@ def _cmd_envs_list(args: argparse.Namespace) -> int:
 
     rows = list_entries()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(dump_json(rows), end="")
     else:
         print(
             format_table(
@@ -99,7 +100,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"interrupted; resume with: mtrl train --resume {run_dir}", file=sys.stderr)
         return 130
     summary = {k: v for k, v in results.items() if not isinstance(v, list | dict)}
-    print(json.dumps(summary, indent=2))
+    print(dump_json(summary), end="")
     print(f"\nrun directory: {run_dir}")
     return 0
 
@@ -122,7 +123,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         reference=args.reference,
     )
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(dump_json(doc), end="")
     else:
         print(compare_table(doc))
         print(f"\nwrote {out / 'compare.json'}, {out / 'compare.md'} and {out / 'compare.png'}")
@@ -151,7 +152,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         raise MtrlError(f"`mtrl adapt` needs a meta-learning run; {args.run_dir} is {kind.name!r}")
     json_path, png_path = write_adaptation(run, doc)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(dump_json(doc), end="")
     else:
         print(adaptation_table(doc))
         print(f"\nwrote {json_path} and {png_path}")
@@ -204,16 +205,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             cfg, train=args.reference, log=lambda line: print(line, file=sys.stderr)
         )
         doc["continual"] = continual_results(run, cfg.steps_per_task, refs)
-    (run.path / "eval.json").write_text(json.dumps(doc, indent=2) + "\n")
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(dump_json(doc), end="")
     else:
         print(results_table(rows))
         if kind.name == "continual":
             from mtrl.curriculum.report import continual_report
 
             print("\n" + continual_report(doc["continual"], cfg.continual.method))
-        print(f"\nwrote {run.path / 'eval.json'}")
+    try:  # the numbers are printed first: a read-only run directory loses nothing
+        (run.path / "eval.json").write_text(dump_json(doc))
+    except OSError as exc:
+        warn(f"could not write {run.path / 'eval.json'} ({exc.strerror or exc})")
+    else:
+        if not args.json:
+            print(f"\nwrote {run.path / 'eval.json'}")
     return 0
 
 
@@ -265,7 +271,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     res = bench_env(steps=steps, repeats=args.repeats, vectorization=args.vectorization)
     doc = vars(res) | {"ratio": res.ratio, "overhead": res.overhead}
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(dump_json(doc), end="")
     else:
         print(
             f"MT10 vector env, {res.vectorization}, {res.num_envs} sub-envs, "
@@ -292,7 +298,7 @@ def _bench_sac(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if args.json:
-        print(json.dumps(res, indent=2))
+        print(dump_json(res), end="")
         return 0
     print(
         f"{res['device']}: SAC updates on MT10 data, batch {res['batch']}, hidden {res['hidden']}, "
@@ -322,7 +328,7 @@ def _bench_meta(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if args.json:
-        print(json.dumps(res, indent=2))
+        print(dump_json(res), end="")
         return 0
     print(
         f"{res['device']}: sine meta-training, {res['algorithm']}, meta-batch {res['meta_batch']}, "

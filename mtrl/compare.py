@@ -30,6 +30,7 @@ import numpy as np
 import tomli_w
 
 from mtrl.errors import ConfigError
+from mtrl.runs import dump_json
 from mtrl.stats import bootstrap_ci, iqm, stratified_bootstrap_ci
 from mtrl.tables import format_table
 
@@ -450,7 +451,7 @@ def run_compare(
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "compare.json").write_text(dump_json(doc))
     (out / "compare.md").write_text(compare_table(doc) + "\n")
     _plot(doc, out / "compare.png")
     return doc

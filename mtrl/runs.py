@@ -7,6 +7,7 @@ Layout of a run directory::
     summary.json    final per-task numbers, seed, package versions
     checkpoints/    resumable state (``step_<N>.pt``), written atomically
     plots/          PNG figures
+    .lock           held (flock) by the one process writing the run
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from __future__ import annotations
 import csv
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,10 +49,86 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file, fsync it, rename it over ``path``."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    with tmp.open("w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None and numpy values as Python ones, so
+    that strict JSON parsers read it."""
+    if isinstance(obj, Mapping):
+        return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return strict_json(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+def dump_json(obj: Any) -> str:
+    """Strict JSON text (NaN -> null), indented."""
+    return json.dumps(strict_json(obj), indent=2, allow_nan=False) + "\n"
+
+
+class RunLock:
+    """An exclusive OS lock on ``<run>/.lock`` for the life of the process holding it
+    (released by the OS when the process dies, even by kill -9)."""
+
+    def __init__(self, path: Path) -> None:
+        import fcntl
+
+        self.path = path
+        self._fh = path.open("a+")
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "unknown"
+            self._fh.close()
+            raise RunDirError(
+                f"{str(path.parent)!r} is being written by another process (pid {holder}); "
+                "wait for it to finish or stop it, or pick another --run-dir"
+            ) from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(str(os.getpid()))
+        self._fh.flush()
+
+    def release(self) -> None:
+        import fcntl
+
+        if not self._fh.closed:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+
+
+def warn(message: str) -> None:
+    """A warning on stderr in the CLI's voice."""
+    print(f"mtrl: warning: {message}", file=sys.stderr)
 
 
 class RunDir:
@@ -57,6 +136,18 @@ class RunDir:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.lock: RunLock | None = None
+
+    def acquire(self) -> None:
+        """Hold the run's lock (one writer per run directory) until the process ends
+        or :meth:`release`."""
+        if self.lock is None:
+            self.lock = RunLock(self.path / ".lock")
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     @property
     def config_path(self) -> Path:
@@ -90,7 +181,23 @@ class RunDir:
             raise RunDirError(
                 f"{str(p)!r} already holds a run; pick another --run-dir, delete it, or resume it"
             )
-        p.mkdir(parents=True, exist_ok=True)
+        if p.exists() and not p.is_dir():
+            raise RunDirError(f"{str(p)!r} is a file, not a directory; pick another --run-dir")
+        if p.is_dir() and not (p / "config.toml").exists() and any(p.iterdir()):
+            raise RunDirError(
+                f"{str(p)!r} is not empty and holds no run (no config.toml); a new run "
+                "needs an empty or new directory: pick another --run-dir"
+            )
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+            probe = p / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise RunDirError(
+                f"cannot write the run directory {str(p)!r} ({exc.strerror or exc}); "
+                "pick a writable --run-dir"
+            ) from None
         run = cls(p)
         run.checkpoints.mkdir(exist_ok=True)
         run.plots.mkdir(exist_ok=True)
@@ -134,6 +241,28 @@ class RunDir:
                 writer.writerow(new_fields)
             writer.writerow([row.get(k, "") for k in new_fields])
 
+    def metric_rows(self) -> int:
+        """How many rows ``metrics.csv`` holds (a checkpoint records it)."""
+        if not self.metrics_path.exists():
+            return 0
+        with self.metrics_path.open(newline="") as fh:
+            return max(0, sum(1 for _ in csv.reader(fh)) - 1)
+
+    def truncate_metrics(self, rows: int) -> int:
+        """Keep the first ``rows`` rows of ``metrics.csv`` (a resume rolls back the rows
+        written after its checkpoint); returns how many were dropped."""
+        if not self.metrics_path.exists():
+            return 0
+        with self.metrics_path.open(newline="") as fh:
+            table = list(csv.reader(fh))
+        dropped = max(0, len(table) - 1 - rows)
+        if dropped:
+            tmp = self.metrics_path.with_suffix(".csv.tmp")
+            with tmp.open("w", newline="") as fh:
+                csv.writer(fh).writerows(table[: rows + 1])
+            os.replace(tmp, self.metrics_path)
+        return dropped
+
     def read_metrics(self) -> list[dict[str, str]]:
         if not self.metrics_path.exists():
             return []
@@ -143,7 +272,7 @@ class RunDir:
     def write_summary(self, *, seed: int, results: Mapping[str, Any], **extra: Any) -> None:
         """Write ``summary.json`` with the seed, package versions and final results."""
         doc = {"seed": seed, "versions": package_versions(), **extra, "results": results}
-        _atomic_write(self.summary_path, json.dumps(doc, indent=2, default=_jsonable) + "\n")
+        _atomic_write(self.summary_path, dump_json(doc))
 
     def read_summary(self) -> dict[str, Any]:
         if not self.summary_path.is_file():
@@ -152,37 +281,79 @@ class RunDir:
             )
         return dict(json.loads(self.summary_path.read_text()))
 
-    def save_checkpoint(self, state: Mapping[str, Any], step: int) -> Path:
-        """Save ``state`` (anything ``torch.save`` takes) as ``checkpoints/step_<step>.pt``."""
+    def save_checkpoint(self, state: Mapping[str, Any], step: int, keep: int | None = None) -> Path:
+        """Save ``state`` (anything ``torch.save`` takes) as ``checkpoints/step_<step>.pt``:
+        written to a temp file, fsynced, renamed; then only the newest ``keep`` stay."""
         import torch
 
         target = self.checkpoints / f"step_{step}.pt"
         tmp = target.with_name(target.name + ".tmp")
-        torch.save(dict(state), tmp)
+        with tmp.open("wb") as fh:
+            torch.save(dict(state), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, target)
+        _fsync_dir(self.checkpoints)
+        if keep is not None:
+            for old in self.checkpoint_paths()[keep:]:
+                old.unlink(missing_ok=True)
         return target
 
-    def latest_checkpoint(self) -> Path:
-        """Path of the newest checkpoint, or a RunDirError saying there is none."""
+    def checkpoint_paths(self) -> list[Path]:
+        """Checkpoints, newest first."""
         found = []
         for p in self.checkpoints.glob("step_*.pt"):
             m = re.fullmatch(r"step_(\d+)\.pt", p.name)
             if m:
                 found.append((int(m.group(1)), p))
-        if not found:
+        return [p for _, p in sorted(found, reverse=True)]
+
+    def latest_checkpoint(self) -> Path:
+        """Path of the newest checkpoint, or a RunDirError saying there is none."""
+        paths = self.checkpoint_paths()
+        if not paths:
             raise RunDirError(
                 f"no checkpoint in {str(self.checkpoints)!r}; "
                 "start the run afresh instead of resuming"
             )
-        return max(found)[1]
+        return paths[0]
 
     def load_checkpoint(self, path: Path | None = None) -> dict[str, Any]:
-        import torch
+        """The checkpoint at ``path``, or the newest intact one: a corrupt newer one is
+        reported (a warning naming it) and the one before it used."""
+        if path is not None:
+            if not path.is_file():
+                raise RunDirError(f"checkpoint {str(path)!r} does not exist")
+            return _read_checkpoint(path)
+        paths = self.checkpoint_paths()
+        if not paths:
+            self.latest_checkpoint()  # raises: none at all
+        for i, candidate in enumerate(paths):
+            try:
+                return _read_checkpoint(candidate)
+            except RunDirError as exc:
+                later = paths[i + 1] if i + 1 < len(paths) else None
+                fallback = f"using {later.name}" if later else "no older checkpoint is left"
+                warn(f"{exc}; {fallback}")
+        raise RunDirError(
+            f"every checkpoint in {str(self.checkpoints)!r} is corrupt; start the run afresh "
+            "(delete the run directory or pick another --run-dir)"
+        )
 
-        target = path or self.latest_checkpoint()
-        if not target.is_file():
-            raise RunDirError(f"checkpoint {str(target)!r} does not exist")
-        return dict(torch.load(target, map_location="cpu", weights_only=False))
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many kinds for truncated or foreign files
+        raise RunDirError(
+            f"checkpoint {str(path)!r} is corrupt or unreadable ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})"
+        ) from None
+    if not isinstance(state, dict):
+        raise RunDirError(f"checkpoint {str(path)!r} does not hold an mtrl training state")
+    return dict(state)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 
@@ -32,3 +33,23 @@ def derive_seeds(seed: int, n: int) -> list[int]:
     """Return ``n`` independent child seeds of ``seed`` (stable across platforms)."""
     children = np.random.SeedSequence(seed).spawn(n)
     return [int(c.generate_state(1, dtype=np.uint32)[0]) for c in children]
+
+
+def global_rng_state() -> dict[str, Any]:
+    """The global RNGs a training loop draws from (Python, NumPy, torch), for
+    checkpoints: restoring them continues the random streams exactly."""
+    import torch
+
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])

@@ -29,8 +29,14 @@ from mtrl.envs.vector import (
 )
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
-from mtrl.seeding import seed_everything
-from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
+from mtrl.seeding import global_rng_state, seed_everything, set_global_rng_state
+from mtrl.training import (
+    Checkpointer,
+    InterruptGuard,
+    open_run,
+    progress_bar,
+    resume_state,
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class MTSACRecipe:
     log_every: int = bounded(1_000, ge=1)
     checkpoint_every: int = bounded(50_000, ge=1)
     checkpoint_buffer: bool = True  # large buffers (MT10 at 1M) make big checkpoints
+    checkpoint_env: bool = True  # sync envs' state, for exact resume (Meta-World: ~40 MB/env)
+    keep_checkpoints: int = bounded(3, ge=0)  # newest checkpoints kept; 0 keeps all
     sac: SACConfig = field(default_factory=SACConfig)
     curriculum: CurriculumConfig | None = None
 
@@ -196,7 +204,10 @@ def _train(
     scale = ActionScaler(env.single_action_space)
     steps = 0
     task_start = 0  # env step at which the current task of a continual run began
+    updates, credit, elapsed = 0, 0.0, 0.0
+    last: dict[str, float] = {}
     state = resume_state(run, resume)
+    obs: Any = None
     if state is not None:
         agent.load_state_dict(state["agent"])
         agent.load_optimizer_state(state["optimizers"])
@@ -209,11 +220,19 @@ def _train(
         if method is not None:
             method.load_state_dict(state["method"])
             task_start = int(state["task_start"])
+        loop = state.get("loop")
+        if loop is not None:  # exact continuation: RNG streams, counters, env state
+            rng.bit_generator.state = loop["rng"]
+            set_global_rng_state(loop["global_rng"])
+            updates, credit, elapsed = loop["updates"], loop["credit"], loop["elapsed"]
+            last = dict(loop["last"])
+            if loop["env"] is not None:
+                env.load_state(loop["env"])
+                obs = loop["obs"]
     switches = int(curriculum.completed.sum()) if curriculum is not None else 0
     n = env.num_envs
-    obs, _ = env.reset(seed=recipe.seed + steps)
-    credit = 0.0
-    last: dict[str, float] = {}
+    if obs is None:
+        obs, _ = env.reset(seed=recipe.seed + steps)
     next_eval = (steps // recipe.eval_every + 1) * recipe.eval_every
     next_log = (steps // recipe.log_every + 1) * recipe.log_every
     final_rows: list[dict[str, Any]] = []
@@ -231,7 +250,18 @@ def _train(
             "curriculum": curriculum.state_dict() if curriculum is not None else None,
             "method": method.state_dict() if method is not None else None,
             "task_start": task_start,
+            "loop": {
+                "rng": rng.bit_generator.state,
+                "global_rng": global_rng_state(),
+                "updates": updates,
+                "credit": credit,
+                "elapsed": elapsed + time.perf_counter() - t0,
+                "last": dict(last),
+                "env": env.state() if recipe.checkpoint_env else None,
+                "obs": obs,
+            },
         },
+        keep=recipe.keep_checkpoints or None,
     )
 
     def finished() -> bool:
@@ -243,9 +273,11 @@ def _train(
 
     bar = progress_bar(progress, total_steps, steps, "env steps", "step")
     t0 = time.perf_counter()
-    updates = 0
+    guard = InterruptGuard()
     try:
+        guard.__enter__()
         while not finished():
+            guard.check()  # Ctrl-C stops here, where the state is whole
             o, tid = _obs(obs)
             explore = (
                 steps - task_start < continual.explore_steps
@@ -313,7 +345,7 @@ def _train(
                 row: dict[str, Any] = {
                     "step": steps,
                     "updates": updates,
-                    "env_steps_per_s": steps / max(time.perf_counter() - t0, 1e-9),
+                    "env_steps_per_s": steps / max(elapsed + time.perf_counter() - t0, 1e-9),
                     **last,
                 }
                 if done_rows:
@@ -344,6 +376,7 @@ def _train(
         ckpt.save(steps)
         raise
     finally:
+        guard.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     ckpt.save(steps)

@@ -55,7 +55,7 @@ class TaskPool(gym.Env[Any, Any]):
         self._members: dict[str, gym.Env[Any, Any]] = {}
         self._rng = np.random.default_rng(0)
         self._task = self.tasks[initial]
-        self.retired: Callable[[], bool] = lambda: False  # end the episode now
+        self.retired: Callable[[], bool] = _never  # end the episode now
         self._active = self._member(self._task)
         first = self._active.observation_space
         assert isinstance(first, spaces.Box)
@@ -115,6 +115,10 @@ class TaskPool(gym.Env[Any, Any]):
             env.close()
 
 
+def _never() -> bool:
+    return False
+
+
 class TaskSlot(gym.Wrapper[Any, Any, Any, Any]):
     """Sub-env ``slot``: asks the scheduler for each episode's task and reports back."""
 
@@ -124,7 +128,10 @@ class TaskSlot(gym.Wrapper[Any, Any, Any, Any]):
         super().__init__(env)
         self.pool, self.slot, self.scheduler = pool, slot, scheduler
         self.task_index = pool.tasks.index(pool.get_task())
-        pool.retired = lambda: scheduler.retired(self.task_index)
+        pool.retired = self._retired  # a bound method: snapshots pickle it
+
+    def _retired(self) -> bool:
+        return bool(self.scheduler.retired(self.task_index))
 
     def bind(self, task_index: int) -> None:
         """Run ``tasks[task_index]`` from the next reset on."""

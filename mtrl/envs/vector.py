@@ -194,6 +194,29 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
         self._collect(infos.get("final_info", infos))
         return obs, rewards, terminations, truncations, infos
 
+    def state(self) -> bytes | None:
+        """Everything needed to continue exactly where the env is (sub-envs' physics,
+        RNGs, episode counters, pending episode statistics), for checkpoints; None for
+        async envs, whose sub-envs live in other processes."""
+        if not isinstance(self.env, gym.vector.SyncVectorEnv):
+            return None
+        from mtrl.envs.snapshot import snapshot
+
+        external = {"scheduler": self._scheduler} if self._slots is not None else {}
+        return snapshot((self.env, dict(self._episodes)), external)
+
+    def load_state(self, blob: bytes) -> None:
+        """Continue from :meth:`state`'s snapshot (this env's scheduler re-attached)."""
+        from mtrl.envs.snapshot import restore
+
+        external = {"scheduler": self._scheduler} if self._slots is not None else {}
+        env, episodes = restore(blob, external)
+        old, self.env = self.env, env
+        old.close()
+        self._episodes = defaultdict(list, episodes)
+        if self._slots is not None:
+            self._slots = [typing.cast(TaskSlot, e) for e in env.envs]
+
     def _collect(self, infos: dict[str, Any]) -> None:
         done = infos.get("_episode")
         if done is None or not done.any():

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from mtrl.runs import RunDir
+from mtrl.runs import RunDir, dump_json
 from mtrl.tables import format_table
 
 
@@ -68,7 +67,7 @@ def write_adaptation(run: RunDir, doc: dict[str, Any]) -> tuple[Path, Path]:
     import matplotlib.pyplot as plt
 
     json_path = run.path / "adapt.json"
-    json_path.write_text(json.dumps(doc, indent=2) + "\n")
+    json_path.write_text(dump_json(doc))
     metric = doc["metric"]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, curve in doc["curves"].items():
