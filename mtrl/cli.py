@@ -93,6 +93,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise MtrlError("give a RECIPE.toml to train, or --resume RUN_DIR")
         kind, cfg = load_recipe(args.recipe, args.set)
         run_dir, resume = Path(args.run_dir or default_run_dir(args.recipe)), False
+    from mtrl.training import check_device
+
+    check_device(str(getattr(cfg, "device", "cpu")))  # before any work or run dir
     print(f"training {kind.name} -> {run_dir}", file=sys.stderr)
     try:
         results = kind.train(cfg, run_dir, resume=resume, progress=sys.stderr.isatty())

@@ -17,17 +17,18 @@ class ConfigError(MtrlError, ValueError):
 class UnknownNameError(MtrlError, KeyError):
     """A name (env, family, suite, task) is not known; the message lists close matches."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+    def __init__(
+        self, kind: str, name: str, known: Iterable[str], listing: str | None = None
+    ) -> None:
         known = sorted(known)
         close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
         if not close:
             low = name.lower()
             close = [k for k in known if low in k.lower() or k.lower() in low][:5]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        self.message = (
-            f"unknown {kind} {name!r}.{hint} Run `mtrl envs list` to see all "
-            f"{len(known)} known names."
-        )
+        if listing is None:
+            listing = f"Run `mtrl envs list` to see all {len(known)} known names."
+        self.message = f"unknown {kind} {name!r}.{hint} {listing}"
         super().__init__(self.message)
 
     def __str__(self) -> str:

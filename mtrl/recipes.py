@@ -37,7 +37,9 @@ KINDS: dict[str, tuple[str, str, str]] = {
 def recipe_kind(name: str) -> RecipeKind:
     """The kind called ``name``, or an UnknownNameError listing the known kinds."""
     if name not in KINDS:
-        raise UnknownNameError("recipe kind", name, KINDS)
+        raise UnknownNameError(
+            "recipe kind", name, KINDS, listing=f"The kinds are: {', '.join(sorted(KINDS))}."
+        )
     module, cls, fn = KINDS[name]
     mod = importlib.import_module(module)
     return RecipeKind(name, getattr(mod, cls), getattr(mod, fn))

@@ -10,13 +10,16 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from mtrl.errors import ConfigError
 from mtrl.runs import RunDir, warn
-from mtrl.seeding import seed_everything
+from mtrl.seeding import global_rng_state, seed_everything, set_global_rng_state
 
 
 def open_run(recipe: Any, run_dir: str | Path, resume: bool) -> RunDir:
     """Create (or reopen, when resuming) the run directory and hold its lock (one
-    writer per run), set threads, seed everything."""
+    writer per run), set threads, seed everything. A device this machine lacks is
+    refused before the directory exists."""
+    check_device(str(getattr(recipe, "device", "cpu")))
     run = RunDir.create(run_dir, recipe, exist_ok=resume)
     run.acquire()
     threads = int(getattr(recipe, "threads", 0))
@@ -26,6 +29,32 @@ def open_run(recipe: Any, run_dir: str | Path, resume: bool) -> RunDir:
         torch.set_num_threads(threads)
     seed_everything(recipe.seed)
     return run
+
+
+def check_device(device: str) -> None:
+    """A ConfigError unless torch can use ``device`` on this machine."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            f"device = {device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else "no visible GPU"
+            raise ConfigError(
+                f"device = {device!r} but this torch {torch.__version__} has {build}; "
+                "use device = 'cpu', or install a CUDA build of torch (TORCH_INDEX_URL in "
+                "scripts/setup.sh)"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device = {device!r} but only {torch.cuda.device_count()} GPU(s) are visible"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device = {device!r} is not available here; use device = 'cpu'")
 
 
 def progress_bar(enabled: bool, total: int, initial: int, desc: str, unit: str) -> Any:
@@ -128,3 +157,32 @@ class InterruptGuard:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+
+
+def capture_loop(
+    env: Any, obs: Any, elapsed: float, snapshot_env: bool, rng: Any = None, **counters: Any
+) -> dict[str, Any]:
+    """What a loop needs besides its networks to continue exactly: the global RNG
+    streams (and the loop's own NumPy ``rng``), the env's state and current
+    observation (sync envs, when ``snapshot_env``), the seconds trained so far and the
+    loop's ``counters``."""
+    return {
+        "global_rng": global_rng_state(),
+        "rng": rng.bit_generator.state if rng is not None else None,
+        "env": env.state() if snapshot_env else None,
+        "obs": obs,
+        "elapsed": elapsed,
+        **counters,
+    }
+
+
+def restore_loop(loop: Mapping[str, Any], env: Any, rng: Any = None) -> Any:
+    """Put back :func:`capture_loop`'s state; returns the observation to continue
+    from, or None when the env was not snapshotted (the loop then resets it)."""
+    set_global_rng_state(loop["global_rng"])
+    if rng is not None and loop.get("rng") is not None:
+        rng.bit_generator.state = loop["rng"]
+    if loop.get("env") is None:
+        return None
+    env.load_state(loop["env"])
+    return loop["obs"]

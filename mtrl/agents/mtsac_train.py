@@ -29,12 +29,15 @@ from mtrl.envs.vector import (
 )
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
-from mtrl.seeding import global_rng_state, seed_everything, set_global_rng_state
+from mtrl.seeding import seed_everything
 from mtrl.training import (
     Checkpointer,
     InterruptGuard,
+    capture_loop,
+    check_device,
     open_run,
     progress_bar,
+    restore_loop,
     resume_state,
 )
 
@@ -169,6 +172,7 @@ def train_mtsac(
     the sub-envs run the tasks it unlocks and picks; a continual recipe's method adds
     its penalty to the update and consolidates at every task switch.
     """
+    check_device(recipe.device)
     curriculum = None
     cur_cfg = recipe.curriculum_config()
     if cur_cfg is not None:  # bad curriculum settings fail before the run dir exists
@@ -222,13 +226,9 @@ def _train(
             task_start = int(state["task_start"])
         loop = state.get("loop")
         if loop is not None:  # exact continuation: RNG streams, counters, env state
-            rng.bit_generator.state = loop["rng"]
-            set_global_rng_state(loop["global_rng"])
+            obs = restore_loop(loop, env, rng)
             updates, credit, elapsed = loop["updates"], loop["credit"], loop["elapsed"]
             last = dict(loop["last"])
-            if loop["env"] is not None:
-                env.load_state(loop["env"])
-                obs = loop["obs"]
     switches = int(curriculum.completed.sum()) if curriculum is not None else 0
     n = env.num_envs
     if obs is None:
@@ -250,16 +250,16 @@ def _train(
             "curriculum": curriculum.state_dict() if curriculum is not None else None,
             "method": method.state_dict() if method is not None else None,
             "task_start": task_start,
-            "loop": {
-                "rng": rng.bit_generator.state,
-                "global_rng": global_rng_state(),
-                "updates": updates,
-                "credit": credit,
-                "elapsed": elapsed + time.perf_counter() - t0,
-                "last": dict(last),
-                "env": env.state() if recipe.checkpoint_env else None,
-                "obs": obs,
-            },
+            "loop": capture_loop(
+                env,
+                obs,
+                elapsed + time.perf_counter() - t0,
+                recipe.checkpoint_env,
+                rng,
+                updates=updates,
+                credit=credit,
+                last=dict(last),
+            ),
         },
         keep=recipe.keep_checkpoints or None,
     )

@@ -39,7 +39,16 @@ from mtrl.evaluation import evaluate, summarize
 from mtrl.nets import MultiTaskNet, NetConfig
 from mtrl.returns import gae_continuing
 from mtrl.seeding import seed_everything
-from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
+from mtrl.training import (
+    Checkpointer,
+    InterruptGuard,
+    capture_loop,
+    check_device,
+    open_run,
+    progress_bar,
+    restore_loop,
+    resume_state,
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,8 @@ class MTPPORecipe:
     eval_episodes: int = bounded(5, ge=1)
     eval_every: int = bounded(50_000, ge=1)
     checkpoint_every: int = bounded(50_000, ge=1)
+    checkpoint_env: bool = True  # sync envs' state, for exact resume
+    keep_checkpoints: int = bounded(3, ge=0)  # newest checkpoints kept; 0 keeps all
     ppo: PPOConfig = field(default_factory=PPOConfig)
     curriculum: CurriculumConfig | None = None
 
@@ -192,6 +203,7 @@ def train_mtppo(
 ) -> dict[str, Any]:
     """Train multi-task PPO; checkpoints resume the networks, optimizer and step count.
     With ``recipe.curriculum`` the sub-envs run the tasks it unlocks and picks."""
+    check_device(recipe.device)
     curriculum = None
     if recipe.curriculum is not None:  # bad settings fail before the run dir exists
         num_tasks = len(resolve_tasks(recipe.env))
@@ -214,7 +226,8 @@ def _train(
     cfg, dev = recipe.ppo, recipe.device
     opt = torch.optim.Adam(ac.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(recipe.seed)
-    steps = 0
+    steps, elapsed = 0, 0.0
+    obs: Any = None
     state = resume_state(run, resume)
     if state is not None:
         ac.load_state_dict(state["actor_critic"])
@@ -223,8 +236,12 @@ def _train(
         steps = int(state["steps"])
         if curriculum is not None:
             curriculum.load_state_dict(state["curriculum"])
+        if state.get("loop") is not None:  # exact continuation
+            obs = restore_loop(state["loop"], env)
+            elapsed = float(state["loop"]["elapsed"])
     n = env.num_envs
-    obs, _ = env.reset(seed=recipe.seed + steps)
+    if obs is None:
+        obs, _ = env.reset(seed=recipe.seed + steps)
     next_eval = (steps // recipe.eval_every + 1) * recipe.eval_every
     rows: list[dict[str, Any]] = []
     ckpt = Checkpointer(
@@ -238,7 +255,11 @@ def _train(
             "generator": gen.get_state(),
             "steps": step,
             "curriculum": curriculum.state_dict() if curriculum is not None else None,
+            "loop": capture_loop(
+                env, obs, elapsed + time.perf_counter() - t0, recipe.checkpoint_env
+            ),
         },
+        keep=recipe.keep_checkpoints or None,
     )
 
     def finished() -> bool:
@@ -250,8 +271,11 @@ def _train(
 
     bar = progress_bar(progress, recipe.total_steps, steps, "env steps", "step")
     t0 = time.perf_counter()
+    guard = InterruptGuard()
     try:
+        guard.__enter__()
         while not finished():
+            guard.check()  # Ctrl-C stops between rollouts, never inside one
             o_buf, a_buf, lp_buf, v_buf, r_buf, d_buf, t_buf = [], [], [], [], [], [], []
             for _ in range(cfg.n_steps):
                 o, tid = _obs(obs, dev)
@@ -339,7 +363,7 @@ def _train(
             row: dict[str, Any] = {
                 "step": steps,
                 "loss": float(np.mean(losses_seen)),
-                "env_steps_per_s": steps / max(time.perf_counter() - t0, 1e-9),
+                "env_steps_per_s": steps / max(elapsed + time.perf_counter() - t0, 1e-9),
             }
             if stats:
                 row["train_return"] = float(np.mean([r["return"] for r in stats]))
@@ -365,6 +389,7 @@ def _train(
         ckpt.save(steps)
         raise
     finally:
+        guard.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     ckpt.save(steps)
