@@ -282,10 +282,12 @@ class RunDir:
         return dict(json.loads(self.summary_path.read_text()))
 
     def save_checkpoint(self, state: Mapping[str, Any], step: int, keep: int | None = None) -> Path:
-        """Save ``state`` (anything ``torch.save`` takes) as ``checkpoints/step_<step>.pt``:
-        written to a temp file, fsynced, renamed; then only the newest ``keep`` stay."""
+        """Save ``state`` (anything ``torch.save`` takes) as ``checkpoints/step_<step>.pt``
+        with the number of metrics rows written so far: written to a temp file,
+        fsynced, renamed; then only the newest ``keep`` stay."""
         import torch
 
+        state = {"metric_rows": self.metric_rows(), **state}  # a resume rolls back to it
         target = self.checkpoints / f"step_{step}.pt"
         tmp = target.with_name(target.name + ".tmp")
         with tmp.open("wb") as fh:

@@ -69,9 +69,9 @@ def progress_bar(enabled: bool, total: int, initial: int, desc: str, unit: str) 
 class Checkpointer:
     """When a training loop saves its resumable state: every ``every`` steps before the
     last (:meth:`step`), and on Ctrl-C and at the end (:meth:`save`, called by the loop).
-    ``state(step)`` builds what to save; the number of metrics rows written so far is
-    added, so that a resume rolls back the rows logged after the checkpoint. Only the
-    newest ``keep`` checkpoints stay (None: all)."""
+    ``state(step)`` builds what to save (the run directory adds the number of metrics
+    rows written so far, so that a resume rolls back the rows logged after the
+    checkpoint). Only the newest ``keep`` checkpoints stay (None: all)."""
 
     def __init__(
         self,
@@ -96,8 +96,7 @@ class Checkpointer:
             self.next += self.every
 
     def save(self, step: int) -> None:
-        state = {**self.state(step), "metric_rows": self.run.metric_rows()}
-        self.run.save_checkpoint(state, step, keep=self.keep)
+        self.run.save_checkpoint(self.state(step), step, keep=self.keep)
 
 
 def resume_state(run: RunDir, resume: bool) -> dict[str, Any] | None:

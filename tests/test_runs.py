@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,90 @@ def test_seed_everything_reproduces_numbers() -> None:
     assert derive_seeds(1, 3) == derive_seeds(1, 3) and len(set(derive_seeds(1, 3))) == 3
     with pytest.raises(ValueError, match="non-negative int"):
         seed_everything(-1)
+
+
+def test_corrupt_newest_checkpoint_falls_back_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = RunDir.create(tmp_path / "run", RolloutConfig())
+    run.save_checkpoint({"w": torch.ones(2)}, step=5)
+    run.save_checkpoint({"w": torch.zeros(2)}, step=9)
+    (run.checkpoints / "step_9.pt").write_bytes(b"garbage")
+    (run.checkpoints / "step_12.pt").write_bytes((run.checkpoints / "step_5.pt").read_bytes()[:40])
+    assert torch.equal(run.load_checkpoint()["w"], torch.ones(2))
+    err = capsys.readouterr().err
+    assert "step_12.pt" in err and "step_9.pt" in err and "using step_5.pt" in err
+    with pytest.raises(RunDirError, match="corrupt"):
+        run.load_checkpoint(run.checkpoints / "step_9.pt")
+    (run.checkpoints / "step_5.pt").write_bytes(b"")
+    with pytest.raises(RunDirError, match="every checkpoint"):
+        run.load_checkpoint()
+
+
+def test_only_the_newest_checkpoints_are_kept(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", RolloutConfig())
+    for step in (1, 2, 3, 4):
+        run.save_checkpoint({"step": step}, step=step, keep=2)
+    assert [p.name for p in run.checkpoint_paths()] == ["step_4.pt", "step_3.pt"]
+    assert not list(run.checkpoints.glob("*.tmp"))
+
+
+def test_one_writer_per_run_directory(tmp_path: Path) -> None:
+    """The lock is an OS lock: a second process is refused naming the holder's pid."""
+    run = RunDir.create(tmp_path / "run", RolloutConfig())
+    run.acquire()
+    code = (
+        "import sys\n"
+        "from mtrl.runs import RunDir\n"
+        "from mtrl.errors import RunDirError\n"
+        "try:\n"
+        f"    RunDir.open({str(run.path)!r}).acquire()\n"
+        "except RunDirError as e:\n"
+        "    print(e); sys.exit(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 3 and f"pid {os.getpid()}" in proc.stdout
+    run.release()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_unusable_run_paths_are_refused_before_writing(tmp_path: Path) -> None:
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(RunDirError, match="is a file"):
+        RunDir.create(afile, RolloutConfig())
+    leftovers = tmp_path / "old"
+    (leftovers / "checkpoints").mkdir(parents=True)
+    (leftovers / "checkpoints" / "step_5.pt").write_bytes(b"x")
+    with pytest.raises(RunDirError, match="holds no run"):
+        RunDir.create(leftovers, RolloutConfig())
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "ro"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            with pytest.raises(RunDirError, match="cannot write"):
+                RunDir.create(locked / "run", RolloutConfig())
+        finally:
+            locked.chmod(0o700)
+
+
+def test_summary_json_is_strict(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", RolloutConfig())
+    run.write_summary(seed=0, results={"success": float("nan"), "r": [1.0, float("inf")]})
+    doc = json.loads(run.summary_path.read_text(), parse_constant=_refuse)
+    assert doc["results"] == {"success": None, "r": [1.0, None]}
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def test_metrics_roll_back_to_a_checkpoint(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", RolloutConfig())
+    for step in range(5):
+        run.log_metrics({"step": step})
+    assert run.metric_rows() == 5
+    assert run.truncate_metrics(3) == 2
+    assert [r["step"] for r in run.read_metrics()] == ["0", "1", "2"]

@@ -35,7 +35,7 @@ from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.runs import RunDir
-from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
+from mtrl.training import Checkpointer, InterruptGuard, open_run, progress_bar, resume_state
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
 
@@ -58,6 +58,7 @@ class SB3Recipe:
     policy_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. log_std_init
     log_every: int = bounded(10_000, ge=1)
     checkpoint_every: int = bounded(50_000, ge=1)
+    keep_checkpoints: int = bounded(3, ge=0)  # newest checkpoints kept; 0 keeps all
     eval_episodes: int = bounded(5, ge=1)
 
     def __post_init__(self) -> None:
@@ -118,11 +119,14 @@ def policy_fn(model: BaseAlgorithm) -> Any:
 
 class _RunCallback(BaseCallback):
     """Writes per-task training returns to metrics.csv every ``log_every`` steps,
-    checkpoints the model every ``checkpoint_every`` steps, shows mtrl's progress bar."""
+    checkpoints the model at the first rollout end past every ``checkpoint_every``
+    steps, shows mtrl's progress bar, and stops SB3 at the next step on Ctrl-C."""
 
-    def __init__(self, run: RunDir, recipe: SB3Recipe, progress: bool) -> None:
+    def __init__(
+        self, run: RunDir, recipe: SB3Recipe, progress: bool, guard: InterruptGuard
+    ) -> None:
         super().__init__()
-        self.run, self.recipe, self.progress = run, recipe, progress
+        self.run, self.recipe, self.progress, self.guard = run, recipe, progress, guard
         self.episodes: dict[int, list[tuple[float, float]]] = defaultdict(list)
         self.next_log = 0
         self.ckpt: Checkpointer | None = None
@@ -140,6 +144,7 @@ class _RunCallback(BaseCallback):
             r.total_steps,
             n,
             lambda step: model_state(self.model, step),
+            keep=r.keep_checkpoints or None,
         )
 
     def _on_training_end(self) -> None:
@@ -168,9 +173,13 @@ class _RunCallback(BaseCallback):
                         row[f"success/{tid}"] = t["success"]
             self.run.log_metrics(row)
             self.next_log += self.recipe.log_every
+        return not self.guard.requested  # Ctrl-C: SB3 stops after this step
+
+    def _on_rollout_end(self) -> None:
+        # periodic checkpoints at rollout boundaries: a resume collects the same
+        # rollouts as the uninterrupted run would from there
         if self.ckpt is not None:
-            self.ckpt.step(n)
-        return True
+            self.ckpt.step(self.num_timesteps)
 
 
 def diverged_message(steps: int, run: RunDir) -> str:
@@ -198,20 +207,28 @@ def train_sb3(
         state = resume_state(run, resume)
         if state is not None:
             model = load_model(state, recipe, env)
-        callback = CallbackList([PerTaskStatsCallback(), _RunCallback(run, recipe, progress)])
+        guard = InterruptGuard()
+        callback = CallbackList(
+            [PerTaskStatsCallback(), _RunCallback(run, recipe, progress, guard)]
+        )
         remaining = recipe.total_steps - model.num_timesteps
-        try:
-            if remaining > 0:
-                model.learn(remaining, callback=callback, reset_num_timesteps=False)
-        except KeyboardInterrupt:
-            run.save_checkpoint(model_state(model, model.num_timesteps), model.num_timesteps)
-            raise
-        except ValueError as exc:  # torch.distributions' argument check on NaN outputs
-            # (off once torch.compile has run in the process: the callback's check covers it)
-            if "invalid values" not in str(exc):
+        keep = recipe.keep_checkpoints or None
+        with guard:  # a second Ctrl-C cannot cut the checkpoint below short
+            try:
+                if remaining > 0:
+                    model.learn(remaining, callback=callback, reset_num_timesteps=False)
+                guard.check()  # stopped by Ctrl-C: save below, then stop
+            except KeyboardInterrupt:
+                state = model_state(model, model.num_timesteps)
+                run.save_checkpoint(state, model.num_timesteps, keep)
                 raise
-            raise TrainingDivergedError(diverged_message(model.num_timesteps, run)) from exc
-        run.save_checkpoint(model_state(model, model.num_timesteps), model.num_timesteps)
+            except ValueError as exc:  # torch.distributions' argument check on NaN outputs
+                # (off once torch.compile has run in the process: the callback's check covers it)
+                if "invalid values" not in str(exc):
+                    raise
+                raise TrainingDivergedError(diverged_message(model.num_timesteps, run)) from exc
+        run.save_checkpoint(model_state(model, model.num_timesteps), model.num_timesteps, keep)
+        model.save(run.path / "model.zip")  # what SB3's own `PPO.load` / `SAC.load` open
     finally:
         env.close()
     rows = evaluate_model(model, recipe, recipe.eval_episodes, recipe.seed + 1)

@@ -18,8 +18,9 @@ from mtrl.meta.maml import MetaLearner, MetaLearnerConfig
 from mtrl.meta.sine import SineBatch, SineTaskConfig, sample_sine_batch
 from mtrl.nets import mlp
 from mtrl.runs import RunDir
+from mtrl.seeding import global_rng_state, set_global_rng_state
 from mtrl.stats import mean_ci95
-from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
+from mtrl.training import Checkpointer, InterruptGuard, open_run, progress_bar, resume_state
 
 Backend = Literal["mtrl", "learn2learn"]
 
@@ -54,6 +55,7 @@ class RegressionRecipe:
     hidden: list[int] = field(default_factory=lambda: [40, 40])
     log_every: int = bounded(500, ge=1)
     checkpoint_every: int = bounded(5_000, ge=1)
+    keep_checkpoints: int = bounded(3, ge=0)  # newest checkpoints kept; 0 keeps all
     meta: MetaLearnerConfig = field(default_factory=MetaLearnerConfig)
     task: SineTaskConfig = field(default_factory=SineTaskConfig)
     eval: RegressionEvalConfig = field(default_factory=RegressionEvalConfig)
@@ -134,6 +136,7 @@ def train_regression(
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         start = int(state["iteration"])
+    window: list[float] = list(state.get("window", [])) if state is not None else []
     query = recipe.query_shots or recipe.shots
     meta_loss = _meta_loss_fn(learner, recipe)
     ckpt = Checkpointer(
@@ -146,15 +149,22 @@ def train_regression(
             "optimizer": opt.state_dict(),
             "generator": gen.get_state(),
             "iteration": it,
+            "window": list(window),  # losses since the last logged row
+            "global_rng": global_rng_state(),
         },
+        keep=recipe.keep_checkpoints or None,
     )
+    if state is not None and state.get("global_rng") is not None:
+        set_global_rng_state(state["global_rng"])
 
     bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it")
     it = start
-    window: list[float] = []
     t0 = time.perf_counter()
+    guard = InterruptGuard()
     try:
+        guard.__enter__()
         while it < recipe.iterations:
+            guard.check()  # Ctrl-C stops between iterations
             batch = sample_sine_batch(recipe.meta_batch, recipe.shots, query, gen, recipe.task)
             loss = meta_loss(batch)
             value = float(loss.detach())
@@ -186,6 +196,7 @@ def train_regression(
         ckpt.save(it)
         raise
     finally:
+        guard.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     ckpt.save(it)

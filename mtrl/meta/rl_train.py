@@ -35,7 +35,7 @@ from mtrl.meta.rl_policy import GaussianMLPPolicy
 from mtrl.meta.rl_sampler import Episodes, EpisodeSampler
 from mtrl.returns import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize
 from mtrl.tasks import ParametricFamily, Task
-from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
+from mtrl.training import Checkpointer, InterruptGuard, open_run, progress_bar, resume_state
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class MetaRLRecipe:
     gae_lambda: float = bounded(1.0, ge=0.0, le=1.0)
     log_every: int = bounded(1, ge=1)
     checkpoint_every: int = bounded(10, ge=1)
+    keep_checkpoints: int = bounded(3, ge=0)  # newest checkpoints kept; 0 keeps all
     eval_seed: int = bounded(1_000_003, ge=0)
     meta: MetaLearnerConfig = field(default_factory=lambda: MetaLearnerConfig(inner_lr=0.1))
     outer: OuterConfig = field(default_factory=OuterConfig)
@@ -310,6 +311,7 @@ def train_meta_rl(
         rng.bit_generator.state = state["task_rng"]
         torch.set_rng_state(state["torch_rng"])
         start = int(state["iteration"])
+    last: dict[str, float] = dict(state.get("last", {})) if state is not None else {}
     ckpt = Checkpointer(
         run,
         recipe.checkpoint_every,
@@ -321,14 +323,18 @@ def train_meta_rl(
             "task_rng": rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "iteration": it,
+            "last": dict(last),
         },
+        keep=recipe.keep_checkpoints or None,
     )
 
     bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it")
     it = start
-    last: dict[str, float] = {}
+    guard = InterruptGuard()
     try:
+        guard.__enter__()
         while it < recipe.iterations:
+            guard.check()  # Ctrl-C stops between iterations
             t0 = time.perf_counter()
             tasks = family.sample_tasks(recipe.meta_batch, rng)
             last = algo.step(tasks)
@@ -343,6 +349,7 @@ def train_meta_rl(
         ckpt.save(it)
         raise
     finally:
+        guard.__exit__(None, None, None)
         if bar is not None:
             bar.close()
         algo.sampler.close()
