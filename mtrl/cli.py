@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mtrl.errors import MtrlError
 from mtrl.runs import dump_json, warn
@@ -82,9 +83,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from mtrl.recipes import default_run_dir, load_recipe, load_run
 
     if args.resume:
-        if args.recipe or args.set:
+        if args.recipe or args.set or args.init_from:
             raise MtrlError(
-                "--resume RUN_DIR takes the recipe stored in RUN_DIR; drop RECIPE/--set"
+                "--resume RUN_DIR continues RUN_DIR with its stored recipe; drop RECIPE/--set/"
+                "--init-from (to change settings, start a new run from its weights: "
+                f"mtrl train RECIPE --init-from {args.resume} --set KEY=VALUE)"
             )
         run, kind, cfg = load_run(args.resume)
         run_dir, resume = run.path, True
@@ -96,9 +99,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from mtrl.training import check_device
 
     check_device(str(getattr(cfg, "device", "cpu")))  # before any work or run dir
+    extra: dict[str, Any] = {}
+    if args.init_from:
+        from mtrl.training import load_init_state
+
+        load_init_state(args.init_from)  # a missing or corrupt source fails before any work
+        extra["init_from"] = args.init_from
     print(f"training {kind.name} -> {run_dir}", file=sys.stderr)
     try:
-        results = kind.train(cfg, run_dir, resume=resume, progress=sys.stderr.isatty())
+        results = kind.train(cfg, run_dir, resume=resume, progress=sys.stderr.isatty(), **extra)
     except KeyboardInterrupt:
         print(f"interrupted; resume with: mtrl train --resume {run_dir}", file=sys.stderr)
         return 130
@@ -377,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", nargs="?", metavar="RECIPE.toml")
     p.add_argument("--run-dir", help="default: runs/<recipe>_<timestamp>")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue from RUN_DIR's last checkpoint")
+    p.add_argument(
+        "--init-from",
+        metavar="RUN_DIR|CKPT.pt",
+        help="a new run starting from these trained weights (RUN_DIR: its newest intact "
+        "checkpoint); optimiser, counters and data start afresh",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_cmd_train)
 

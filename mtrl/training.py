@@ -185,3 +185,54 @@ def restore_loop(loop: Mapping[str, Any], env: Any, rng: Any = None) -> Any:
         return None
     env.load_state(loop["env"])
     return loop["obs"]
+
+
+def divergence_advice(run: RunDir, settings: str) -> str:
+    """What to do after a run diverged: which checkpoint is intact (if any), and how to
+    start a new run from it with lower ``settings`` (e.g. "sac.actor_lr=...")."""
+    paths = run.checkpoint_paths()
+    if not paths:
+        return (
+            f"no checkpoint was written yet; lower {settings} and start the run again "
+            "(`mtrl train RECIPE --set KEY=VALUE`)"
+        )
+    return (
+        f"the newest checkpoint ({paths[0]}) is from before the divergence; start a new run "
+        f"from its weights with lower {settings}: `mtrl train RECIPE --init-from "
+        f"{run.path} --set KEY=VALUE`"
+    )
+
+
+def load_init_state(source: str | Path) -> dict[str, Any]:
+    """The checkpoint a new run starts from (``--init-from``): a run directory's newest
+    intact checkpoint, or a checkpoint file."""
+    path = Path(source)
+    if path.is_dir():
+        return RunDir.open(path).load_checkpoint()
+    if not path.is_file():
+        raise ConfigError(
+            f"--init-from {str(path)!r} does not exist; give a run directory or a "
+            "checkpoints/step_N.pt file"
+        )
+    return RunDir(path.parent).load_checkpoint(path)
+
+
+def init_weights(module: Any, source: str | Path | None, key: str) -> None:
+    """Load ``module``'s weights from ``source``'s checkpoint entry ``key`` (nothing
+    when ``source`` is None); a checkpoint of another kind or shape is a ConfigError."""
+    if source is None:
+        return
+    state = load_init_state(source)
+    if key not in state:
+        raise ConfigError(
+            f"--init-from {str(source)!r} holds no {key!r} weights: it is a checkpoint of "
+            "another kind of run"
+        )
+    try:
+        module.load_state_dict(state[key])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"--init-from {str(source)!r}: its networks do not fit this recipe's "
+            f"({detail}); use the same env, task count and network settings"
+        ) from None

@@ -256,3 +256,54 @@ def test_sb3_resume_keeps_one_row_per_step(tmp_path: Path) -> None:
     steps = [int(r["step"]) for r in rows if not r.get("eval_return")]
     assert steps == list(range(128, 6145, 128))  # once each, on the uninterrupted grid
     assert (run / "model.zip").is_file()
+
+
+def test_init_from_starts_a_new_run_from_trained_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--init-from` copies the weights (not steps, optimiser or data); `--resume` with
+    changed settings is refused pointing at it; a misfit or missing source is an error
+    before any new run directory exists."""
+    import torch
+
+    from mtrl.cli import main
+    from mtrl.runs import RunDir
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(MTSAC.replace("total_steps = 1600", "total_steps = 400"))
+    source = tmp_path / "source"
+    assert main(["train", str(recipe), "--run-dir", str(source)]) == 0
+    assert main(["train", "--resume", str(source), "--set", "sac.actor_lr=1e-4"]) == 2
+    assert "--init-from" in capsys.readouterr().err
+    new = tmp_path / "new"
+    args = ["train", str(recipe), "--run-dir", str(new), "--init-from", str(source)]
+    # no updates in the new run (learning_starts beyond its budget): weights stay copied
+    assert main([*args, "--set", "learning_starts=1000", "--set", "sac.actor_lr=1e-4"]) == 0
+    a = RunDir.open(source).load_checkpoint()["agent"]
+    b = RunDir.open(new).load_checkpoint()["agent"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((new / "summary.json").read_text())["init_from"] == str(source)
+    capsys.readouterr()
+    wide = ["--set", "sac.actor.hidden=[32, 32]", "--run-dir", str(tmp_path / "wide")]
+    assert main(["train", str(recipe), "--init-from", str(source), *wide]) == 2
+    assert "do not fit" in capsys.readouterr().err
+    assert not (tmp_path / "wide").exists()
+    missing = ["--init-from", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "x")]
+    assert main(["train", str(recipe), *missing]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_a_device_this_machine_lacks_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from mtrl.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(MTSAC)
+    run = tmp_path / "run"
+    assert main(["train", str(recipe), "--run-dir", str(run), "--set", 'device="cuda"']) == 2
+    assert "device = 'cuda'" in capsys.readouterr().err and not run.exists()

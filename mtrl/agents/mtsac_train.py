@@ -35,6 +35,8 @@ from mtrl.training import (
     InterruptGuard,
     capture_loop,
     check_device,
+    divergence_advice,
+    init_weights,
     open_run,
     progress_bar,
     restore_loop,
@@ -165,8 +167,10 @@ def train_mtsac(
     *,
     resume: bool = False,
     progress: bool = False,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train, evaluating every ``eval_every`` env steps; checkpoints resume the run.
+    ``init_from`` (a run directory or checkpoint) gives the networks' starting weights.
 
     With a curriculum (``recipe.curriculum``, or a continual recipe's task sequence)
     the sub-envs run the tasks it unlocks and picks; a continual recipe's method adds
@@ -179,7 +183,7 @@ def train_mtsac(
         num_tasks = len(resolve_tasks(recipe.env))
         curriculum = build_curriculum(cur_cfg, recipe.env, num_tasks, recipe.seed)
     with make_multitask_env(recipe.env, scheduler=curriculum) as env:
-        return _train(recipe, env, run_dir, resume, progress, curriculum)
+        return _train(recipe, env, run_dir, resume, progress, curriculum, init_from)
 
 
 def _train(
@@ -189,9 +193,12 @@ def _train(
     resume: bool,
     progress: bool,
     curriculum: Curriculum | None,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     seed_everything(recipe.seed)  # network initialisation is part of the seeded run
     agent = make_agent(recipe, env, balanced=curriculum is None)
+    if not resume:
+        init_weights(agent, init_from, "agent")  # before the run dir: a misfit fails first
     continual = recipe.continual_config()
     method = ContinualMethod(continual, agent, recipe.seed) if continual is not None else None
     if method is not None:
@@ -335,9 +342,9 @@ def _train(
                     credit -= 1.0
                     if not all(math.isfinite(v) for v in last.values()):
                         raise TrainingDivergedError(
-                            f"non-finite SAC losses {last} at env step {steps}; the last "
-                            f"checkpoint in {run.checkpoints} is intact. Lower the learning "
-                            "rates or check the env's rewards"
+                            f"non-finite SAC losses {last} at env step {steps} (check the "
+                            "env's rewards); "
+                            + divergence_advice(run, "sac.actor_lr / sac.critic_lr")
                         )
             if steps >= next_log or finished():
                 stats = env.episode_statistics(clear=True)
@@ -405,5 +412,6 @@ def _train(
         kind=recipe.kind,
         env=recipe.env.name,
         metaworld_reward_version=recipe.env.reward_version,
+        **({"init_from": str(init_from)} if init_from is not None else {}),
     )
     return results

@@ -44,6 +44,8 @@ from mtrl.training import (
     InterruptGuard,
     capture_loop,
     check_device,
+    divergence_advice,
+    init_weights,
     open_run,
     progress_bar,
     restore_loop,
@@ -199,7 +201,12 @@ def _balanced_minibatches(
 
 
 def train_mtppo(
-    recipe: MTPPORecipe, run_dir: str | Path, *, resume: bool = False, progress: bool = False
+    recipe: MTPPORecipe,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train multi-task PPO; checkpoints resume the networks, optimizer and step count.
     With ``recipe.curriculum`` the sub-envs run the tasks it unlocks and picks."""
@@ -209,7 +216,7 @@ def train_mtppo(
         num_tasks = len(resolve_tasks(recipe.env))
         curriculum = build_curriculum(recipe.curriculum, recipe.env, num_tasks, recipe.seed)
     with make_multitask_env(recipe.env, scheduler=curriculum) as env:
-        return _train(recipe, env, run_dir, resume, progress, curriculum)
+        return _train(recipe, env, run_dir, resume, progress, curriculum, init_from)
 
 
 def _train(
@@ -219,9 +226,12 @@ def _train(
     resume: bool,
     progress: bool,
     curriculum: Curriculum | None = None,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     seed_everything(recipe.seed)  # network initialisation is part of the seeded run
     ac = make_actor_critic(recipe, env)
+    if not resume:
+        init_weights(ac, init_from, "actor_critic")
     run = open_run(recipe, run_dir, resume)
     cfg, dev = recipe.ppo, recipe.device
     opt = torch.optim.Adam(ac.parameters(), lr=cfg.lr)
@@ -346,8 +356,8 @@ def _train(
                     reg = ac.pi.regularization() + ac.v.regularization()
                     if not torch.isfinite(task_losses).all():
                         raise TrainingDivergedError(
-                            f"non-finite PPO loss at env step {steps}; lower ppo.lr "
-                            f"(now {cfg.lr}); the last checkpoint in {run.checkpoints} is intact"
+                            f"non-finite PPO loss at env step {steps}; "
+                            + divergence_advice(run, f"ppo.lr (now {cfg.lr})")
                         )
                     balanced_step(
                         opt,
@@ -405,5 +415,11 @@ def _train(
     }
     if curriculum is not None:
         results["curriculum"] = curriculum.summary([t.label for t in env.tasks])
-    run.write_summary(seed=recipe.seed, results=results, kind=recipe.kind, env=recipe.env.name)
+    run.write_summary(
+        seed=recipe.seed,
+        results=results,
+        kind=recipe.kind,
+        env=recipe.env.name,
+        **({"init_from": str(init_from)} if init_from is not None else {}),
+    )
     return results

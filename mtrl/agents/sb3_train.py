@@ -35,7 +35,14 @@ from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.runs import RunDir
-from mtrl.training import Checkpointer, InterruptGuard, open_run, progress_bar, resume_state
+from mtrl.training import (
+    Checkpointer,
+    InterruptGuard,
+    divergence_advice,
+    open_run,
+    progress_bar,
+    resume_state,
+)
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
 
@@ -184,9 +191,27 @@ class _RunCallback(BaseCallback):
 
 def diverged_message(steps: int, run: RunDir) -> str:
     return (
-        f"the SB3 policy produced NaN outputs at step {steps}; the last checkpoint in "
-        f"{run.checkpoints} is intact. Lower algo_kwargs.learning_rate or check the env's rewards"
+        f"the SB3 policy produced NaN outputs at step {steps} (check the env's rewards); "
+        + divergence_advice(run, "algo_kwargs.learning_rate")
     )
+
+
+def init_sb3_weights(model: BaseAlgorithm, source: str | Path) -> None:
+    """The policy weights of an SB3 run's checkpoint, loaded into ``model``."""
+    from mtrl.training import load_init_state
+
+    state = load_init_state(source)
+    if "model_zip" not in state:
+        raise ConfigError(f"--init-from {str(source)!r} is not a checkpoint of an sb3 run")
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    _, params, _ = load_from_zip_file(io.BytesIO(state["model_zip"]))
+    try:
+        model.set_parameters(params or {}, exact_match=True)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"--init-from {str(source)!r}: its policy does not fit this recipe's ({exc})"
+        ) from None
 
 
 def model_state(model: BaseAlgorithm, steps: int) -> dict[str, Any]:
@@ -197,12 +222,21 @@ def model_state(model: BaseAlgorithm, steps: int) -> dict[str, Any]:
 
 
 def train_sb3(
-    recipe: SB3Recipe, run_dir: str | Path, *, resume: bool = False, progress: bool = False
+    recipe: SB3Recipe,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train; Ctrl-C and every ``checkpoint_every`` steps save a resumable checkpoint."""
+    """Train; Ctrl-C and every ``checkpoint_every`` steps save a resumable checkpoint.
+    ``init_from`` (a run directory or checkpoint of an SB3 run) gives the policy's
+    starting weights."""
     env = SB3MultiTaskVecEnv(make_multitask_env(recipe.env))
     try:
         model = build_model(recipe, env)  # bad kwargs fail before the run dir exists
+        if init_from is not None and not resume:
+            init_sb3_weights(model, init_from)
         run = open_run(recipe, run_dir, resume)
         state = resume_state(run, resume)
         if state is not None:

@@ -110,7 +110,12 @@ class ContinualRecipe(MTSACRecipe):
 
 
 def train_continual(
-    recipe: ContinualRecipe, run_dir: str | Path, *, resume: bool = False, progress: bool = False
+    recipe: ContinualRecipe,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """MT-SAC's loop with the sequence as its curriculum and the recipe's method."""
-    return train_mtsac(recipe, run_dir, resume=resume, progress=progress)
+    return train_mtsac(recipe, run_dir, resume=resume, progress=progress, init_from=init_from)

@@ -20,7 +20,15 @@ from mtrl.nets import mlp
 from mtrl.runs import RunDir
 from mtrl.seeding import global_rng_state, set_global_rng_state
 from mtrl.stats import mean_ci95
-from mtrl.training import Checkpointer, InterruptGuard, open_run, progress_bar, resume_state
+from mtrl.training import (
+    Checkpointer,
+    InterruptGuard,
+    divergence_advice,
+    init_weights,
+    open_run,
+    progress_bar,
+    resume_state,
+)
 
 Backend = Literal["mtrl", "learn2learn"]
 
@@ -119,14 +127,17 @@ def train_regression(
     *,
     resume: bool = False,
     progress: bool = False,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Meta-train on sine tasks, checkpointing; evaluate on held-out tasks at the end.
 
     ``resume`` continues from the newest checkpoint of ``run_dir`` (the recipe there
     must be the one given). Ctrl-C saves a checkpoint before stopping.
     """
-    run = open_run(recipe, run_dir, resume)
+    run = open_run(recipe, run_dir, resume)  # seeds the network initialisation below
     learner = build_learner(recipe)
+    if not resume:
+        init_weights(learner, init_from, "learner")
     opt = torch.optim.Adam(learner.parameters(), lr=recipe.meta_lr)
     gen = torch.Generator().manual_seed(recipe.seed)
     start = 0
@@ -170,9 +181,12 @@ def train_regression(
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise TrainingDivergedError(
-                    f"meta-loss is {value} at iteration {it + 1}; the last checkpoint in "
-                    f"{run.checkpoints} is intact. Lower meta_lr (now {recipe.meta_lr}) or "
-                    f"meta.inner_lr (now {recipe.meta.inner_lr}) and start a new run"
+                    f"meta-loss is {value} at iteration {it + 1}; "
+                    + divergence_advice(
+                        run,
+                        f"meta_lr (now {recipe.meta_lr}) or meta.inner_lr "
+                        f"(now {recipe.meta.inner_lr})",
+                    )
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()

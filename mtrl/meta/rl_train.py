@@ -35,7 +35,14 @@ from mtrl.meta.rl_policy import GaussianMLPPolicy
 from mtrl.meta.rl_sampler import Episodes, EpisodeSampler
 from mtrl.returns import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize
 from mtrl.tasks import ParametricFamily, Task
-from mtrl.training import Checkpointer, InterruptGuard, open_run, progress_bar, resume_state
+from mtrl.training import (
+    Checkpointer,
+    InterruptGuard,
+    init_weights,
+    open_run,
+    progress_bar,
+    resume_state,
+)
 
 
 @dataclass(frozen=True)
@@ -297,11 +304,14 @@ def train_meta_rl(
     *,
     resume: bool = False,
     progress: bool = False,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Meta-train, logging pre/post-adaptation returns; checkpoints resume exactly."""
     family_of(recipe)  # a bad env name fails before the run directory is made
-    run = open_run(recipe, run_dir, resume)
+    run = open_run(recipe, run_dir, resume)  # seeds the network initialisation below
     algo, family = build(recipe, recipe.meta_batch, recipe.episodes_per_task)
+    if not resume:
+        init_weights(algo.mp, init_from, "meta_policy")
     rng = train_rng(recipe.seed)
     start = 0
     state = resume_state(run, resume)
