@@ -243,3 +243,17 @@ def test_compiled_meta_loss_gives_the_eager_gradients(algorithm: str) -> None:
         grads.append(_grads(learner.meta_loss(*batch), wanted))
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_meta_loss_refuses_batches_without_a_task_axis_or_with_misfit_targets() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    learner = MetaLearner(model, torch.nn.functional.mse_loss, MetaLearnerConfig())
+    x = torch.randn(10, 1)
+    with pytest.raises(ValueError, match="task axis"):
+        learner.meta_loss(x, x, x, x)
+    xs, bad = torch.randn(4, 10, 1), torch.randn(4, 10, 3)
+    with pytest.raises(ValueError, match="model outputs 1"):
+        learner.meta_loss(xs, bad, xs, bad)
+    with pytest.raises(ValueError, match="same shots"):
+        learner.meta_loss(xs, torch.randn(4, 9, 1), xs, xs)
+    assert torch.isfinite(learner.meta_loss(xs, xs, xs, xs))

@@ -126,6 +126,16 @@ def _check_functional(model: nn.Module) -> None:
 
 
 def _check_batch(xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) -> None:
+    if xs.dim() < 3 or xq.dim() < 3:
+        raise ValueError(
+            f"task batches are [tasks, shots, features...]; got xs {tuple(xs.shape)} and "
+            f"xq {tuple(xq.shape)}: add the task axis (x.unsqueeze(0) for a single task)"
+        )
+    if xs.shape[1] != ys.shape[1] or xq.shape[1] != yq.shape[1]:
+        raise ValueError(
+            f"inputs and targets must have the same shots (dim 1), got xs {tuple(xs.shape)}, "
+            f"ys {tuple(ys.shape)}, xq {tuple(xq.shape)}, yq {tuple(yq.shape)}"
+        )
     if xs.shape[0] != xq.shape[0] or xs.shape[0] != ys.shape[0] or xq.shape[0] != yq.shape[0]:
         raise ValueError(
             f"support and query batches must have the same number of tasks (dim 0), got "
@@ -153,6 +163,7 @@ class MetaLearner(nn.Module):
         self.adapted = adapted_names(model, config)
         self._stack = linear_stack(model) if config.batching == "auto" else None
         self._compiled: Any = None
+        self._checked: tuple[tuple[int, ...], ...] | None = None
         self.fixed_lrs = initial_lrs(self.adapted, config)
         self.lrs = learned_lrs(model, self.fixed_lrs, config)
 
@@ -162,9 +173,27 @@ class MetaLearner(nn.Module):
     def _state(self) -> tuple[Params, Params]:
         return dict(self.model.named_parameters()), dict(self.model.named_buffers())
 
+    def _check_outputs(self, xs: Tensor, ys: Tensor, yq: Tensor) -> None:
+        """Targets shaped like the model's outputs (checked once per batch shape), so
+        that a loss never silently broadcasts ``[n, 1]`` against ``[n, k]``."""
+        key = (tuple(xs.shape), tuple(ys.shape), tuple(yq.shape))
+        if key == self._checked:
+            return
+        if ys.dim() == xs.dim() or yq.dim() == xs.dim():  # regression-style targets
+            with torch.no_grad():
+                out = self.model(xs[0, :1])
+            for name, y in (("ys", ys), ("yq", yq)):
+                if y.dim() == xs.dim() and y.shape[-1] != out.shape[-1]:
+                    raise ValueError(
+                        f"{name} {tuple(y.shape)} has {y.shape[-1]} values per sample but the "
+                        f"model outputs {out.shape[-1]}; match the targets to the model"
+                    )
+        self._checked = key
+
     def meta_loss(self, xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor) -> Tensor:
         """Mean query loss over tasks after each adapts on its support set."""
         _check_batch(xs, ys, xq, yq)
+        self._check_outputs(xs, ys, yq)
         if self.config.compile:
             if self._compiled is None:
                 self._compiled = torch.compile(self._vmap_meta_loss)
