@@ -4,7 +4,8 @@ Plain pickling does not capture a running gymnasium env: MuJoCo envs pickle thro
 ``EzPickle`` (which re-creates a fresh env from the constructor arguments) and
 Meta-World's through its own ``__getstate__`` (positions and velocities only). The
 snapshot pickles their attribute dictionaries instead: physics (``MjData``), RNGs,
-time-limit counters and wrapper accumulators all come back as they were. Objects
+time-limit counters and wrapper accumulators all come back as they were, and
+attributes that are views into the physics data stay views. Objects
 that belong to the caller (a curriculum the env consults) are stored by reference
 and re-attached at :func:`restore`.
 """
@@ -14,10 +15,36 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from gymnasium.utils.ezpickle import EzPickle
+
+_DATA_FIELDS = (
+    "qpos", "qvel", "qacc", "act", "ctrl", "mocap_pos", "mocap_quat", "xpos", "xquat",
+    "xmat", "xipos", "site_xpos", "site_xmat", "geom_xpos", "geom_xmat", "sensordata",
+    "subtree_com", "cvel",
+)  # fmt: skip
+
+
+class _DataView(NamedTuple):
+    """An attribute that is a view into the env's ``MjData`` (Meta-World keeps some, e.g.
+    the gripper pads' positions): re-made as a view of the restored data, not a copy."""
+
+    field: str
+    offset: int  # elements from the field's start
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+
+
+def _data_view(value: np.ndarray, data: Any) -> _DataView | None:
+    for field in _DATA_FIELDS:
+        base = getattr(data, field, None)
+        if isinstance(base, np.ndarray) and base.size and np.shares_memory(value, base):
+            start = value.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+            return _DataView(field, start // base.itemsize, value.shape, value.strides)
+    return None
 
 
 def _blank(cls: type) -> Any:
@@ -26,6 +53,24 @@ def _blank(cls: type) -> Any:
 
 def _set_attributes(obj: Any, state: dict[str, Any]) -> None:
     obj.__dict__.update(state)
+    data = state.get("data")
+    for name, value in state.items():
+        if isinstance(value, _DataView):
+            flat = getattr(data, value.field).reshape(-1)[value.offset :]
+            view = np.lib.stride_tricks.as_strided(flat, value.shape, value.strides)
+            setattr(obj, name, view)
+
+
+def _attributes(obj: Any) -> dict[str, Any]:
+    state = dict(obj.__dict__)
+    data = state.get("data")
+    if data is not None:
+        for name, value in state.items():
+            if isinstance(value, np.ndarray) and name != "data":
+                view = _data_view(value, data)
+                if view is not None:
+                    state[name] = view
+    return state
 
 
 class _Pickler(pickle.Pickler):
@@ -38,7 +83,7 @@ class _Pickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, (EzPickle, MujocoEnv)):
-            return (_blank, (type(obj),), dict(obj.__dict__), None, None, _set_attributes)
+            return (_blank, (type(obj),), _attributes(obj), None, None, _set_attributes)
         return NotImplemented
 
 
