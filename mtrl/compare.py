@@ -237,11 +237,12 @@ def summarize_lifelong(results: Sequence[dict[str, Any]], seed: int = 0) -> dict
         }
     curricula = all(isinstance(r.get("curriculum"), list) for r in results)
     if results and curricula and "continual" not in out:  # a sequence has no target
-        steps, mastered = [], 0
+        steps, mastered, flags = [], 0, []
         for r in results:
             targets = [t for t in r["curriculum"] if t.get("target", True)]
             reached = [t["mastered_at"] for t in targets]
-            if all(m >= 0 for m in reached):
+            flags.append(all(m >= 0 for m in reached))
+            if flags[-1]:
                 mastered += 1
                 steps.append(float(max(reached)))
             else:
@@ -254,6 +255,7 @@ def summarize_lifelong(results: Sequence[dict[str, Any]], seed: int = 0) -> dict
             "mastered": mastered,
             "runs": len(results),
             "per_seed": steps,
+            "per_seed_mastered": flags,
         }
     return out
 
@@ -435,25 +437,30 @@ def run_compare(
                 str(recipe_path), job, reference, log
             )
     results = {v.label: [per_task[v.label, s] for s in seeds] for v in grid}
+    variant_docs = [
+        {
+            "label": v.label,
+            "overrides": list(v.overrides),
+            **summarize_variant([r["per_task"] for r in results[v.label]], metric=metric),
+            **summarize_lifelong(results[v.label]),
+        }
+        for v in grid
+    ]
     doc = {
         "recipe": str(recipe_path),
         "overrides": list(base_overrides),
         "seeds": list(seeds),
-        "variants": [
-            {
-                "label": v.label,
-                "overrides": list(v.overrides),
-                **summarize_variant([r["per_task"] for r in results[v.label]], metric=metric),
-                **summarize_lifelong(results[v.label]),
-            }
-            for v in grid
-        ],
+        "variants": variant_docs,
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(dump_json(doc))
     (out / "compare.md").write_text(compare_table(doc) + "\n")
     _plot(doc, out / "compare.png")
+    if any("mastery" in v for v in variant_docs):
+        from mtrl.curriculum.report import plot_mastery
+
+        plot_mastery(doc, out / "compare_mastery.png")
     return doc
 
 

@@ -152,3 +152,38 @@ def test_sb3_ppo_gets_a_curriculum_from_one_callback() -> None:
     model2 = PPO(TaskConditionedPolicy, env2, n_steps=64, batch_size=64, seed=0)
     model2.learn(100_000, callback=CurriculumCallback(stop))
     assert model2.num_timesteps < 100_000  # every task "mastered" after one episode each
+
+
+def test_steps_to_mastery_summary_by_hand() -> None:
+    """Runs that never master their target count as their full budget (censored)."""
+    from mtrl.compare import summarize_lifelong
+
+    def run(mastered_at: list[int], steps: int) -> dict[str, object]:
+        cur = [
+            {"mastered_at": m, "target": i == len(mastered_at) - 1}
+            for i, m in enumerate(mastered_at)
+        ]
+        return {"curriculum": cur, "steps": steps}
+
+    out = summarize_lifelong(
+        [run([10, 300], 300), run([20, -1], 500), run([5, 100], 100)]  # target = last task
+    )["mastery"]
+    assert out["per_seed"] == [300.0, 500.0, 100.0]
+    assert out["per_seed_mastered"] == [True, False, True]
+    assert out["median_steps"] == 300.0 and out["mastered"] == 2 and out["runs"] == 3
+    assert out["low"] <= 300.0 <= out["high"]
+
+
+def test_compare_of_curriculum_arms_writes_the_mastery_table_and_plot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "c.toml"
+    recipe.write_text(SAC.replace("total_steps = 1200", "total_steps = 600"))
+    out = tmp_path / "cmp"
+    arms = "curriculum.unlock|curriculum.sampler=either|sequential,all|targets"
+    assert main(["compare", str(recipe), "--seeds", "2", "--out", str(out), "--vary", arms]) == 0
+    text = capsys.readouterr().out
+    assert "median steps to mastery" in text and "unlock|sampler=all|targets" in text
+    doc = json.loads((out / "compare.json").read_text())
+    assert all(len(v["mastery"]["per_seed"]) == 2 for v in doc["variants"])
+    assert (out / "compare_mastery.png").is_file()

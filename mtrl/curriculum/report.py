@@ -124,3 +124,53 @@ def plot_success_heatmap(
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def plot_mastery(doc: dict[str, Any], path: str | Path, title: str = "") -> Path:
+    """Steps to master the target tasks per variant of a comparison: each seed a dot
+    (hollow: not mastered within its budget, drawn at the budget), the median a bar
+    with its bootstrap CI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = [v for v in doc["variants"] if "mastery" in v]
+    fig, ax = plt.subplots(figsize=(7.0, 0.7 * len(variants) + 1.6))
+    for i, v in enumerate(variants):
+        m = v["mastery"]
+        ax.barh(i, m["median_steps"] / 1e3, color="tab:blue", alpha=0.35, height=0.6)
+        ax.errorbar(
+            m["median_steps"] / 1e3,
+            i,
+            xerr=[[(m["median_steps"] - m["low"]) / 1e3], [(m["high"] - m["median_steps"]) / 1e3]],
+            color="black",
+            capsize=4,
+        )
+        flags = m.get("per_seed_mastered", [True] * len(m["per_seed"]))
+        jitter = np.linspace(-0.18, 0.18, len(m["per_seed"]))
+        for s, ok, dy in zip(m["per_seed"], flags, jitter, strict=True):
+            ax.plot(
+                s / 1e3,
+                i + dy,
+                "o",
+                color="tab:blue",
+                markerfacecolor="tab:blue" if ok else "white",
+                markersize=6,
+            )
+    ax.set_yticks(range(len(variants)))
+    ax.set_yticklabels(
+        [f"{v['label']}  ({v['mastery']['mastered']}/{v['mastery']['runs']})" for v in variants],
+        fontsize=8,
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("env steps to master the target task (thousands)")
+    ax.set_title(
+        title or "median steps to mastery, 95% bootstrap CI; hollow: not mastered", fontsize=9
+    )
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
