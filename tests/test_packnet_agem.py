@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_continual import RECIPE as CONTINUAL_RECIPE
 
 from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, SACConfig
@@ -172,30 +173,10 @@ def test_packnet_needs_a_prunable_architecture() -> None:
         ContinualConfig(method="agem", reg_coef=1.0)
 
 
-RECIPE = """
-kind = "continual"
-steps_per_task = 400
-learning_starts = 100
-batch_size = 32
-buffer_capacity = 1000
-eval_every = 100
-eval_episodes = 1
-log_every = 200
-[env]
-name = "navigation2d"
-task_params = [{goal = [0.3, 0.0]}, {goal = [-0.3, 0.0]}]
-[continual]
-method = "packnet"
-explore_steps = 100
-[sac.actor]
-arch = "multihead"
-hidden = [16, 16]
-encoder = "none"
-[sac.critic]
-arch = "multihead"
-hidden = [16, 16]
-encoder = "none"
-"""
+# test_continual's two-goal recipe, with eval every 100 steps
+RECIPE = CONTINUAL_RECIPE.replace("eval_every = 200", "eval_every = 100").replace(
+    'method = "ewc"', 'method = "packnet"'
+)
 
 
 @pytest.mark.parametrize("method", ["packnet", "agem"])

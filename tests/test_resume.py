@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_continual import RECIPE as CONTINUAL_RECIPE
 
 TIMING = {"env_steps_per_s", "steps_per_s", "tasks_per_s", "wall_s", "fps"}
 
@@ -52,30 +53,12 @@ random_return = [-1200.0]
 """
 )
 
-CONTINUAL = """
-kind = "continual"
-seed = 1
-threads = 1
-steps_per_task = 600
-learning_starts = 100
-batch_size = 32
-buffer_capacity = 1000
-eval_every = 200
-eval_episodes = 1
-log_every = 100
-checkpoint_every = 500
-[env]
-name = "navigation2d"
-task_params = [{goal = [0.3, 0.0]}, {goal = [-0.3, 0.0]}]
-[continual]
-method = "ewc"
-explore_steps = 100
-importance_samples = 8
-[sac.actor]
-hidden = [16, 16]
-[sac.critic]
-hidden = [16, 16]
-"""
+# test_continual's two-goal recipe, longer, checkpointed mid-task
+CONTINUAL = (
+    CONTINUAL_RECIPE.replace("steps_per_task = 400", "steps_per_task = 600")
+    .replace("eval_every = 200", "eval_every = 200\ncheckpoint_every = 500\nseed = 1\nthreads = 1")
+    .replace("log_every = 200", "log_every = 100")
+)
 
 MTPPO = """
 kind = "mtppo"
@@ -180,6 +163,21 @@ def _metric_rows(run: Path) -> int:
     return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
 
 
+def _kill_9_then_resume(recipe: Path, run: Path, rows_before_kill: int) -> None:
+    """Train, kill -9 once a checkpoint exists and rows were logged after it, resume."""
+    proc = _mtrl("train", str(recipe), "--run-dir", str(run))
+    _wait_for(
+        lambda: (
+            any((run / "checkpoints").glob("step_*.pt")) and _metric_rows(run) >= rows_before_kill
+        )
+    )
+    proc.kill()
+    proc.communicate(timeout=60)
+    proc = _mtrl("train", "--resume", str(run))
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The uninterrupted run of every recipe."""
@@ -223,14 +221,7 @@ def test_kill_9_between_checkpoints_then_resume_has_no_duplicate_rows(
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPES[name])
     run = tmp_path / "run"
-    proc = _mtrl("train", str(recipe), "--run-dir", str(run))
-    # past the first checkpoint, with rows logged after it
-    _wait_for(lambda: any((run / "checkpoints").glob("step_*.pt")) and _metric_rows(run) >= 14)
-    proc.kill()
-    proc.communicate(timeout=60)
-    proc = _mtrl("train", "--resume", str(run))
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err.decode()
+    _kill_9_then_resume(recipe, run, rows_before_kill=14)
     rows = _rows(run)
     key = "iteration" if name == "sine" else "step"
     steps = [(r[key], r.get("eval_return", "") == "") for r in rows]
@@ -245,13 +236,7 @@ def test_sb3_resume_keeps_one_row_per_step(tmp_path: Path) -> None:
     recipe = tmp_path / "r.toml"
     recipe.write_text(SB3)
     run = tmp_path / "run"
-    proc = _mtrl("train", str(recipe), "--run-dir", str(run))
-    _wait_for(lambda: any((run / "checkpoints").glob("step_*.pt")) and _metric_rows(run) >= 12)
-    proc.kill()
-    proc.communicate(timeout=60)
-    proc = _mtrl("train", "--resume", str(run))
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err.decode()
+    _kill_9_then_resume(recipe, run, rows_before_kill=12)
     rows = _rows(run)
     steps = [int(r["step"]) for r in rows if not r.get("eval_return")]
     assert steps == list(range(128, 6145, 128))  # once each, on the uninterrupted grid
