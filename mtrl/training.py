@@ -105,6 +105,8 @@ def resume_state(run: RunDir, resume: bool) -> dict[str, Any] | None:
     a warning, from an empty metrics.csv."""
     if not resume:
         return None
+    for partial in run.checkpoints.glob("*.pt.tmp"):  # a write cut short (kill -9)
+        partial.unlink(missing_ok=True)
     if not run.checkpoint_paths():
         dropped = run.truncate_metrics(0)
         warn(

@@ -148,3 +148,37 @@ def test_metrics_roll_back_to_a_checkpoint(tmp_path: Path) -> None:
     assert run.metric_rows() == 5
     assert run.truncate_metrics(3) == 2
     assert [r["step"] for r in run.read_metrics()] == ["0", "1", "2"]
+
+
+def test_ctrl_c_is_deferred_to_the_loops_next_consistent_point() -> None:
+    import signal
+
+    from mtrl.training import InterruptGuard
+
+    with InterruptGuard() as guard:
+        os.kill(os.getpid(), signal.SIGINT)  # handled at once: only a flag
+        os.kill(os.getpid(), signal.SIGINT)  # a second press (a checkpoint being written)
+        assert guard.requested == 2
+        with pytest.raises(KeyboardInterrupt):
+            guard.check()
+        with pytest.raises(KeyboardInterrupt):  # the third press aborts at once
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_resuming_without_a_checkpoint_starts_over_from_empty_metrics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mtrl.training import resume_state
+
+    run = RunDir.create(tmp_path / "run", RolloutConfig())
+    run.log_metrics({"step": 1})
+    (run.checkpoints / "step_2.pt.tmp").write_bytes(b"partial")
+    assert resume_state(run, resume=True) is None
+    assert run.metric_rows() == 0 and "starting it over" in capsys.readouterr().err
+    assert not list(run.checkpoints.glob("*.tmp"))
+    run.log_metrics({"step": 1})
+    run.save_checkpoint({"w": 1}, step=1)
+    run.log_metrics({"step": 2})  # after the checkpoint: rolled back on resume
+    state = resume_state(run, resume=True)
+    assert state is not None and state["w"] == 1 and run.metric_rows() == 1
