@@ -292,3 +292,15 @@ def test_a_device_this_machine_lacks_is_refused_before_any_work(
     run = tmp_path / "run"
     assert main(["train", str(recipe), "--run-dir", str(run), "--set", 'device="cuda"']) == 2
     assert "device = 'cuda'" in capsys.readouterr().err and not run.exists()
+
+
+def test_async_env_resume_keeps_one_row_per_step(tmp_path: Path) -> None:
+    """Async sub-envs live in other processes, so their state is not in the checkpoint:
+    a resumed run restarts them from a reset. Promised: no duplicated or missing rows,
+    the same step grid, the full budget."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(MTSAC.replace("num_tasks = 2", 'num_tasks = 2\nvectorization = "async"'))
+    run = tmp_path / "run"
+    _kill_9_then_resume(recipe, run, rows_before_kill=8)
+    steps = [int(r["step"]) for r in _rows(run) if not r.get("eval_return")]
+    assert steps == list(range(100, 1601, 100))
