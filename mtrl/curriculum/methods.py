@@ -93,6 +93,7 @@ class ContinualMethod(UpdateExtension):
         self.memory_mean: list[Tensor] = []
         self.memory_log_std: list[Tensor] = []
         self.transitions: list[Batch] = []  # agem's episodic memory, one entry per task
+        self._memory: Batch | None = None  # the transitions concatenated (a cache)
         self.packnets: dict[str, PackNet] = {}
         if config.method == "packnet":
             self.packnets["actor"] = PackNet(agent.actor.net, agent.config.actor.arch)
@@ -196,6 +197,7 @@ class ContinualMethod(UpdateExtension):
             raise ValueError(f"task {task} has no replay data to remember")
         n = min(self.config.memory_per_task, size)
         idx = torch.randint(size, (n,), generator=self.gen).to(buffer.device)
+        self._memory = None
         self.transitions.append(
             Batch(
                 buffer.obs[task, idx].clone(),
@@ -251,7 +253,9 @@ class ContinualMethod(UpdateExtension):
         return self.config.coef * kl.mean()
 
     def _memory_batch(self) -> Batch:
-        whole = Batch(*(torch.cat(parts) for parts in zip(*self.transitions, strict=True)))
+        if self._memory is None:
+            self._memory = Batch(*(torch.cat(p) for p in zip(*self.transitions, strict=True)))
+        whole = self._memory
         n = len(whole.obs)
         idx = torch.randint(n, (min(self.config.memory_batch, n),), generator=self.gen)
         order = torch.argsort(whole.task_ids[idx], stable=True)  # batches are task-sorted
@@ -338,5 +342,6 @@ class ContinualMethod(UpdateExtension):
         self.memory_obs, self.memory_tasks = list(obs), list(tasks)
         self.memory_mean, self.memory_log_std = list(mean), list(log_std)
         self.transitions = [Batch(*b) for b in state.get("transitions", [])]
+        self._memory = None
         for name, net_state in state.get("packnet", {}).items():
             self.packnets[name].load_state_dict(net_state)
