@@ -166,15 +166,20 @@ def slug(label: str) -> str:
 Metric = Literal["auto", "success", "return"]
 
 
+def _number(value: Any) -> float:
+    """A per-task number read back from strict JSON (null stands for NaN)."""
+    return math.nan if value is None else float(value)
+
+
 def scores(per_task: Sequence[dict[str, Any]], metric: Metric = "auto") -> tuple[str, list[float]]:
     """The metric a run is compared by (``auto``: success if reported, else return)
     and its per-task values."""
-    success = [float(r.get("success", math.nan)) for r in per_task]
+    success = [_number(r.get("success")) for r in per_task]
     if metric != "return" and success and all(math.isfinite(s) for s in success):
         return "success", success
     if metric == "success":
         raise ConfigError("--metric success: these runs report no success; use return")
-    return "return", [float(r["return"]) for r in per_task]
+    return "return", [_number(r.get("return")) for r in per_task]
 
 
 def summarize_variant(
@@ -185,7 +190,7 @@ def summarize_variant(
     metrics = {scores(r, metric)[0] for r in runs}
     metric = "success" if metrics == {"success"} else "return"
     matrix = np.array(
-        [[float(row[metric]) for row in r] for r in runs], dtype=np.float64
+        [[_number(row.get(metric)) for row in r] for r in runs], dtype=np.float64
     )  # [seeds, tasks]
     lo, hi = stratified_bootstrap_ci(matrix, "mean", seed=seed)
     ilo, ihi = stratified_bootstrap_ci(matrix, "iqm", seed=seed)
