@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from test_continual import RECIPE as CONTINUAL_RECIPE
+from test_continual import _agent, _fill
 
 from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, SACConfig
@@ -69,24 +70,6 @@ def test_agem_projection_by_hand() -> None:
         agem_project(torch.zeros(2), torch.zeros(3))
 
 
-def _agent(num_tasks: int = 2) -> MTSAC:
-    torch.manual_seed(0)
-    net = NetConfig(arch="multihead", hidden=[16, 16], encoder="none", layer_norm=True)
-    return MTSAC(SACConfig(actor=net, critic=net), 2, 2, num_tasks)
-
-
-def _fill(buffer: TaskReplayBuffer, task: int, n: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    buffer.add(
-        rng.normal(size=(n, 2)),
-        rng.uniform(-1, 1, size=(n, 2)),
-        rng.normal(size=n),
-        rng.normal(size=(n, 2)),
-        np.zeros(n),
-        np.full(n, task),
-    )
-
-
 def _train(agent: MTSAC, cl: ContinualMethod, buffer: TaskReplayBuffer, task: int) -> None:
     gen = torch.Generator().manual_seed(task)
     for step in range(20):
@@ -98,7 +81,7 @@ def test_packnet_isolates_each_tasks_weights() -> None:
     """After task 0 is pruned, retrained and frozen, training task 1 (with Adam's
     momentum and all) leaves task 0's actions bit-identical; task 0 acts with half of
     the trunk's weights, task 1 with all of them."""
-    agent = _agent()
+    agent = _agent(2)
     cl = ContinualMethod(ContinualConfig(method="packnet", packnet_retrain=0.25), agent, 0)
     agent.extension = cl
     buffer = TaskReplayBuffer(2, 100, 2, 2)
@@ -132,7 +115,7 @@ def test_packnet_isolates_each_tasks_weights() -> None:
 
 
 def test_agem_projects_gradients_that_raise_the_memory_loss() -> None:
-    agent = _agent()
+    agent = _agent(2)
     cl = ContinualMethod(ContinualConfig(method="agem", memory_batch=16), agent, 0)
     agent.extension = cl
     buffer = TaskReplayBuffer(2, 100, 2, 2)
