@@ -126,6 +126,9 @@ class RunLock:
             self._fh.close()
 
 
+_HELD: dict[str, RunLock] = {}  # run directories this process holds the lock of
+
+
 def warn(message: str) -> None:
     """A warning on stderr in the CLI's voice."""
     print(f"mtrl: warning: {message}", file=sys.stderr)
@@ -140,12 +143,18 @@ class RunDir:
 
     def acquire(self) -> None:
         """Hold the run's lock (one writer per run directory) until the process ends
-        or :meth:`release`."""
+        or :meth:`release`. The lock keeps other processes out; within this process a
+        later run on the same directory (train, then resume) takes the held lock over."""
         if self.lock is None:
-            self.lock = RunLock(self.path / ".lock")
+            key = str(self.path.resolve())
+            held = _HELD.get(key)
+            if held is None:
+                held = _HELD[key] = RunLock(self.path / ".lock")
+            self.lock = held
 
     def release(self) -> None:
         if self.lock is not None:
+            _HELD.pop(str(self.path.resolve()), None)
             self.lock.release()
             self.lock = None
 
