@@ -81,7 +81,7 @@ class PackNet:
         self.module = module
         self.params: dict[str, Tensor] = {}
         self.owners: dict[str, Tensor] = {}
-        self.fixed: dict[str, Tensor] = {}  # biases and norms after the first task
+        self.first_done = False  # biases and norms are frozen once the first task ends
         self.per_task: set[str] = set()  # heads and embeddings: row t is task t's
         for name, p in module.named_parameters():
             role = _role(name, p)
@@ -107,14 +107,12 @@ class PackNet:
             claimant = self.training if self.retraining and self.training is not None else FREE
             return torch.eq(owner, claimant)
         p = self.params[name]
-        if name in self.per_task:  # other tasks' rows stay as they are
-            rows = torch.eq(torch.arange(p.shape[0], device=p.device), self.training or 0)
-            if self.training is None:
-                rows = torch.zeros_like(rows)
+        if name in self.per_task:  # only the training task's row may change
+            rows = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
+            if self.training is not None:
+                rows[self.training] = True
             return rows.reshape(-1, *([1] * (p.dim() - 1))).expand_as(p)
-        if self.fixed:
-            return torch.zeros_like(p, dtype=torch.bool)
-        return None
+        return torch.zeros_like(p, dtype=torch.bool) if self.first_done else None
 
     @torch.no_grad()
     def prune(self, task: int, keep: float) -> None:
@@ -128,15 +126,9 @@ class PackNet:
             self.owners[name] = new
         self.retraining = True
 
-    @torch.no_grad()
     def end_task(self) -> None:
-        """Fix biases and norms after the first task; later tasks only use free weights."""
-        if not self.fixed:
-            self.fixed = {
-                name: p.detach().clone()
-                for name, p in self.params.items()
-                if name not in self.owners and name not in self.per_task
-            }
+        """Freeze biases and norms after the first task; later tasks only use free weights."""
+        self.first_done = True
         self.training, self.retraining = None, False
 
     def mask_gradients(self) -> None:
@@ -181,13 +173,13 @@ class PackNet:
     def state_dict(self) -> dict[str, Any]:
         return {
             "owners": self.owners,
-            "fixed": self.fixed,
+            "first_done": self.first_done,
             "training": self.training,
             "retraining": self.retraining,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.owners = dict(state["owners"])
-        self.fixed = dict(state["fixed"])
+        self.first_done = bool(state["first_done"])
         self.training = state["training"]
         self.retraining = bool(state["retraining"])
