@@ -337,12 +337,13 @@ def plan(
     out_dir: str | Path,
     base_overrides: Sequence[str] = (),
 ) -> list[Job]:
-    """Every (variant, seed) job, each config validated before anything trains."""
+    """Every (variant, seed) job, each config validated before anything trains.
+    Seed-major order: a comparison stopped part-way has every arm at the same seeds."""
     from mtrl.recipes import load_recipe
 
     jobs = []
-    for v in grid:
-        for s in seeds:
+    for s in seeds:
+        for v in grid:
             overrides = (*base_overrides, *v.overrides, f"seed={s}")
             kind, _ = load_recipe(recipe_path, overrides)
             if kind.name not in COMPARABLE_KINDS:
