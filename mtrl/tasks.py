@@ -165,10 +165,10 @@ class TaskFamily(abc.ABC):
         from mtrl.envs.registration import register_envs
 
         register_envs()
-        env = gym.make(self.env_id, **kwargs)
-        if task is not None:
-            self.set_task(env, task)
-        return env
+        if task is None:
+            return gym.make(self.env_id, **kwargs)
+        # the task goes in as a constructor argument, so env.spec re-makes this task
+        return gym.make(self.env_id, task=task, **kwargs)
 
     def set_task(self, env: gym.Env[Any, Any], task: Task) -> None:
         inner = env.unwrapped

@@ -48,7 +48,7 @@ def test_stats_and_task_ids_follow_the_rebound_task() -> None:
         for _ in range(2000):
             obs, _, term, trunc, info = env.step(env.action_space.sample())
             if term[0] or trunc[0]:
-                assert info["final_info"]["episode"]["task_id"][0] in (0, 1)
+                assert info["final_info"]["task_episode"]["task_id"][0] in (0, 1)
             seen.add(int(obs["task_id"][0]))
         assert seen == {0, 1}
         counts = [r["episodes"] for r in env.episode_statistics()]

@@ -76,8 +76,8 @@ def test_episode_stats_wrapper_reports_return_length_and_success() -> None:
         total += float(r)
         if term or trunc:
             break
-    assert info["episode"]["l"] == 100 and info["episode"]["task_id"] == 5
-    assert np.isclose(info["episode"]["r"], total)
+    assert info["task_episode"]["l"] == 100 and info["task_episode"]["task_id"] == 5
+    assert np.isclose(info["task_episode"]["r"], total)
 
 
 def test_bad_vector_env_input_is_clear() -> None:

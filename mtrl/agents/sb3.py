@@ -33,6 +33,7 @@ from stable_baselines3.sac.policies import MultiInputPolicy as SACMultiInputPoli
 from torch import Tensor, nn
 
 from mtrl.envs.vector import MultiTaskVecEnv
+from mtrl.envs.wrappers import EPISODE_KEY
 from mtrl.errors import ConfigError
 from mtrl.nets import TaskLinear
 
@@ -94,7 +95,7 @@ class SB3MultiTaskVecEnv(VecEnv):
                 info["TimeLimit.truncated"] = bool(truncs[i] and not terms[i])
                 if final_obs is not None:
                     info["terminal_observation"] = final_obs[i]
-                ep, mask = final.get("episode"), final.get("_episode")
+                ep, mask = final.get(EPISODE_KEY), final.get(f"_{EPISODE_KEY}")
                 if ep is not None and mask is not None and mask[i]:
                     info["episode"] = {k: np.asarray(v[i]).item() for k, v in ep.items()}
             out.append(info)
@@ -104,13 +105,20 @@ class SB3MultiTaskVecEnv(VecEnv):
         self.env.close()
 
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        values = self._base.get_attr(attr_name)
+        # gymnasium's get_attr calls methods; SB3's returns them (e.g. a bound set_task)
+        values = self._base.call("get_wrapper_attr", attr_name)
         return [values[i] for i in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-        if indices is not None and list(self._get_indices(indices)) != list(range(self.num_envs)):
-            raise NotImplementedError("set_attr on a subset of sub-envs is not supported")
-        self._base.set_attr(attr_name, value)
+        chosen = set(self._get_indices(indices))
+        if len(chosen) == self.num_envs:
+            self._base.set_attr(attr_name, value)
+            return
+        # gymnasium sets all sub-envs at once: the others get their own values back
+        current = self._base.call("get_wrapper_attr", attr_name)
+        self._base.set_attr(
+            attr_name, [value if i in chosen else current[i] for i in range(self.num_envs)]
+        )
 
     def env_method(
         self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any
@@ -119,7 +127,17 @@ class SB3MultiTaskVecEnv(VecEnv):
         return [results[i] for i in self._get_indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
+        wrapped = self._base.call("is_wrapped", wrapper_class)
+        return [bool(wrapped[i]) for i in self._get_indices(indices)]
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        """Each sub-env's frame (build the env with ``render_mode = "rgb_array"``), so
+        SB3's ``render()`` and ``VecVideoRecorder`` work."""
+        if self.render_mode != "rgb_array":
+            raise ConfigError(
+                f"get_images() needs env.render_mode = 'rgb_array' (got {self.render_mode!r})"
+            )
+        return list(self._base.call("render"))
 
 
 def _task_ids(task: Tensor, batch: int, num_tasks: int) -> Tensor:
@@ -130,8 +148,10 @@ def _task_ids(task: Tensor, batch: int, num_tasks: int) -> Tensor:
 
 class TaskConditionedExtractor(BaseFeaturesExtractor):
     """``[flatten(observation), encode(task_id)]`` with a one-hot or learned encoding, or
-    none (a task-blind trunk). With ``append_task_onehot`` (set by ``per_task_heads``)
-    a one-hot of the task id follows in the last ``num_tasks`` columns for the heads."""
+    none (a task-blind trunk). The task comes as ``task_id`` (Discrete) or ``task_onehot``
+    (Box; give ``num_tasks`` when SB3's ``VecFrameStack`` has stacked it). With
+    ``append_task_onehot`` (set by ``per_task_heads``) a one-hot of the task id follows
+    in the last ``num_tasks`` columns for the heads."""
 
     def __init__(
         self,
@@ -139,13 +159,23 @@ class TaskConditionedExtractor(BaseFeaturesExtractor):
         encoding: str = "onehot",
         embedding_dim: int = 16,
         append_task_onehot: bool = False,
+        num_tasks: int | None = None,
     ) -> None:
+        keys = set(getattr(observation_space, "spaces", {}))
+        if "observation" not in keys or not keys & {"task_id", "task_onehot"}:
+            raise ConfigError(
+                f"TaskConditionedExtractor needs a Dict observation with 'observation' and "
+                f"'task_id' or 'task_onehot', got keys {sorted(keys)}: build the env with "
+                "task_encoding = 'index' or 'onehot'"
+            )
         obs_space = observation_space["observation"]
-        task_space = observation_space["task_id"]
-        if not isinstance(task_space, gym.spaces.Discrete):
-            raise ConfigError("TaskConditionedExtractor needs task_encoding = 'index' (Discrete)")
+        self.task_key = "task_id" if "task_id" in keys else "task_onehot"
+        task_space = observation_space[self.task_key]
         obs_dim = int(np.prod(obs_space.shape or (1,)))
-        num_tasks = int(task_space.n)
+        if isinstance(task_space, gym.spaces.Discrete):
+            num_tasks = int(task_space.n)
+        elif num_tasks is None:  # a one-hot Box; frame-stacked ones need num_tasks
+            num_tasks = int(task_space.shape[-1]) if task_space.shape else 0
         if encoding not in ("onehot", "embedding", "none"):
             raise ConfigError(f"encoding must be 'onehot', 'embedding' or 'none', got {encoding!r}")
         enc_dim = {"onehot": num_tasks, "embedding": embedding_dim, "none": 0}[encoding]
@@ -158,7 +188,10 @@ class TaskConditionedExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: dict[str, Tensor]) -> Tensor:
         obs = observations["observation"].flatten(1)
-        ids = _task_ids(observations["task_id"], obs.shape[0], self.num_tasks)
+        if self.task_key == "task_id":
+            ids = _task_ids(observations["task_id"], obs.shape[0], self.num_tasks)
+        else:  # one-hot Box; with VecFrameStack the newest frame is the last columns
+            ids = observations["task_onehot"].flatten(1)[:, -self.num_tasks :].argmax(dim=-1)
         onehot = nn.functional.one_hot(ids, self.num_tasks).to(obs.dtype)
         parts = [obs]
         if self.embedding is not None:
@@ -264,15 +297,19 @@ class TaskHeadQNetwork(nn.Module):
         return self.head(torch.cat([h, x[:, f - t : f]], dim=-1))
 
 
-def _num_tasks(observation_space: gym.spaces.Space[Any]) -> int:
-    if not isinstance(observation_space, gym.spaces.Dict) or not isinstance(
-        observation_space.spaces.get("task_id"), gym.spaces.Discrete
-    ):
-        raise ConfigError(
-            "task-conditioned SB3 policies need the multi-task env's Dict observations with "
-            "task_encoding = 'index'"
-        )
-    return int(observation_space["task_id"].n)  # type: ignore[attr-defined]
+def _num_tasks(observation_space: gym.spaces.Space[Any], extractor_kwargs: dict[str, Any]) -> int:
+    """Tasks of a task-conditioned Dict observation (a frame-stacked one-hot needs the
+    count in ``features_extractor_kwargs``)."""
+    spaces_ = observation_space.spaces if isinstance(observation_space, gym.spaces.Dict) else {}
+    task_id, onehot = spaces_.get("task_id"), spaces_.get("task_onehot")
+    if isinstance(task_id, gym.spaces.Discrete):
+        return int(task_id.n)
+    if isinstance(onehot, gym.spaces.Box) and onehot.shape:
+        return int(extractor_kwargs.get("num_tasks") or onehot.shape[-1])
+    raise ConfigError(
+        "task-conditioned SB3 policies need the multi-task env's Dict observations with "
+        "task_encoding = 'index' or 'onehot'"
+    )
 
 
 def _with_heads(kwargs: dict[str, Any], per_task_heads: bool) -> dict[str, Any]:
@@ -303,14 +340,14 @@ class TaskConditionedPolicy(MultiInputActorCriticPolicy):
             self.net_arch,
             self.activation_fn,
             self.device,
-            _num_tasks(self.observation_space),
+            _num_tasks(self.observation_space, self.features_extractor_kwargs),
         )
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
         if not self.per_task_heads:
             return
-        t = _num_tasks(self.observation_space)
+        t = _num_tasks(self.observation_space, self.features_extractor_kwargs)
         if not isinstance(self.action_net, nn.Linear):
             raise ConfigError(f"per_task_heads does not support {type(self.action_dist).__name__}")
         latent_pi = self.mlp_extractor.latent_dim_pi - t
@@ -348,7 +385,7 @@ class TaskConditionedSACPolicy(SACMultiInputPolicy):
         net_arch: list[int] = list(kw["net_arch"])
         if not net_arch:
             raise ConfigError("per_task_heads needs at least one hidden layer (net_arch)")
-        t = _num_tasks(self.observation_space)
+        t = _num_tasks(self.observation_space, self.features_extractor_kwargs)
         act_dim = int(np.prod(self.action_space.shape or (1,)))
         trunk = create_mlp(actor.features_dim - t, -1, net_arch, kw["activation_fn"])
         actor.latent_pi = TaskPassThrough(nn.Sequential(*trunk), t)  # type: ignore[assignment]
@@ -371,7 +408,7 @@ class TaskConditionedSACPolicy(SACMultiInputPolicy):
                 act_dim,
                 net_arch,
                 kw["activation_fn"],
-                _num_tasks(self.observation_space),
+                _num_tasks(self.observation_space, self.features_extractor_kwargs),
             )
             critic.add_module(f"qf{i}", q_net)
             critic.q_networks[i] = q_net

@@ -13,11 +13,31 @@ from mtrl.tasks import ParametricFamily, ParamValue, Task, TaskEnvMixin
 MAX_STEP = 0.1
 GOAL_RADIUS = 0.01
 SUCCESS_RADIUS = 0.05  # info["success"]: within reach of the goal (Meta-World style)
+VIEW = 0.6  # rgb_array frames show [-VIEW, VIEW]^2 (goals lie in [-0.5, 0.5]^2)
 
 
 def sample_goal(rng: np.random.Generator) -> dict[str, Any]:
     """Goal uniform in [-0.5, 0.5]^2."""
     return {"goal": rng.uniform(-0.5, 0.5, size=2)}
+
+
+def draw_frame(
+    path: np.ndarray, goal: np.ndarray, size: int = 256, view: float = VIEW
+) -> np.ndarray:
+    """An RGB frame (size x size x 3, uint8): the goal's success disk in green, the
+    path so far in grey, the point in blue; y points up."""
+    frame = np.full((size, size, 3), 255, dtype=np.uint8)
+    cells = (np.arange(size) + 0.5) / size * 2 * view - view
+    x, y = np.meshgrid(cells, cells[::-1])
+    frame[np.abs(x) < 0.5 * view / size * 2] = (220, 220, 220)  # axes
+    frame[np.abs(y) < 0.5 * view / size * 2] = (220, 220, 220)
+    frame[np.hypot(x - goal[0], y - goal[1]) < SUCCESS_RADIUS] = (60, 170, 60)
+    dot = max(2.5 * view / size * 2, 0.012)
+    for p in path[:-1]:
+        frame[np.hypot(x - p[0], y - p[1]) < dot * 0.6] = (150, 150, 150)
+    p = path[-1]
+    frame[np.hypot(x - p[0], y - p[1]) < dot * 1.5] = (40, 80, 200)
+    return frame
 
 
 class Navigation2DEnv(TaskEnvMixin, gym.Env[np.ndarray, np.ndarray]):
@@ -30,13 +50,17 @@ class Navigation2DEnv(TaskEnvMixin, gym.Env[np.ndarray, np.ndarray]):
     """
 
     family_name = "navigation2d"
-    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012
 
-    def __init__(self, task: Task | None = None) -> None:
+    def __init__(self, task: Task | None = None, render_mode: str | None = None) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"Navigation2D renders 'rgb_array' only, got {render_mode!r}")
+        self.render_mode = render_mode
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
         self.action_space = spaces.Box(-MAX_STEP, MAX_STEP, shape=(2,), dtype=np.float32)
         self._pos = np.zeros(2, dtype=np.float64)
         self._goal = np.zeros(2, dtype=np.float64)
+        self._path: list[np.ndarray] = [self._pos]
         self.set_task(task or NAVIGATION2D.default_task())
 
     def _apply_task(self, params: dict[str, ParamValue]) -> None:
@@ -47,6 +71,7 @@ class Navigation2DEnv(TaskEnvMixin, gym.Env[np.ndarray, np.ndarray]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self._pos = np.zeros(2, dtype=np.float64)
+        self._path = [self._pos]
         return self._pos.astype(np.float32), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -54,10 +79,18 @@ class Navigation2DEnv(TaskEnvMixin, gym.Env[np.ndarray, np.ndarray]):
         if step.shape != (2,):
             raise ValueError(f"Navigation2D takes actions of shape (2,), got {step.shape}")
         self._pos = self._pos + step
+        if self.render_mode is not None:
+            self._path.append(self._pos)
         dist = float(np.linalg.norm(self._pos - self._goal))
         terminated = dist < GOAL_RADIUS
         info = {"distance": dist, "success": float(dist < SUCCESS_RADIUS)}
         return self._pos.astype(np.float32), -dist, terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("Navigation2D.render() without render_mode='rgb_array'")
+            return None
+        return draw_frame(np.asarray(self._path), self._goal)
 
 
 NAVIGATION2D = ParametricFamily(

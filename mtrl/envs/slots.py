@@ -21,6 +21,7 @@ import numpy as np
 from gymnasium import spaces
 
 from mtrl.envs.registry import make_task_env
+from mtrl.envs.wrappers import EPISODE_KEY, wrapped_by
 from mtrl.errors import ConfigError
 from mtrl.tasks import Task, TaskSettable
 
@@ -65,6 +66,7 @@ class TaskPool(gym.Env[Any, Any]):
             self.observation_space = spaces.Box(-np.inf, np.inf, first.shape, first.dtype)
         self.action_space = self._active.action_space
         self.metadata = dict(self._active.metadata)
+        self.render_mode = self._kwargs.get("render_mode")
 
     def _member(self, task: Task) -> gym.Env[Any, Any]:
         key = pool_key(task)
@@ -97,6 +99,7 @@ class TaskPool(gym.Env[Any, Any]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)  # gymnasium's contract (np_random); the members have their own
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         return self._active.reset(seed=seed, options=options)
@@ -130,6 +133,10 @@ class TaskSlot(gym.Wrapper[Any, Any, Any, Any]):
         self.task_index = pool.tasks.index(pool.get_task())
         pool.retired = self._retired  # a bound method: snapshots pickle it
 
+    def is_wrapped(self, wrapper_class: type[gym.Wrapper[Any, Any, Any, Any]]) -> bool:
+        """Whether this slot or a wrapper inside it is a ``wrapper_class``."""
+        return wrapped_by(self, wrapper_class)
+
     def _retired(self) -> bool:
         return bool(self.scheduler.retired(self.task_index))
 
@@ -151,7 +158,7 @@ class TaskSlot(gym.Wrapper[Any, Any, Any, Any]):
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        episode = info.get("episode")
+        episode = info.get(EPISODE_KEY)
         if episode is not None:
             self.scheduler.record_episode(
                 self.task_index, float(episode["r"]), float(episode["success"]), int(episode["l"])

@@ -19,7 +19,7 @@ from mtrl.config import bounded, check_fields
 from mtrl.envs.metaworld_suites import RewardVersion
 from mtrl.envs.registry import get_family, make_task_env
 from mtrl.envs.slots import TaskPool, TaskScheduler, TaskSlot
-from mtrl.envs.wrappers import TaskEncoding, TaskEpisodeStats, TaskIdentity
+from mtrl.envs.wrappers import EPISODE_KEY, TaskEncoding, TaskEpisodeStats, TaskIdentity
 from mtrl.errors import ConfigError, UnknownNameError
 from mtrl.tasks import ParametricFamily, Split, Task
 
@@ -52,6 +52,7 @@ class MultiTaskEnvConfig:
     task_params: list[dict[str, float | list[float]]] | None = None
     order: Literal["given", "difficulty"] = "given"
     max_episode_steps: int | None = None  # the family's own limit when absent
+    render_mode: Literal["rgb_array"] | None = None  # frames for videos (mtrl record)
     # sub-envs when a curriculum re-binds them (default: envs_per_task x tasks)
     num_envs: int | None = None
 
@@ -186,6 +187,19 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
             return self._task_ids
         return np.array([s.task_index for s in self._slots], dtype=np.int64)
 
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """Call (or read, if not callable) ``name`` on every sub-env, as gymnasium's
+        vector envs do."""
+        return tuple(typing.cast(Any, self.env).call(name, *args, **kwargs))
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """Each sub-env's attribute ``name`` (searched through its wrappers)."""
+        return tuple(typing.cast(Any, self.env).get_attr(name))
+
+    def set_attr(self, name: str, values: list[Any] | tuple[Any, ...] | object) -> None:
+        """Set ``name`` on every sub-env: one value each, or one value for all."""
+        typing.cast(Any, self.env).set_attr(name, values)
+
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         if self._slots is not None:
             self._scheduler.record_steps(self.task_ids)
@@ -218,10 +232,10 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
             self._slots = [typing.cast(TaskSlot, e) for e in env.envs]
 
     def _collect(self, infos: dict[str, Any]) -> None:
-        done = infos.get("_episode")
+        done = infos.get(f"_{EPISODE_KEY}")
         if done is None or not done.any():
             return
-        ep = infos["episode"]
+        ep = infos[EPISODE_KEY]
         for i in np.flatnonzero(done):
             self._episodes[int(ep["task_id"][i])].append(
                 (float(ep["r"][i]), int(ep["l"][i]), float(ep["success"][i]))
@@ -333,6 +347,8 @@ def make_multitask_env(
         env_kwargs["reward_function_version"] = cfg.reward_version
     if cfg.max_episode_steps is not None:
         env_kwargs["max_episode_steps"] = cfg.max_episode_steps
+    if cfg.render_mode is not None:
+        env_kwargs["render_mode"] = cfg.render_mode
     return MultiTaskVecEnv.from_tasks(
         tasks,
         envs_per_task=cfg.envs_per_task,

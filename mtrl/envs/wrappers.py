@@ -15,7 +15,22 @@ from mtrl.tasks import Task, TaskFamily, TaskSettable
 TaskEncoding = Literal["index", "onehot", "concat"]
 
 
-class TaskIdentity(gym.Wrapper[Any, Any, Any, Any]):
+EPISODE_KEY = "task_episode"  # gymnasium's RecordEpisodeStatistics owns info["episode"]
+
+
+Wrapper = gym.Wrapper[Any, Any, Any, Any]
+
+
+def wrapped_by(env: gym.Env[Any, Any], wrapper_class: type[Wrapper]) -> bool:
+    """Whether ``env`` or any wrapper inside it is an instance of ``wrapper_class``."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, wrapper_class):
+            return True
+        env = env.env
+    return False
+
+
+class TaskIdentity(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
     """Expose the task identity to the policy and in ``info["task_id"]``.
 
     ``encoding="index"``: Dict obs ``{"observation", "task_id": Discrete(num_tasks)}``
@@ -31,7 +46,10 @@ class TaskIdentity(gym.Wrapper[Any, Any, Any, Any]):
         num_tasks: int,
         encoding: TaskEncoding = "index",
     ) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, task_index=task_index, num_tasks=num_tasks, encoding=encoding
+        )
+        gym.Wrapper.__init__(self, env)
         if not 0 <= task_index < num_tasks:
             raise ValueError(f"task_index {task_index} must be in [0, {num_tasks})")
         base = env.observation_space
@@ -58,6 +76,11 @@ class TaskIdentity(gym.Wrapper[Any, Any, Any, Any]):
         else:
             raise ValueError(f"encoding must be 'index', 'onehot' or 'concat', got {encoding!r}")
 
+    def is_wrapped(self, wrapper_class: type[Wrapper]) -> bool:
+        """Whether this env or a wrapper inside it is a ``wrapper_class`` (SB3's
+        ``env_is_wrapped``; callable in a worker process through ``call``)."""
+        return wrapped_by(self, wrapper_class)
+
     def set_task_index(self, task_index: int) -> None:
         """Report another task of the same list (a sub-env re-bound between episodes)."""
         if not 0 <= task_index < self.num_tasks:
@@ -70,7 +93,7 @@ class TaskIdentity(gym.Wrapper[Any, Any, Any, Any]):
         if self.encoding == "index":
             return {"observation": obs, "task_id": self.task_index}
         if self.encoding == "onehot":
-            return {"observation": obs, "task_onehot": self._onehot}
+            return {"observation": obs, "task_onehot": self._onehot.copy()}
         return np.concatenate([obs, self._onehot])
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
@@ -84,13 +107,14 @@ class TaskIdentity(gym.Wrapper[Any, Any, Any, Any]):
         return self._encode(obs), reward, terminated, truncated, info
 
 
-class TaskEpisodeStats(gym.Wrapper[Any, Any, Any, Any]):
-    """At each episode's end, ``info["episode"]`` holds return ``r``, length ``l``, wall
+class TaskEpisodeStats(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
+    """At each episode's end, ``info["task_episode"]`` holds return ``r``, length ``l``, wall
     time ``t``, ``success`` (1 if ``info["success"]`` was ever true, as in Meta-World's
     protocol; NaN where the env reports no success) and ``task_id``."""
 
     def __init__(self, env: gym.Env[Any, Any], task_index: int = 0) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, task_index=task_index)
+        gym.Wrapper.__init__(self, env)
         self.task_index = task_index
         self._ret = 0.0
         self._len = 0
@@ -114,7 +138,7 @@ class TaskEpisodeStats(gym.Wrapper[Any, Any, Any, Any]):
                 0.0 if np.isnan(self._success) else self._success, float(info["success"])
             )
         if terminated or truncated:
-            info["episode"] = {
+            info[EPISODE_KEY] = {
                 "r": self._ret,
                 "l": self._len,
                 "t": round(time.perf_counter() - self._start, 6),
@@ -124,7 +148,7 @@ class TaskEpisodeStats(gym.Wrapper[Any, Any, Any, Any]):
         return obs, reward, terminated, truncated, info
 
 
-class TaskResampling(gym.Wrapper[Any, Any, Any, Any]):
+class TaskResampling(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
     """Sets a new task at every reset (meta-RL): drawn from ``tasks`` if given, else
     sampled from ``family``; the draw is reproducible from ``reset(seed=...)``."""
 
@@ -134,7 +158,8 @@ class TaskResampling(gym.Wrapper[Any, Any, Any, Any]):
         family: TaskFamily | None = None,
         tasks: Sequence[Task] | None = None,
     ) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, family=family, tasks=tasks)
+        gym.Wrapper.__init__(self, env)
         if (family is None) == (tasks is None):
             raise ValueError("TaskResampling takes exactly one of family= or tasks=")
         if tasks is not None and not tasks:
