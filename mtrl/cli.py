@@ -107,7 +107,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         extra["init_from"] = args.init_from
     print(f"training {kind.name} -> {run_dir}", file=sys.stderr)
     try:
-        results = kind.train(cfg, run_dir, resume=resume, progress=sys.stderr.isatty(), **extra)
+        results = kind.train(cfg, run_dir, resume=resume, progress=True, **extra)
     except KeyboardInterrupt:
         print(f"interrupted; resume with: mtrl train --resume {run_dir}", file=sys.stderr)
         return 130

@@ -20,12 +20,13 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from mtrl.config import write_toml
 from mtrl.errors import RunDirError
+from mtrl.tboard import EventLog, row_step
 
 _VERSIONED = (
     "mtrl-suite",
@@ -140,6 +141,9 @@ class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock: RunLock | None = None
+        self.events = EventLog(path)  # TensorBoard scalars of every metrics row
+        # called with each metrics row (a progress line shows the latest return/success)
+        self.watchers: list[Callable[[Mapping[str, Any]], None]] = []
 
     def acquire(self) -> None:
         """Hold the run's lock (one writer per run directory) until the process ends
@@ -153,6 +157,7 @@ class RunDir:
             self.lock = held
 
     def release(self) -> None:
+        self.events.close()
         if self.lock is not None:
             _HELD.pop(str(self.path.resolve()), None)
             self.lock.release()
@@ -226,7 +231,14 @@ class RunDir:
         return cls(p)
 
     def log_metrics(self, row: Mapping[str, Any]) -> None:
-        """Append one row to ``metrics.csv``; new columns rewrite the header in place."""
+        """Append one row to ``metrics.csv`` (new columns rewrite the header in place)
+        and to the TensorBoard events."""
+        self._append_csv(row)
+        self.events.write(row)
+        for watch in self.watchers:
+            watch(row)
+
+    def _append_csv(self, row: Mapping[str, Any]) -> None:
         rows: list[dict[str, Any]] = []
         fields: list[str] = []
         if self.metrics_path.exists():
@@ -264,6 +276,9 @@ class RunDir:
             return 0
         with self.metrics_path.open(newline="") as fh:
             table = list(csv.reader(fh))
+        kept = [dict(zip(table[0], r, strict=False)) for r in table[1 : rows + 1]] if table else []
+        steps = [row_step({k: _num(v) for k, v in r.items()}, -1) for r in kept]
+        self.events.purge_from(max(steps, default=-1) + 1)
         dropped = max(0, len(table) - 1 - rows)
         if dropped:
             tmp = self.metrics_path.with_suffix(".csv.tmp")
@@ -350,6 +365,13 @@ class RunDir:
             f"every checkpoint in {str(self.checkpoints)!r} is corrupt; start the run afresh "
             "(delete the run directory or pick another --run-dir)"
         )
+
+
+def _num(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:

@@ -4,6 +4,7 @@ progress bars, checkpoints, deferred Ctrl-C, and resuming with metrics rolled ba
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -57,10 +58,21 @@ def check_device(device: str) -> None:
         raise ConfigError(f"device = {device!r} is not available here; use device = 'cpu'")
 
 
-def progress_bar(enabled: bool, total: int, initial: int, desc: str, unit: str) -> Any:
-    """A tqdm bar when ``enabled`` (an interactive terminal), else None."""
+def progress_bar(
+    enabled: bool, total: int, initial: int, desc: str, unit: str, run: RunDir | None = None
+) -> Any:
+    """When ``enabled``: a tqdm bar on an interactive terminal, else a line every 30 s
+    (:class:`~mtrl.progress.ProgressLog`) that shows the newest return/success ``run``
+    logs; None when not enabled (library use)."""
     if not enabled:
         return None
+    if not sys.stderr.isatty():
+        from mtrl.progress import ProgressLog
+
+        log = ProgressLog(total, initial, desc, unit)
+        if run is not None:
+            run.watchers.append(log.note)
+        return log
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, unit=unit)

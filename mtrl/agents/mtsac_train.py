@@ -278,7 +278,7 @@ def _train(
             curriculum is not None and curriculum.config.stop_on_mastery and curriculum.finished
         )
 
-    bar = progress_bar(progress, total_steps, steps, "env steps", "step")
+    bar = progress_bar(progress, total_steps, steps, "env steps", "step", run)
     t0 = time.perf_counter()
     guard = InterruptGuard()
     try:

@@ -142,7 +142,7 @@ class _RunCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         r, n = self.recipe, self.num_timesteps
-        self.bar = progress_bar(self.progress, r.total_steps, n, "env steps", "step")
+        self.bar = progress_bar(self.progress, r.total_steps, n, "env steps", "step", self.run)
         self.shown = n
         self.next_log = (n // r.log_every + 1) * r.log_every
         self.ckpt = Checkpointer(

@@ -168,7 +168,7 @@ def train_regression(
     if state is not None and state.get("global_rng") is not None:
         set_global_rng_state(state["global_rng"])
 
-    bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it")
+    bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it", run)
     it = start
     t0 = time.perf_counter()
     guard = InterruptGuard()

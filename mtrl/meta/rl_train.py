@@ -338,7 +338,7 @@ def train_meta_rl(
         keep=recipe.keep_checkpoints or None,
     )
 
-    bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it")
+    bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it", run)
     it = start
     guard = InterruptGuard()
     try:

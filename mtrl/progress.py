@@ -1,0 +1,93 @@
+"""Progress of a training run: a tqdm bar on a terminal, else a periodic one-line log
+(nohup, CI, a pipe), so that no run is silent for minutes."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+SUMMARY_KEYS = {
+    "return": ("train_return", "eval_return", "return", "meta_loss", "loss"),
+    "success": ("train_success", "eval_success", "success"),
+}
+
+
+def duration(seconds: float) -> str:
+    """``3h05m``, ``12m04s`` or ``42s``."""
+    s = int(max(seconds, 0))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def latest_scores(row: Mapping[str, Any]) -> dict[str, float]:
+    """The return (or loss) and success a progress line shows, from a metrics row."""
+    out = {}
+    for name, keys in SUMMARY_KEYS.items():
+        for key in keys:
+            value = row.get(key)
+            if isinstance(value, int | float) and math.isfinite(value):
+                out[key if key in ("meta_loss", "loss") else name] = float(value)
+                break
+    return out
+
+
+def progress_line(
+    desc: str, unit: str, done: int, total: int, rate: float, scores: Mapping[str, float]
+) -> str:
+    """``mtrl: env steps 12,000/100,000 (12%) | 85.3 step/s | ETA 17m12s | return -3.1``."""
+    parts = [f"mtrl: {desc} {done:,}/{total:,} ({100 * done / max(total, 1):.0f}%)"]
+    parts.append(f"{rate:.1f} {unit}/s")
+    if done < total and rate > 0:
+        parts.append(f"ETA {duration((total - done) / rate)}")
+    parts += [f"{k} {v:.3g}" for k, v in scores.items()]
+    return " | ".join(parts)
+
+
+class ProgressLog:
+    """tqdm's ``update``/``close`` as a line every ``every`` seconds and one at the end."""
+
+    def __init__(
+        self,
+        total: int,
+        initial: int,
+        desc: str,
+        unit: str,
+        every: float = 30.0,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.total, self.n, self.desc, self.unit, self.every = total, initial, desc, unit, every
+        self.stream = stream if stream is not None else sys.stderr
+        self.start_n = initial
+        self.t0 = self.last = time.perf_counter()
+        self.scores: dict[str, float] = {}
+        self.postfix: dict[str, Any] = {}
+
+    def note(self, row: Mapping[str, Any]) -> None:
+        """Show the newest return/success of a metrics row."""
+        self.scores.update(latest_scores(row))
+
+    def set_postfix(self, **values: Any) -> None:
+        """tqdm's postfix: shown after the scores."""
+        self.postfix = values
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            self._write(now)
+
+    def _write(self, now: float) -> None:
+        rate = (self.n - self.start_n) / max(now - self.t0, 1e-9)
+        line = progress_line(self.desc, self.unit, self.n, self.total, rate, self.scores)
+        line += "".join(f" | {k} {v}" for k, v in self.postfix.items())
+        print(line, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        self._write(time.perf_counter())

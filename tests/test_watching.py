@@ -1,0 +1,122 @@
+"""Watching runs: TensorBoard events beside metrics.csv, progress lines off a terminal."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
+from mtrl.config import from_dict
+from mtrl.envs.rollout_run import RolloutConfig
+from mtrl.plotting import column_name, short_task_labels
+from mtrl.progress import ProgressLog, duration, latest_scores, progress_line
+from mtrl.runs import RunDir
+from mtrl.tboard import row_step, scalar_tag, scalars
+
+
+def _events(path: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(path))
+    acc.Reload()
+    return acc
+
+
+def test_tags_steps_and_scalars_of_a_metrics_row() -> None:
+    assert scalar_tag("eval_return") == "eval/return"
+    assert scalar_tag("train_success") == "train/success"
+    assert scalar_tag("critic_loss") == "train/critic_loss"
+    assert scalar_tag("return/3") == "return/3"
+    assert row_step({"iteration": 7.0, "x": 1}, 0) == 7
+    assert row_step({"x": 1}, 4) == 4
+    row = {"step": 10, "loss": 0.5, "eval_success": float("nan"), "name": "a", "ok": True}
+    assert scalars(row) == {"train/loss": 0.5}
+
+
+def test_training_run_writes_tensorboard_events_matching_metrics(tmp_path: Path) -> None:
+    recipe = from_dict(
+        MTSACRecipe,
+        {
+            "kind": "mtsac",
+            "total_steps": 600,
+            "learning_starts": 200,
+            "batch_size": 32,
+            "eval_every": 600,
+            "eval_episodes": 1,
+            "log_every": 200,
+            "env": {"name": "navigation2d", "num_tasks": 2},
+            "sac": {"actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
+        },
+    )
+    train_mtsac(recipe, tmp_path / "run")
+    acc = _events(tmp_path / "run")
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/critic_loss", "train/alpha", "eval/return", "return/0", "return/1"} <= tags
+    rows = RunDir.open(tmp_path / "run").read_metrics()
+    logged = [(int(r["step"]), float(r["critic_loss"])) for r in rows if r.get("critic_loss")]
+    seen = acc.Scalars("train/critic_loss")
+    assert [e.step for e in seen] == [s for s, _ in logged]
+    assert [e.value for e in seen] == pytest.approx([v for _, v in logged], rel=1e-6)
+
+
+def test_a_resume_hides_the_events_its_checkpoint_dropped(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", RolloutConfig())
+    for step in (1, 2, 3, 4):
+        run.log_metrics({"step": step, "loss": float(step)})
+    run.release()
+    again = RunDir.open(tmp_path / "run")
+    again.truncate_metrics(2)  # the checkpoint kept steps 1 and 2
+    for step in (3, 4):
+        again.log_metrics({"step": step, "loss": 10.0 * step})
+    again.release()
+    seen = [(e.step, e.value) for e in _events(tmp_path / "run").Scalars("train/loss")]
+    assert seen == [(1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0)]
+
+
+def test_progress_lines_say_where_how_fast_and_how_well() -> None:
+    assert duration(42) == "42s" and duration(724) == "12m04s" and duration(11100) == "3h05m"
+    assert latest_scores({"train_return": -3.1, "eval_success": 0.5}) == {
+        "return": -3.1,
+        "success": 0.5,
+    }
+    line = progress_line("env steps", "step", 12000, 100000, 80.0, {"return": -3.14159})
+    assert line == (
+        "mtrl: env steps 12,000/100,000 (12%) | 80.0 step/s | ETA 18m20s | return -3.14"
+    )
+    out = io.StringIO()
+    log = ProgressLog(100, 40, "env steps", "step", every=0.0, stream=out)
+    log.note({"step": 50, "train_return": 2.0})
+    log.update(10)
+    log.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("mtrl: env steps 50/100 (50%)")
+    assert lines[0].endswith("| return 2")
+
+
+def test_cli_training_off_a_terminal_prints_progress_lines(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "mtrl.cli", "train", "experiments/mtsac_nav2d.toml",
+            "--run-dir", str(tmp_path / "run"), "--set", "total_steps=400",
+            "--set", "learning_starts=200", "--set", "eval_episodes=1",
+        ],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert "mtrl: env steps 400/400 (100%)" in proc.stderr
+
+
+def test_plot_labels_name_tasks_and_axes() -> None:
+    labels = short_task_labels(
+        ["navigation2d[goal=(0.137,-0.2302)]", "navigation2d[goal=(-0.459,-0.4835)]"], [0, 1]
+    )
+    assert labels == ["0: goal=(0.137,-0.2302)", "1: goal=(-0.459,-0.4835)"]
+    assert short_task_labels(["reach-v3", "pick-place-v3"], [0, 1]) == [
+        "0: reach-v3",
+        "1: pick-place-v3",
+    ]
+    assert short_task_labels(["x" * 40], [12], width=10) == ["12: xxxxx…"]
+    assert column_name("eval_success") == ("evaluation success", "success rate")
+    assert column_name("return/3") == ("return of task 3", "return")
