@@ -1,0 +1,140 @@
+"""`mtrl.load`: every kind of run loads as something to act with (or, for sine, use)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3 import PPO
+
+import mtrl
+from mtrl.cli import main
+from mtrl.errors import MtrlError
+from mtrl.evaluation import evaluate
+from mtrl.recipes import parse_recipe
+
+RECIPES = {
+    "mtsac": """
+kind = "mtsac"
+total_steps = 600
+learning_starts = 200
+batch_size = 30
+eval_episodes = 1
+[env]
+name = "navigation2d"
+num_tasks = 3
+[sac.actor]
+hidden = [16]
+[sac.critic]
+hidden = [16]
+""",
+    "mtppo": """
+kind = "mtppo"
+total_steps = 512
+eval_episodes = 1
+[env]
+name = "pendulum"
+num_tasks = 2
+[ppo]
+n_steps = 64
+epochs = 1
+[ppo.actor]
+hidden = [16]
+[ppo.critic]
+hidden = [16]
+""",
+    "sb3": """
+kind = "sb3"
+total_steps = 256
+net_arch = [16]
+eval_episodes = 1
+[env]
+name = "navigation2d"
+num_tasks = 2
+[algo_kwargs]
+n_steps = 64
+batch_size = 64
+""",
+    "maml-rl": """
+kind = "maml-rl"
+env = "navigation2d"
+iterations = 2
+meta_batch = 2
+episodes_per_task = 2
+horizon = 10
+""",
+    "sine": """
+kind = "sine"
+iterations = 20
+meta_batch = 4
+hidden = [8]
+[eval]
+tasks = 4
+max_steps = 1
+""",
+}
+
+
+def _train(name: str, root: Path) -> Path:
+    kind, cfg = parse_recipe(tomllib.loads(RECIPES[name]), name)
+    kind.train(cfg, root / name)
+    return root / name
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    return {name: _train(name, root) for name in RECIPES}
+
+
+def test_a_loaded_mtsac_policy_reproduces_mtrl_eval(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    trained = mtrl.load(runs["mtsac"])
+    assert trained.kind == "mtsac" and trained.env_config.name == "navigation2d"
+    assert trained.checkpoint.name == "step_600.pt"
+    env = trained.make_env()
+    rows = evaluate(env, lambda o: trained.act(o["observation"], o["task_id"]), 2, seed=5)
+    env.close()
+    assert main(["eval", str(runs["mtsac"]), "--episodes", "2", "--seed", "5", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)["per_task"]
+    assert [r["return"] for r in rows] == pytest.approx([r["return"] for r in cli])
+
+
+@pytest.mark.parametrize("name", ["mtsac", "mtppo", "sb3", "maml-rl"])
+def test_every_policy_kind_acts_on_single_and_batched_observations(
+    runs: dict[str, Path], name: str
+) -> None:
+    trained = mtrl.load(runs[name])
+    if name == "maml-rl":
+        space = gym.make("mtrl/Navigation2D-v0").observation_space
+        obs = np.zeros((3, *space.shape), dtype=np.float32)
+    else:
+        env = trained.make_env()
+        obs = env.reset(seed=0)[0]["observation"][:1].repeat(3, axis=0)
+        env.close()
+    batch = trained.act(obs, [0, 1, 1])
+    assert batch.shape[0] == 3 and np.isfinite(batch).all()
+    np.testing.assert_allclose(trained.act(obs[1], 1), batch[1], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(trained.act(obs, [0, 1, 1]), batch)  # deterministic
+    sampled = trained.act(obs, [0, 1, 1], deterministic=False)
+    assert sampled.shape == batch.shape
+
+
+def test_sb3_runs_also_save_a_model_zip_that_sb3_opens(runs: dict[str, Path]) -> None:
+    model = PPO.load(runs["sb3"] / "model.zip")
+    assert model.num_timesteps >= 256
+
+
+def test_sine_runs_load_as_a_model_and_bad_task_ids_are_refused(runs: dict[str, Path]) -> None:
+    sine = mtrl.load(runs["sine"])
+    assert sine.model is not None
+    with pytest.raises(MtrlError, match="mtrl adapt"):
+        sine.act(np.zeros(1))
+    trained = mtrl.load(runs["mtsac"])
+    with pytest.raises(MtrlError, match="3 tasks"):
+        trained.act(np.zeros(2), 3)
