@@ -235,6 +235,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from mtrl.record import record
+
+    paths = record(args.run_dir, args.episodes, args.out, args.seed, not args.stochastic, args.fps)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from mtrl.plotting import plot_run
     from mtrl.recipes import load_run
@@ -457,6 +466,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--y", help="comma-separated metrics.csv columns (default: per kind)")
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser(
+        "record",
+        help="an MP4 per task of a trained policy (offscreen rendering)",
+        description="Roll out a trained run's policy and write <RUN_DIR>/videos/<id>_<task>.mp4 "
+        "per task. MuJoCo and Meta-World render through EGL when no display is set.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--episodes", type=int, default=1, help="episodes per task (default 1)")
+    p.add_argument("--out", help="directory for the videos (default RUN_DIR/videos)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=int, default=None, help="default: the env's render_fps")
+    p.add_argument("--stochastic", action="store_true", help="sample actions (default: mean)")
+    p.set_defaults(func=_cmd_record)
 
     p = sub.add_parser("bench", help="throughput benchmarks against peers")
     p.add_argument("name", help="benchmark: env, meta")

@@ -21,22 +21,35 @@ def sample_goal(rng: np.random.Generator) -> dict[str, Any]:
     return {"goal": rng.uniform(-0.5, 0.5, size=2)}
 
 
+def _disk(frame: np.ndarray, row: float, col: float, radius: float, color: tuple[int, ...]) -> None:
+    """Paint a disk (pixel units) onto ``frame`` in place, touching only its box."""
+    size = frame.shape[0]
+    r0, r1 = max(int(row - radius), 0), min(int(row + radius) + 2, size)
+    c0, c1 = max(int(col - radius), 0), min(int(col + radius) + 2, size)
+    if r0 >= r1 or c0 >= c1:
+        return
+    rr, cc = np.mgrid[r0:r1, c0:c1]
+    inside = (rr + 0.5 - row) ** 2 + (cc + 0.5 - col) ** 2 < radius**2
+    frame[r0:r1, c0:c1][inside] = color
+
+
 def draw_frame(
     path: np.ndarray, goal: np.ndarray, size: int = 256, view: float = VIEW
 ) -> np.ndarray:
     """An RGB frame (size x size x 3, uint8): the goal's success disk in green, the
     path so far in grey, the point in blue; y points up."""
     frame = np.full((size, size, 3), 255, dtype=np.uint8)
-    cells = (np.arange(size) + 0.5) / size * 2 * view - view
-    x, y = np.meshgrid(cells, cells[::-1])
-    frame[np.abs(x) < 0.5 * view / size * 2] = (220, 220, 220)  # axes
-    frame[np.abs(y) < 0.5 * view / size * 2] = (220, 220, 220)
-    frame[np.hypot(x - goal[0], y - goal[1]) < SUCCESS_RADIUS] = (60, 170, 60)
-    dot = max(2.5 * view / size * 2, 0.012)
+    scale = size / (2 * view)  # pixels per unit
+
+    def px(p: np.ndarray) -> tuple[float, float]:
+        return (view - float(p[1])) * scale, (float(p[0]) + view) * scale  # row, col
+
+    mid = size // 2
+    frame[mid, :] = frame[:, mid] = (220, 220, 220)  # axes
+    _disk(frame, *px(goal), SUCCESS_RADIUS * scale, (60, 170, 60))
     for p in path[:-1]:
-        frame[np.hypot(x - p[0], y - p[1]) < dot * 0.6] = (150, 150, 150)
-    p = path[-1]
-    frame[np.hypot(x - p[0], y - p[1]) < dot * 1.5] = (40, 80, 200)
+        _disk(frame, *px(p), 1.5, (150, 150, 150))
+    _disk(frame, *px(path[-1]), 4.0, (40, 80, 200))
     return frame
 
 
