@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from mtrl.cli import main
-from mtrl.record import video_name
 from mtrl.recipes import parse_recipe
+from mtrl.record import video_name
 
 TINY = """
 kind = "mtsac"
