@@ -82,11 +82,17 @@ def _cmd_envs_rollout(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from mtrl.recipes import default_run_dir, load_recipe, load_run
 
+    sets = list(args.set)
+    if args.seed is not None:
+        sets.append(f"seed={args.seed}")
+    if args.device is not None:
+        sets.append(f"device={json.dumps(args.device)}")
     if args.resume:
-        if args.recipe or args.set or args.init_from:
+        if args.recipe or sets or args.init_from:
             raise MtrlError(
                 "--resume RUN_DIR continues RUN_DIR with its stored recipe; drop RECIPE/--set/"
-                "--init-from (to change settings, start a new run from its weights: "
+                "--seed/--device/--init-from (to change settings, start a new run from its "
+                "weights: "
                 f"mtrl train RECIPE --init-from {args.resume} --set KEY=VALUE)"
             )
         run, kind, cfg = load_run(args.resume)
@@ -94,7 +100,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.recipe:
             raise MtrlError("give a RECIPE.toml to train, or --resume RUN_DIR")
-        kind, cfg = load_recipe(args.recipe, args.set)
+        kind, cfg = load_recipe(args.recipe, sets)
         run_dir, resume = Path(args.run_dir or default_run_dir(args.recipe)), False
     from mtrl.training import check_device
 
@@ -185,6 +191,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from mtrl.evaluation import evaluate, results_table, summarize
 
     state = run.load_checkpoint()
+    print(f"evaluating {run.loaded_checkpoint}", file=sys.stderr)
     env = make_multitask_env(eval_env_config(cfg.env))
     try:
         if kind.name in ("mtsac", "continual"):
@@ -364,8 +371,28 @@ def _bench_meta(args: argparse.Namespace) -> int:
     return 0
 
 
+RECIPES_HELP = """\
+A recipe is a TOML file; its `kind` picks what trains:
+  mtsac      multi-task SAC (architectures, balancing, curricula)
+  mtppo      multi-task PPO
+  sb3        a stable-baselines3 algorithm on the multi-task env
+  continual  a task sequence with a continual-learning method (Continual World)
+  maml-rl    MAML / FOMAML / ANIL / Meta-SGD on an RL task family
+  sine       few-shot sine regression meta-learning
+Examples for every kind are in experiments/ (e.g. experiments/mtsac_nav2d.toml).
+
+--set KEY=VALUE overrides a recipe key with a TOML value; dotted keys reach into
+tables: --set total_steps=20000 --set sac.actor.hidden=[64,64] --set env.name='"MT10"'
+"""
+SET_HELP = "override a recipe key with a TOML value, e.g. sac.actor.hidden=[64,64] (repeatable)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtrl", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mtrl",
+        description="mtrl: multi-task RL, meta-learning and lifelong learning.\n\n" + RECIPES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     envs = sub.add_parser("envs", help="task families and suites").add_subparsers(
@@ -388,11 +415,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, help="episodes per task")
     p.add_argument("--seed", type=int)
     p.add_argument("--run-dir", help="write config.toml, metrics.csv, summary.json here")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=_cmd_envs_rollout)
 
-    p = sub.add_parser("train", help="train from a TOML recipe into a run directory")
+    p = sub.add_parser(
+        "train",
+        help="train from a TOML recipe into a run directory",
+        description=RECIPES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("recipe", nargs="?", metavar="RECIPE.toml")
+    p.add_argument("--seed", type=int, help="shortcut for --set seed=N")
+    p.add_argument("--device", help="shortcut for --set device='\"D\"' (cpu, cuda, cuda:1)")
     p.add_argument("--run-dir", help="default: runs/<recipe>_<timestamp>")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue from RUN_DIR's last checkpoint")
     p.add_argument(
@@ -401,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a new run starting from these trained weights (RUN_DIR: its newest intact "
         "checkpoint); optimiser, counters and data start afresh",
     )
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("compare", help="train recipe variants over seeds and compare them")
@@ -416,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant (default 3)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, in worker processes")
     p.add_argument("--out", help="default: runs/compare_<recipe>")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument(
         "--metric",
         choices=["auto", "success", "return"],
@@ -482,7 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_record)
 
     p = sub.add_parser("bench", help="throughput benchmarks against peers")
-    p.add_argument("name", help="benchmark: env, meta")
+    p.add_argument(
+        "name",
+        choices=["env", "meta", "sac"],
+        help="env: MT10 vector env vs Meta-World's; meta: sine meta-training vs learn2learn; "
+        "sac: MT-SAC updates vs SB3's SAC",
+    )
     p.add_argument(
         "--steps", type=int, default=None, help="env: steps per repeat; meta: iterations"
     )

@@ -73,10 +73,10 @@ def load(run_dir: str | Path) -> TrainedRun:
     from mtrl.recipes import load_run
 
     run, kind, cfg = load_run(run_dir)
-    path = run.latest_checkpoint()
-    state = run.load_checkpoint()
+    state = run.load_checkpoint()  # the newest intact one
+    assert run.loaded_checkpoint is not None
     model, act = _LOADERS[kind.name](cfg, state)
-    return TrainedRun(kind.name, cfg, run.path, path, model, act)
+    return TrainedRun(kind.name, cfg, run.path, run.loaded_checkpoint, model, act)
 
 
 def _env_for(cfg: Any) -> Any:

@@ -141,6 +141,7 @@ class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock: RunLock | None = None
+        self.loaded_checkpoint: Path | None = None  # what load_checkpoint last read
         self.events = EventLog(path)  # TensorBoard scalars of every metrics row
         # called with each metrics row (a progress line shows the latest return/success)
         self.watchers: list[Callable[[Mapping[str, Any]], None]] = []
@@ -350,17 +351,22 @@ class RunDir:
         if path is not None:
             if not path.is_file():
                 raise RunDirError(f"checkpoint {str(path)!r} does not exist")
-            return _read_checkpoint(path)
+            state = _read_checkpoint(path)
+            self.loaded_checkpoint = path
+            return state
         paths = self.checkpoint_paths()
         if not paths:
             self.latest_checkpoint()  # raises: none at all
         for i, candidate in enumerate(paths):
             try:
-                return _read_checkpoint(candidate)
+                state = _read_checkpoint(candidate)
             except RunDirError as exc:
                 later = paths[i + 1] if i + 1 < len(paths) else None
                 fallback = f"using {later.name}" if later else "no older checkpoint is left"
                 warn(f"{exc}; {fallback}")
+            else:
+                self.loaded_checkpoint = candidate
+                return state
         raise RunDirError(
             f"every checkpoint in {str(self.checkpoints)!r} is corrupt; start the run afresh "
             "(delete the run directory or pick another --run-dir)"

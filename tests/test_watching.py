@@ -16,6 +16,7 @@ from mtrl.envs.rollout_run import RolloutConfig
 from mtrl.plotting import column_name, short_task_labels
 from mtrl.progress import ProgressLog, duration, latest_scores, progress_line
 from mtrl.runs import RunDir
+from mtrl.tables import decimals, format_table
 from mtrl.tboard import row_step, scalar_tag, scalars
 
 
@@ -101,11 +102,13 @@ def test_cli_training_off_a_terminal_prints_progress_lines(tmp_path: Path) -> No
         [
             sys.executable, "-m", "mtrl.cli", "train", "experiments/mtsac_nav2d.toml",
             "--run-dir", str(tmp_path / "run"), "--set", "total_steps=400",
-            "--set", "learning_starts=200", "--set", "eval_episodes=1",
+            "--set", "learning_starts=200", "--set", "eval_episodes=1", "--seed", "3",
+            "--device", "cpu",
         ],
         capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1],
     )  # fmt: skip
     assert "mtrl: env steps 400/400 (100%)" in proc.stderr
+    assert RunDir.open(tmp_path / "run").read_summary()["seed"] == 3  # --seed N = --set seed=N
 
 
 def test_plot_labels_name_tasks_and_axes() -> None:
@@ -120,3 +123,27 @@ def test_plot_labels_name_tasks_and_axes() -> None:
     assert short_task_labels(["x" * 40], [12], width=10) == ["12: xxxxx…"]
     assert column_name("eval_success") == ("evaluation success", "success rate")
     assert column_name("return/3") == ("return of task 3", "return")
+
+
+def test_table_columns_have_one_precision_and_line_up() -> None:
+    rows = [
+        {"task": "reach-v3", "return": 1234.567, "success": 1.0},
+        {"task": "push-v3", "return": -5.2, "success": float("nan")},
+        {"task": "pick", "return": 12.0, "success": 0.25},
+    ]
+    lines = format_table(rows, ["task", "return", "success"]).splitlines()
+    assert lines[2].split() == ["reach-v3", "1234.6", "1.00"]
+    assert lines[3].split() == ["push-v3", "-5.2", "-"]
+    assert lines[4].split() == ["pick", "12.0", "0.25"]
+    assert len({len(line) for line in lines[2:] if not line.endswith("-")}) == 1  # right-aligned
+    assert decimals([0.5, 0.25]) == 3 and decimals([3.0]) == 2 and decimals([-150.0]) == 1
+
+
+def test_train_help_explains_recipes_and_set(capsys: pytest.CaptureFixture[str]) -> None:
+    from mtrl.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "experiments/" in text and "continual" in text and "sac.actor.hidden" in text
+    assert "--seed" in text and "--device" in text
