@@ -114,6 +114,16 @@ def lr_tensors(
     }
 
 
+def shares_submodules(model: nn.Module) -> bool:
+    """Whether a module or parameter is reachable under two names (a shared trunk):
+    ``torch.func.functional_call`` does not restore such models correctly."""
+    modules = len(list(model.named_modules(remove_duplicate=False)))
+    params = len(list(model.named_parameters(remove_duplicate=False)))
+    return modules != len(list(model.named_modules())) or params != len(
+        list(model.named_parameters())
+    )
+
+
 def _check_functional(model: nn.Module) -> None:
     for name, mod in model.named_modules():
         norm = isinstance(mod, nn.modules.batchnorm._BatchNorm)
@@ -157,6 +167,12 @@ class MetaLearner(nn.Module):
     def __init__(self, model: nn.Module, loss_fn: LossFn, config: MetaLearnerConfig) -> None:
         super().__init__()
         _check_functional(model)
+        if shares_submodules(model):
+            raise UnsupportedModuleError(
+                f"{type(model).__name__} reaches a submodule or parameter under two names; "
+                "the batched inner loop needs each once: register the shared part once, or "
+                "use mtrl.meta.MAML (one task at a time)"
+            )
         self.model = model
         self.loss_fn = loss_fn
         self.config = config
