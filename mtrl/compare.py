@@ -31,7 +31,7 @@ import tomli_w
 
 from mtrl.errors import ConfigError
 from mtrl.runs import dump_json
-from mtrl.stats import bootstrap_ci, iqm, stratified_bootstrap_ci
+from mtrl.stats import bootstrap_ci, iqm, probability_of_improvement, stratified_bootstrap_ci
 from mtrl.tables import format_table
 
 COMPARABLE_KINDS = ("mtsac", "mtppo", "sb3", "continual")
@@ -214,7 +214,19 @@ def summarize_variant(
         "iqm_high": ihi,
         "per_seed_mean": [float(m) for m in matrix.mean(axis=1)],
         "per_task": per_task,
+        "scores": matrix.tolist(),  # [seeds, tasks]
     }
+
+
+def add_improvement(variant_docs: list[dict[str, Any]]) -> None:
+    """Each variant's probability of improvement over the first one (same tasks)."""
+    if len(variant_docs) < 2:
+        return
+    first = np.asarray(variant_docs[0]["scores"], dtype=np.float64)
+    for v in variant_docs[1:]:
+        mine = np.asarray(v["scores"], dtype=np.float64)
+        if mine.shape[1] == first.shape[1] and np.isfinite(mine).all() and np.isfinite(first).all():
+            v["p_improve_vs_first"] = probability_of_improvement(mine, first)
 
 
 CONTINUAL_METRICS = ("average_performance", "forgetting", "forward_transfer")
@@ -311,10 +323,13 @@ def compare_table(doc: dict[str, Any]) -> str:
             "mean [95% CI]": f"{v['mean']:.3f} [{v['mean_low']:.3f}, {v['mean_high']:.3f}]",
             "IQM [95% CI]": f"{v['iqm']:.3f} [{v['iqm_low']:.3f}, {v['iqm_high']:.3f}]",
             "per seed": " ".join(f"{m:.3f}" for m in v["per_seed_mean"]),
+            "P(> first)": f"{v['p_improve_vs_first']:.2f}" if "p_improve_vs_first" in v else "",
         }
         for v in doc["variants"]
     ]
     cols = ["variant", "metric", "mean [95% CI]", "IQM [95% CI]", "per seed"]
+    if any("p_improve_vs_first" in v for v in doc["variants"]):
+        cols.append("P(> first)")
     extra = lifelong_table(doc)
     return format_table(rows, cols) + (f"\n\n{extra}" if extra else "")
 
@@ -452,6 +467,7 @@ def run_compare(
         }
         for v in grid
     ]
+    add_improvement(variant_docs)
     doc = {
         "recipe": str(recipe_path),
         "overrides": list(base_overrides),

@@ -79,3 +79,18 @@ def stratified_bootstrap_ci(
     stats = flat.mean(axis=1) if statistic == "mean" else np.array([iqm(s) for s in flat])
     alpha = (1.0 - level) / 2.0
     return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha))
+
+
+def probability_of_improvement(
+    x: Sequence[Sequence[float]] | np.ndarray, y: Sequence[Sequence[float]] | np.ndarray
+) -> float:
+    """P(X > Y) of two ``[runs, tasks]`` score matrices (Agarwal et al. 2021): per task the
+    chance a run of X beats a run of Y (ties count half), averaged over tasks."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or not a.size or not b.size:
+        raise ValueError(
+            f"need [runs, tasks] matrices with the same tasks, got {a.shape}, {b.shape}"
+        )
+    diff = a[:, None, :] - b[None, :, :]  # [runs_x, runs_y, tasks]
+    per_task = (diff > 0).mean(axis=(0, 1)) + 0.5 * (diff == 0).mean(axis=(0, 1))
+    return float(per_task.mean())
