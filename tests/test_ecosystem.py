@@ -3,6 +3,7 @@ wrappers and video recorder."""
 
 from __future__ import annotations
 
+import tomllib
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mtrl.curriculum.baselines import build_curriculum
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
 from mtrl.envs.wrappers import TaskEpisodeStats, TaskIdentity
 from mtrl.errors import ConfigError
+from mtrl.recipes import parse_recipe
 
 
 def _vec(**kw: object) -> gym.vector.VectorEnv:
@@ -161,3 +163,26 @@ def test_task_conditioned_policy_on_a_flat_env_names_the_fix() -> None:
     with pytest.raises(ConfigError, match="task_encoding"):
         PPO(TaskConditionedPolicy, env, n_steps=16)
     env.close()
+
+
+def test_sb3_recipe_with_sb3s_own_tensorboard_log(tmp_path: Path) -> None:
+    recipe = tomllib.loads(
+        f"""
+kind = "sb3"
+total_steps = 128
+net_arch = [8]
+eval_episodes = 1
+[env]
+name = "navigation2d"
+num_tasks = 2
+[algo_kwargs]
+n_steps = 64
+batch_size = 64
+tensorboard_log = "{tmp_path / "sb3_tb"}"
+"""
+    )
+    kind, cfg = parse_recipe(recipe, "sb3")
+    kind.train(cfg, tmp_path / "run")
+    assert list((tmp_path / "sb3_tb").rglob("events.out.tfevents.*"))  # SB3's own events
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))  # and mtrl's
+    assert (tmp_path / "run" / "model.zip").is_file()
