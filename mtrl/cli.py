@@ -139,6 +139,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         metric=args.metric,
         reference=args.reference,
+        executor=args.executor,
+        address=args.address,
     )
     if args.json:
         print(dump_json(doc), end="")
@@ -449,6 +451,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant (default 3)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, in worker processes")
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: each run a Ray task (CPUs from the recipe's threads, a GPU on cuda)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="ray: the cluster (auto, ray://HOST:10001); default: a local one on this machine",
+    )
     p.add_argument("--out", help="default: runs/compare_<recipe>")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument(

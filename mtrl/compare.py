@@ -420,15 +420,20 @@ def run_compare(
     jobs: int = 1,
     metric: Metric = "auto",
     reference: bool = False,
+    executor: str = "local",
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Train (or reuse) every (variant, seed) run, ``jobs`` at a time in worker
-    processes, then write the comparison."""
+    processes (``executor = "ray"``: as Ray tasks on the cluster at ``address``), then
+    write the comparison."""
     from mtrl.runs import RunDir
 
     if not seeds:
         raise ConfigError("give at least one seed")
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
     grid = variants(varies)
     todo = plan(recipe_path, grid, seeds, out_dir, base_overrides)
     per_task: dict[tuple[str, int], dict[str, Any]] = {}
@@ -439,7 +444,11 @@ def run_compare(
             per_task[job.label, job.seed] = RunDir.open(job.run_dir).read_summary()["results"]
         else:
             pending.append(job)
-    if jobs == 1:
+    if executor == "ray" and pending:
+        from mtrl.ray_exec import run_jobs_on_ray
+
+        per_task.update(run_jobs_on_ray(recipe_path, pending, address, log))
+    elif jobs == 1:
         for i, job in enumerate(pending, 1):
             log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: {job.action}")
             per_task[job.label, job.seed] = run_job(str(recipe_path), job)
