@@ -37,6 +37,9 @@ def metaworld_expert_policy(tasks: Sequence[Task], task_ids: np.ndarray) -> VecP
 
     def act(obs: Any) -> np.ndarray:
         flat = _flat_obs(obs)
-        return np.stack([p.get_action(flat[i]) for i, p in enumerate(experts)]).astype(np.float32)
+        # a copy each: some experts (door-open) shift the observation they are given in place
+        return np.stack([p.get_action(flat[i].copy()) for i, p in enumerate(experts)]).astype(
+            np.float32
+        )
 
     return act

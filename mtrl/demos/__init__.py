@@ -1,0 +1,1 @@
+"""Demonstrations: collected per task into Minari datasets, read back for warm starts."""

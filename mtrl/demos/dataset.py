@@ -1,0 +1,114 @@
+"""Reading demonstration datasets: what is stored, per-task summaries, and transitions
+checked against the env a recipe trains on."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtrl.demos.collect import DEFAULT_ROOT, datasets_root
+from mtrl.errors import MtrlError
+
+
+def open_dataset(ident: str, root: str | Path = DEFAULT_ROOT) -> Any:
+    """The Minari dataset ``ident`` under ``root``; a missing one names the command
+    that makes it."""
+    import minari
+
+    with datasets_root(root) as path:
+        if not (path / ident / "data").is_dir():
+            raise MtrlError(
+                f"no dataset {ident!r} under {path}; collect it first: `mtrl demos collect "
+                f"NAME --policy expert|RUN_DIR --episodes N --out {root}` (`mtrl demos "
+                f"list --root {root}` shows what is there)"
+            )
+        return minari.load_dataset(ident)
+
+
+def list_datasets(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
+    """Every dataset under ``root``: id, episodes, steps, env, tasks, policy."""
+    import minari
+
+    with datasets_root(root):
+        found = minari.list_local_datasets()
+    rows = []
+    for ident, meta in sorted(found.items()):
+        rows.append(
+            {
+                "dataset": ident,
+                "episodes": int(meta.get("total_episodes", 0)),
+                "steps": int(meta.get("total_steps", 0)),
+                "env": meta.get("mtrl_env", "?"),
+                "tasks": len(meta.get("mtrl_tasks", []) or []),
+                "policy": meta.get("mtrl_policy", meta.get("algorithm_name", "?")),
+            }
+        )
+    return rows
+
+
+def per_task_summary(dataset: Any) -> list[dict[str, Any]]:
+    """Episodes, mean return and success rate (an episode succeeds if it ever does) per
+    task of a dataset."""
+    tasks = list(dataset.storage.metadata.get("mtrl_tasks", []))
+    stats: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for ep in dataset.iterate_episodes():
+        tid = int(ep.observations["task_id"][0])
+        success = np.asarray(ep.infos.get("success", [math.nan]), dtype=np.float64)
+        hit = math.nan if np.isnan(success).all() else float(np.nanmax(success) > 0)
+        stats[tid].append((float(np.sum(ep.rewards)), hit))
+    rows = []
+    for tid in sorted(stats):
+        returns = [r for r, _ in stats[tid]]
+        hits = [h for _, h in stats[tid] if not math.isnan(h)]
+        rows.append(
+            {
+                "task_id": tid,
+                "task": tasks[tid] if tid < len(tasks) else str(tid),
+                "episodes": len(returns),
+                "return": float(np.mean(returns)),
+                "success": float(np.mean(hits)) if hits else math.nan,
+            }
+        )
+    return rows
+
+
+def check_matches(dataset: Any, env: Any) -> None:
+    """Refuse a dataset whose observation/action shapes or task list differ from the
+    multi-task env ``env``, naming both."""
+    obs_space = dataset.observation_space["observation"]
+    env_obs = env.single_observation_space["observation"]
+    if obs_space.shape != env_obs.shape or dataset.action_space.shape != (
+        env.single_action_space.shape
+    ):
+        raise MtrlError(
+            f"dataset {dataset.spec.dataset_id} has observations {obs_space.shape} and "
+            f"actions {dataset.action_space.shape}; the recipe's env has "
+            f"{env_obs.shape} and {env.single_action_space.shape}"
+        )
+    tasks = list(dataset.storage.metadata.get("mtrl_tasks", []))
+    labels = [t.label for t in env.tasks]
+    if tasks and tasks != labels:
+        raise MtrlError(
+            f"dataset {dataset.spec.dataset_id} holds tasks {tasks}; the recipe's env has {labels}"
+        )
+
+
+def transitions(dataset: Any) -> dict[str, np.ndarray]:
+    """All steps as flat arrays: ``obs``, ``action``, ``reward``, ``next_obs``,
+    ``terminated``, ``task_id`` (for behaviour cloning and demo replay)."""
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    for ep in dataset.iterate_episodes():
+        o = np.asarray(ep.observations["observation"], dtype=np.float32)
+        parts["obs"].append(o[:-1])
+        parts["next_obs"].append(o[1:])
+        parts["action"].append(np.asarray(ep.actions, dtype=np.float32))
+        parts["reward"].append(np.asarray(ep.rewards, dtype=np.float32))
+        parts["terminated"].append(np.asarray(ep.terminations, dtype=np.float32))
+        parts["task_id"].append(np.asarray(ep.observations["task_id"][:-1], dtype=np.int64))
+    if not parts:
+        raise MtrlError(f"dataset {dataset.spec.dataset_id} holds no episodes")
+    return {k: np.concatenate(v) for k, v in parts.items()}
