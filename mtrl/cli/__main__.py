@@ -1,0 +1,7 @@
+"""`python -m mtrl.cli`."""
+
+import sys
+
+from mtrl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""`mtrl bench env|meta|sac`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mtrl.errors import MtrlError
+from mtrl.runs import dump_json
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.name == "meta":
+        return _bench_meta(args)
+    if args.name == "sac":
+        return _bench_sac(args)
+    if args.name != "env":
+        raise MtrlError(f"unknown benchmark {args.name!r}; available: env, meta, sac")
+    from mtrl.bench.env_bench import bench_env
+
+    steps = 1000 if args.steps is None else args.steps
+    if steps < 1 or args.repeats < 1:
+        raise MtrlError("--steps and --repeats must be >= 1")
+
+    res = bench_env(steps=steps, repeats=args.repeats, vectorization=args.vectorization)
+    doc = vars(res) | {"ratio": res.ratio, "overhead": res.overhead}
+    if args.json:
+        print(dump_json(doc), end="")
+    else:
+        print(
+            f"MT10 vector env, {res.vectorization}, {res.num_envs} sub-envs, "
+            f"{res.steps} steps x {res.repeats}"
+        )
+        print(f"  mtrl        {res.mtrl_steps_per_s:10.0f} env-steps/s")
+        print(f"  Meta-World  {res.metaworld_steps_per_s:10.0f} env-steps/s")
+        print(f"  ratio mtrl/Meta-World = {res.ratio:.3f}  (overhead {100 * res.overhead:+.1f}%)")
+    return 0
+
+
+def _bench_sac(args: argparse.Namespace) -> int:
+    from mtrl.bench.sac_bench import bench_sac
+
+    updates = 20 if args.steps is None else args.steps
+    if updates < 1 or args.repeats < 1 or args.batch < 10 or args.batch % 10:
+        raise MtrlError("--steps and --repeats must be >= 1; --batch a multiple of 10 (tasks)")
+    res = bench_sac(
+        updates=updates,
+        repeats=args.repeats,
+        batch=args.batch,
+        threads=args.threads,
+        compile=args.compile,
+        device=args.device,
+    )
+    if args.json:
+        print(dump_json(res), end="")
+        return 0
+    print(
+        f"{res['device']}: SAC updates on MT10 data, batch {res['batch']}, hidden {res['hidden']}, "
+        f"{res['threads']} thread(s), torch {res['torch']}"
+    )
+    for name, ups in res["updates_per_s"].items():
+        print(f"  {name:<24} {ups:8.2f} updates/s")
+    print(f"  ratio mtrl/SB3 = {res['ratio']:.2f}x")
+    if res["ratio_compiled"] is not None:
+        print(f"  ratio mtrl (compiled)/SB3 = {res['ratio_compiled']:.2f}x")
+    return 0
+
+
+def _bench_meta(args: argparse.Namespace) -> int:
+    from mtrl.bench.meta_bench import bench_meta
+
+    iterations = 50 if args.steps is None else args.steps
+    if iterations < 1 or args.repeats < 1 or args.meta_batch < 1:
+        raise MtrlError("--steps, --repeats and --meta-batch must be >= 1")
+    res = bench_meta(
+        algorithm=args.algorithm,
+        meta_batch=args.meta_batch,
+        iterations=iterations,
+        repeats=args.repeats,
+        threads=args.threads,
+        compile=args.compile,
+        device=args.device,
+    )
+    if args.json:
+        print(dump_json(res), end="")
+        return 0
+    print(
+        f"{res['device']}: sine meta-training, {res['algorithm']}, meta-batch {res['meta_batch']}, "
+        f"{res['shots']} shots, MLP 1-40-40-1, {res['threads']} thread(s), torch {res['torch']}"
+    )
+    for name, tps in res["tasks_per_s"].items():
+        print(f"  {name:<22} {tps:10.0f} tasks/s")
+    for name, ratio in res["ratios"].items():
+        print(f"  ratio {name} = {ratio:.1f}x")
+    if "learn2learn" not in res["tasks_per_s"]:
+        print(f"  learn2learn: not importable here ({res['learn2learn_missing']})")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Register this group's subcommands."""
+    p = sub.add_parser("bench", help="throughput benchmarks against peers")
+    p.add_argument(
+        "name",
+        choices=["env", "meta", "sac"],
+        help="env: MT10 vector env vs Meta-World's; meta: sine meta-training vs learn2learn; "
+        "sac: MT-SAC updates vs SB3's SAC",
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="env: steps per repeat; meta: iterations"
+    )
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--meta-batch", type=int, default=25, help="meta: tasks per meta-batch")
+    p.add_argument("--algorithm", choices=["maml", "fomaml", "metasgd"], default="maml")
+    p.add_argument("--threads", type=int, default=1, help="meta/sac: torch threads (0: default)")
+    p.add_argument("--batch", type=int, default=1280, help="sac: batch size (default 1280)")
+    p.add_argument("--compile", action="store_true", help="meta/sac: add the compiled path")
+    p.add_argument("--device", default="cpu", help="meta/sac: cpu or cuda")
+    p.add_argument("--vectorization", choices=["sync", "async"], default="sync")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_bench)

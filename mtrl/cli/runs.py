@@ -1,0 +1,264 @@
+"""`mtrl train|eval|adapt|plot|record`: making and using run directories."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mtrl.cli.texts import RECIPES_HELP, SET_HELP
+from mtrl.errors import MtrlError
+from mtrl.runs import dump_json, warn
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mtrl.recipes import default_run_dir, load_recipe, load_run
+
+    sets = list(args.set)
+    if args.seed is not None:
+        sets.append(f"seed={args.seed}")
+    if args.device is not None:
+        sets.append(f"device={json.dumps(args.device)}")
+    if args.resume:
+        if args.recipe or sets or args.init_from:
+            raise MtrlError(
+                "--resume RUN_DIR continues RUN_DIR with its stored recipe; drop RECIPE/--set/"
+                "--seed/--device/--init-from (to change settings, start a new run from its "
+                "weights: "
+                f"mtrl train RECIPE --init-from {args.resume} --set KEY=VALUE)"
+            )
+        run, kind, cfg = load_run(args.resume)
+        run_dir, resume = run.path, True
+    else:
+        if not args.recipe:
+            raise MtrlError("give a RECIPE.toml to train, or --resume RUN_DIR")
+        kind, cfg = load_recipe(args.recipe, sets)
+        run_dir, resume = Path(args.run_dir or default_run_dir(args.recipe)), False
+    from mtrl.training import check_device
+
+    check_device(str(getattr(cfg, "device", "cpu")))  # before any work or run dir
+    extra: dict[str, Any] = {}
+    if args.init_from:
+        from mtrl.training import load_init_state
+
+        load_init_state(args.init_from)  # a missing or corrupt source fails before any work
+        extra["init_from"] = args.init_from
+    print(f"training {kind.name} -> {run_dir}", file=sys.stderr)
+    try:
+        results = kind.train(cfg, run_dir, resume=resume, progress=True, **extra)
+    except KeyboardInterrupt:
+        print(f"interrupted; resume with: mtrl train --resume {run_dir}", file=sys.stderr)
+        return 130
+    summary = {k: v for k, v in results.items() if not isinstance(v, list | dict)}
+    print(dump_json(summary), end="")
+    print(f"\nrun directory: {run_dir}")
+    return 0
+
+
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    from mtrl.meta.adaptation import adaptation_table, write_adaptation
+    from mtrl.recipes import load_run
+
+    if args.steps < 1 or args.tasks < 2:
+        raise MtrlError("--steps must be >= 1 and --tasks >= 2 (a confidence interval needs two)")
+    if args.pretrain_iterations is not None and args.pretrain_iterations < 0:
+        raise MtrlError("--pretrain-iterations must be >= 0 (0 leaves the baseline out)")
+    run, kind, cfg = load_run(args.run_dir)
+    if kind.name == "sine":
+        from mtrl.meta.adaptation import adapt_regression
+
+        budget = 2000 if args.pretrain_iterations is None else args.pretrain_iterations
+        doc = adapt_regression(run, cfg, args.steps, budget, args.seed)
+    elif kind.name == "maml-rl":
+        from mtrl.meta.rl_adapt import adapt_meta_rl
+
+        doc = adapt_meta_rl(run, cfg, args.steps, args.tasks, args.pretrain_iterations, args.seed)
+    else:
+        raise MtrlError(f"`mtrl adapt` needs a meta-learning run; {args.run_dir} is {kind.name!r}")
+    json_path, png_path = write_adaptation(run, doc)
+    if args.json:
+        print(dump_json(doc), end="")
+    else:
+        print(adaptation_table(doc))
+        print(f"\nwrote {json_path} and {png_path}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from mtrl.recipes import load_run
+
+    if args.episodes < 1:
+        raise MtrlError("--episodes must be >= 1")
+    run, kind, cfg = load_run(args.run_dir)
+    if kind.name not in ("mtsac", "mtppo", "sb3", "continual"):
+        hint = "mtrl adapt" if kind.name in ("sine", "maml-rl") else "mtrl plot"
+        raise MtrlError(f"{args.run_dir} is a {kind.name!r} run; use `{hint} {args.run_dir}`")
+    from mtrl.agents.mtsac_train import eval_env_config
+    from mtrl.envs.vector import make_multitask_env
+    from mtrl.evaluation import evaluate, results_table, summarize
+
+    state = run.load_checkpoint()
+    print(f"evaluating {run.loaded_checkpoint}", file=sys.stderr)
+    env = make_multitask_env(eval_env_config(cfg.env))
+    try:
+        if kind.name in ("mtsac", "continual"):
+            from mtrl.agents.mtsac_train import load_agent
+            from mtrl.agents.mtsac_train import policy_fn as sac_policy
+
+            agent = load_agent(cfg, env, state)
+            policy = sac_policy(agent, env, cfg.device, True)
+        elif kind.name == "mtppo":
+            from mtrl.agents.ppo import make_actor_critic
+            from mtrl.agents.ppo import policy_fn as ppo_policy
+
+            ac = make_actor_critic(cfg, env)
+            ac.load_state_dict(state["actor_critic"])
+            policy = ppo_policy(ac, env, cfg.device)
+        else:
+            from mtrl.agents.sb3_train import load_model
+            from mtrl.agents.sb3_train import policy_fn as sb3_policy
+
+            policy = sb3_policy(load_model(state, cfg, None))
+        rows = evaluate(env, policy, args.episodes, args.seed)
+    finally:
+        env.close()
+    doc = {"episodes_per_task": args.episodes, "per_task": rows, "aggregate": summarize(rows)}
+    if kind.name == "continual":
+        from mtrl.curriculum.reference import reference_aucs
+        from mtrl.curriculum.report import continual_results
+
+        refs = reference_aucs(
+            cfg, train=args.reference, log=lambda line: print(line, file=sys.stderr)
+        )
+        doc["continual"] = continual_results(run, cfg.steps_per_task, refs)
+    if args.json:
+        print(dump_json(doc), end="")
+    else:
+        print(results_table(rows))
+        if kind.name == "continual":
+            from mtrl.curriculum.report import continual_report
+
+            print("\n" + continual_report(doc["continual"], cfg.continual.method))
+    try:  # the numbers are printed first: a read-only run directory loses nothing
+        (run.path / "eval.json").write_text(dump_json(doc))
+    except OSError as exc:
+        warn(f"could not write {run.path / 'eval.json'} ({exc.strerror or exc})")
+    else:
+        if not args.json:
+            print(f"\nwrote {run.path / 'eval.json'}")
+    return 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from mtrl.record import record
+
+    paths = record(args.run_dir, args.episodes, args.out, args.seed, not args.stochastic, args.fps)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from mtrl.plotting import plot_run
+    from mtrl.recipes import load_run
+
+    run, kind, cfg = load_run(args.run_dir)
+    cols = [c for c in args.y.split(",") if c] if args.y else []
+    labels = _task_labels(cfg)
+    for path in plot_run(run, kind.name, cols, labels):
+        print(f"wrote {path}")
+    if kind.name == "continual":
+        from mtrl.curriculum.report import plot_success_heatmap, success_matrix
+
+        steps, success = success_matrix(run, len(labels))
+        if len(steps):
+            names = [labels[i] for i in range(len(labels))]
+            path = plot_success_heatmap(
+                steps, success, names, cfg.steps_per_task, run.plots / "success_matrix.png"
+            )
+            print(f"wrote {path}")
+    return 0
+
+
+def _task_labels(cfg: object) -> dict[int, str]:
+    """Task id -> label of a run's multi-task env (for runs without a summary yet)."""
+    env = getattr(cfg, "env", None)
+    if env is None or not hasattr(env, "split"):
+        return {}
+    from mtrl.envs.vector import resolve_tasks
+
+    return {i: t.label for i, t in enumerate(resolve_tasks(env))}
+
+
+def add_commands(sub: Any) -> None:
+    """Register this group's subcommands."""
+    p = sub.add_parser(
+        "train",
+        help="train from a TOML recipe into a run directory",
+        description=RECIPES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("recipe", nargs="?", metavar="RECIPE.toml")
+    p.add_argument("--seed", type=int, help="shortcut for --set seed=N")
+    p.add_argument("--device", help="shortcut for --set device='\"D\"' (cpu, cuda, cuda:1)")
+    p.add_argument("--run-dir", help="default: runs/<recipe>_<timestamp>")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue from RUN_DIR's last checkpoint")
+    p.add_argument(
+        "--init-from",
+        metavar="RUN_DIR|CKPT.pt",
+        help="a new run starting from these trained weights (RUN_DIR: its newest intact "
+        "checkpoint); optimiser, counters and data start afresh",
+    )
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("adapt", help="few-shot adaptation curves on held-out tasks")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--steps", type=int, default=3, help="inner steps to evaluate (default 3)")
+    p.add_argument(
+        "--tasks", type=int, default=40, help="held-out tasks (meta-RL; sine uses eval.tasks)"
+    )
+    p.add_argument(
+        "--pretrain-iterations",
+        type=int,
+        default=None,
+        help="budget of the multi-task-pretrained baseline (sine: 2000, RL: the run's "
+        "iterations; 0 leaves it out)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_adapt)
+
+    p = sub.add_parser("eval", help="per-task evaluation of a trained agent")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="continual runs: train the missing single-task reference runs (cached) "
+        "for forward transfer",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("plot", help="learning curves and per-task bars as PNG")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--y", help="comma-separated metrics.csv columns (default: per kind)")
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser(
+        "record",
+        help="an MP4 per task of a trained policy (offscreen rendering)",
+        description="Roll out a trained run's policy and write <RUN_DIR>/videos/<id>_<task>.mp4 "
+        "per task. MuJoCo and Meta-World render through EGL when no display is set.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--episodes", type=int, default=1, help="episodes per task (default 1)")
+    p.add_argument("--out", help="directory for the videos (default RUN_DIR/videos)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=int, default=None, help="default: the env's render_fps")
+    p.add_argument("--stochastic", action="store_true", help="sample actions (default: mean)")
+    p.set_defaults(func=_cmd_record)
