@@ -20,6 +20,7 @@ from mtrl.curriculum.config import CurriculumConfig
 from mtrl.curriculum.methods import ContinualConfig, ContinualMethod
 from mtrl.curriculum.report import continual_results
 from mtrl.curriculum.schedule import Curriculum
+from mtrl.demos.config import DemosConfig
 from mtrl.envs.vector import (
     MultiTaskEnvConfig,
     MultiTaskVecEnv,
@@ -67,6 +68,7 @@ class MTSACRecipe:
     keep_checkpoints: int = bounded(3, ge=0)  # newest checkpoints kept; 0 keeps all
     sac: SACConfig = field(default_factory=SACConfig)
     curriculum: CurriculumConfig | None = None
+    demos: DemosConfig | None = None  # behaviour cloning on demonstrations before RL
 
     def curriculum_config(self) -> CurriculumConfig | None:
         """The curriculum the loop consults (None: every task, fixed sub-envs)."""
@@ -186,6 +188,27 @@ def train_mtsac(
         return _train(recipe, env, run_dir, resume, progress, curriculum, init_from)
 
 
+def _behaviour_cloning(
+    agent: MTSAC, demos: dict[str, np.ndarray], cfg: DemosConfig, recipe: MTSACRecipe, run: Any
+) -> None:
+    """The warm-start phase: the actor cloned on the demonstrations (seeded)."""
+    from mtrl.demos.bc import clone_actor
+
+    clone_actor(
+        agent.actor,
+        demos["obs"],
+        demos["action"],
+        demos["task_id"],
+        cfg.bc_steps,
+        cfg.batch_size,
+        cfg.lr,
+        recipe.seed + 17,
+        recipe.device,
+        log=lambda step, loss: run.log_metrics({"bc_step": step, "bc_loss": loss}),
+        log_every=cfg.log_every,
+    )
+
+
 def _train(
     recipe: MTSACRecipe,
     env: MultiTaskVecEnv,
@@ -203,6 +226,12 @@ def _train(
     method = ContinualMethod(continual, agent, recipe.seed) if continual is not None else None
     if method is not None:
         agent.extension = method
+    demos = None
+    if recipe.demos is not None and recipe.demos.bc_steps > 0:
+        from mtrl.demos.dataset import demo_transitions
+
+        # a missing or mismatched dataset fails before the run directory exists
+        demos = demo_transitions(recipe.demos.dataset, recipe.demos.root, env)
     run = open_run(recipe, run_dir, resume)
     total_steps = recipe.budget(env.num_tasks)
     obs_dim = agent.actor.net.in_dim
@@ -280,6 +309,9 @@ def _train(
 
     bar = progress_bar(progress, total_steps, steps, "env steps", "step", run)
     t0 = time.perf_counter()
+    if state is None and demos is not None and recipe.demos is not None:
+        _behaviour_cloning(agent, demos, recipe.demos, recipe, run)
+        ckpt.save(steps)  # the cloned actor is where a resume starts
     guard = InterruptGuard()
     try:
         guard.__enter__()

@@ -112,3 +112,15 @@ def transitions(dataset: Any) -> dict[str, np.ndarray]:
     if not parts:
         raise MtrlError(f"dataset {dataset.spec.dataset_id} holds no episodes")
     return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def demo_transitions(dataset_id: str, root: str | Path, env: Any) -> dict[str, np.ndarray]:
+    """The transitions of a dataset checked against ``env``, with actions in [-1, 1]."""
+    from mtrl.demos.bc import normalize_actions
+
+    data = open_dataset(dataset_id, root)
+    check_matches(data, env)
+    out = transitions(data)
+    space = env.single_action_space
+    out["action"] = normalize_actions(out["action"], space.low, space.high).astype(np.float32)
+    return out

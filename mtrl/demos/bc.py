@@ -1,0 +1,69 @@
+"""Behaviour cloning of a task-conditioned tanh-Gaussian actor on demonstrations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+EPS = 1e-6
+
+
+def normalize_actions(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Env-scale actions to the actor's [-1, 1] (the inverse of the loop's scaling)."""
+    return np.clip(2.0 * (actions - low) / (high - low) - 1.0, -1.0, 1.0)
+
+
+def squashed_log_prob(actions: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """Log-density of ``actions`` in (-1, 1) under ``tanh(N(mean, exp(log_std)))``,
+    summed over the last axis (actions at ±1 are pulled in by ``EPS``)."""
+    a = actions.clamp(-1.0 + EPS, 1.0 - EPS)
+    pre = torch.atanh(a)
+    z = (pre - mean) * torch.exp(-log_std)
+    normal = (-0.5 * z * z - log_std - 0.5 * math.log(2.0 * math.pi)).sum(-1)
+    return normal - torch.log1p(-a * a).sum(-1)
+
+
+def balanced_indices(task_ids: np.ndarray, batch: int, rng: np.random.Generator) -> np.ndarray:
+    """A batch with (about) the same number of rows from every task present."""
+    tasks = np.unique(task_ids)
+    per = max(1, batch // len(tasks))
+    rows = [rng.choice(np.flatnonzero(task_ids == t), size=per) for t in tasks]
+    return np.sort(np.concatenate(rows))
+
+
+def clone_actor(
+    actor: nn.Module,
+    obs: np.ndarray,
+    actions: np.ndarray,
+    task_ids: np.ndarray,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    device: str = "cpu",
+    log: Callable[[int, float], None] = lambda step, loss: None,
+    log_every: int = 100,
+) -> float:
+    """``steps`` Adam steps of the demonstrations' negative log-likelihood under the
+    actor (``actor(obs, task_ids) -> (mean, log_std)``); returns the last loss."""
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.Adam(actor.parameters(), lr=lr)
+    o = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    a = torch.as_tensor(actions, dtype=torch.float32, device=device)
+    t = torch.as_tensor(task_ids, dtype=torch.long, device=device)
+    loss_value = math.nan
+    for step in range(1, steps + 1):
+        idx = torch.as_tensor(balanced_indices(task_ids, batch, rng), device=device)
+        mean, log_std = actor(o[idx], t[idx])
+        loss = -squashed_log_prob(a[idx], mean, log_std).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_value = float(loss.detach())
+        if step % log_every == 0 or step == steps:
+            log(step, loss_value)
+    return loss_value

@@ -1,0 +1,32 @@
+"""The ``[demos]`` table of an mtsac recipe: which dataset, and the warm-start phase."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mtrl.config import bounded, check_fields
+
+DATASET_ID = re.compile(r"^[\w.-]+/[\w.-]+-v\d+$")
+
+
+@dataclass(frozen=True)
+class DemosConfig:
+    """Demonstrations (a Minari dataset from `mtrl demos collect`) and the behaviour
+    cloning of the actor on them before RL starts (part of the run: logged as
+    ``bc_loss`` rows and checkpointed at step 0)."""
+
+    dataset: str = ""  # Minari id, e.g. "mtrl/mt10-expert-v0"
+    root: str = "datasets"  # the datasets root (MINARI_DATASETS_PATH)
+    bc_steps: int = bounded(2000, ge=0)  # actor gradient steps on the demonstrations
+    batch_size: int = bounded(256, ge=1)  # per BC step, balanced across tasks
+    lr: float = bounded(1e-3, gt=0.0)
+    log_every: int = bounded(100, ge=1)  # BC steps between bc_loss rows
+
+    def __post_init__(self) -> None:
+        check_fields(self, "demos")
+        if not DATASET_ID.match(self.dataset):
+            raise ValueError(
+                f"demos.dataset = {self.dataset!r} is not a Minari dataset id "
+                "('namespace/name-vN', e.g. 'mtrl/mt10-expert-v0'; `mtrl demos list` shows them)"
+            )
