@@ -155,15 +155,20 @@ def test_ctrl_c_is_deferred_to_the_loops_next_consistent_point() -> None:
 
     from mtrl.training import InterruptGuard
 
-    with InterruptGuard() as guard:
-        os.kill(os.getpid(), signal.SIGINT)  # handled at once: only a flag
-        os.kill(os.getpid(), signal.SIGINT)  # a second press (a checkpoint being written)
-        assert guard.requested == 2
-        with pytest.raises(KeyboardInterrupt):
-            guard.check()
-        with pytest.raises(KeyboardInterrupt):  # the third press aborts at once
-            os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # a known handler first: another test in this worker process may have left one
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with InterruptGuard() as guard:
+            os.kill(os.getpid(), signal.SIGINT)  # handled at once: only a flag
+            os.kill(os.getpid(), signal.SIGINT)  # a second press (a checkpoint being written)
+            assert guard.requested == 2
+            with pytest.raises(KeyboardInterrupt):
+                guard.check()
+            with pytest.raises(KeyboardInterrupt):  # the third press aborts at once
+                os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_resuming_without_a_checkpoint_starts_over_from_empty_metrics(
