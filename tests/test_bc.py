@@ -71,11 +71,9 @@ def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_the_cloning_phase_is_logged_checkpointed_and_resumed_over(
-    demos: Path, tmp_path: Path
-) -> None:
+def test_the_cloning_phase_is_logged_and_checkpointed(demos: Path, tmp_path: Path) -> None:
     """MT10's dataset against a two-task recipe is refused; on MT10 itself the phase
-    logs bc_loss rows and leaves a step-0 checkpoint a resume starts from."""
+    logs falling bc_loss rows and leaves a step-0 checkpoint (where a resume starts)."""
     with pytest.raises(MtrlError, match="holds tasks"):
         train_mtsac(_recipe(demos), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()  # refused before the run directory
