@@ -53,6 +53,10 @@ random_return = [-1200.0]
 """
 )
 
+MIXTURE = MTSAC.replace(
+    'name = "pendulum"\nnum_tasks = 2', 'name = ["pendulum", "navigation2d"]\nnum_tasks = [1, 1]'
+).replace("checkpoint_every = 500", 'checkpoint_every = 500\nreward_norm = "return_std"')
+
 # test_continual's two-goal recipe, longer, checkpointed mid-task
 CONTINUAL = (
     CONTINUAL_RECIPE.replace("steps_per_task = 400", "steps_per_task = 600")
@@ -60,6 +64,7 @@ CONTINUAL = (
     .replace("log_every = 200", "log_every = 100")
 )
 
+# a mixture of two families with per-task reward normalisation (its statistics resume)
 MTPPO = """
 kind = "mtppo"
 seed = 2
@@ -68,9 +73,10 @@ total_steps = 12288
 eval_every = 4096
 eval_episodes = 1
 checkpoint_every = 3000
+reward_norm = "return_std"
 [env]
-name = "cartpole"
-num_tasks = 2
+name = "cartpole+cartpole-goal"
+num_tasks = 1
 envs_per_task = 2
 [ppo]
 n_steps = 64
@@ -117,6 +123,7 @@ batch_size = 64
 RECIPES = {
     "mtsac": MTSAC,
     "curriculum": CURRICULUM,
+    "mixture": MIXTURE,
     "continual": CONTINUAL,
     "mtppo": MTPPO,
     "sine": SINE,

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mtrl.agents.replay import TaskReplayBuffer
+from mtrl.agents.reward_norm import RewardNorm, make_normalizer
 from mtrl.agents.sac import MTSAC, SACConfig
 from mtrl.config import bounded, check_fields
 from mtrl.curriculum.baselines import build_curriculum
@@ -69,6 +70,9 @@ class MTSACRecipe:
     sac: SACConfig = field(default_factory=SACConfig)
     curriculum: CurriculumConfig | None = None
     demos: DemosConfig | None = None  # behaviour cloning on demonstrations before RL
+    # "return_std": each task's rewards scaled by its running return spread (tasks of
+    # several families pay on different scales; mtrl.agents.reward_norm)
+    reward_norm: RewardNorm = "none"
 
     def curriculum_config(self) -> CurriculumConfig | None:
         """The curriculum the loop consults (None: every task, fixed sub-envs)."""
@@ -117,7 +121,7 @@ def make_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv, balanced: bool = True)
     obs_space = space["observation"]
     act_space = env.single_action_space
     if not isinstance(act_space, gym.spaces.Box):
-        raise ConfigError(f"SAC needs continuous (Box) actions; {recipe.env.name} has {act_space}")
+        raise ConfigError(f"SAC needs continuous (Box) actions; {recipe.env.label} has {act_space}")
     if balanced and recipe.batch_size % env.num_tasks:
         raise ConfigError(
             f"batch_size = {recipe.batch_size} must be a multiple of the {env.num_tasks} tasks "
@@ -242,6 +246,7 @@ def _train(
     gen = torch.Generator().manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     scale = ActionScaler(env.single_action_space)
+    norm = make_normalizer(recipe.reward_norm, env.num_tasks, env.num_envs, recipe.sac.gamma)
     steps = 0
     task_start = 0  # env step at which the current task of a continual run began
     updates, credit, elapsed = 0, 0.0, 0.0
@@ -260,6 +265,8 @@ def _train(
         if method is not None:
             method.load_state_dict(state["method"])
             task_start = int(state["task_start"])
+        if norm is not None:
+            norm.load_state_dict(state["reward_norm"])
         loop = state.get("loop")
         if loop is not None:  # exact continuation: RNG streams, counters, env state
             obs = restore_loop(loop, env, rng)
@@ -286,6 +293,7 @@ def _train(
             "curriculum": curriculum.state_dict() if curriculum is not None else None,
             "method": method.state_dict() if method is not None else None,
             "task_start": task_start,
+            "reward_norm": norm.state_dict() if norm is not None else None,
             "loop": capture_loop(
                 env,
                 obs,
@@ -344,6 +352,8 @@ def _train(
                 for i in np.flatnonzero(done_any):
                     real_next[i] = np.asarray(info["final_obs"][i]["observation"], dtype=np.float32)
             buffer.add(o, a, rew, real_next, term.astype(np.float32), tid)
+            if norm is not None:
+                norm.observe(rew, done_any, tid)
             obs = next_obs
             steps += n
             if bar is not None:
@@ -369,6 +379,10 @@ def _train(
                     else:
                         batch = buffer.sample(recipe.batch_size, gen, filled_only=True)
                         present = len(buffer.filled_tasks())
+                    if norm is not None:  # raw rewards stored; scaled as the stats are now
+                        batch = batch._replace(
+                            rewards=norm.normalize_tensor(batch.rewards, batch.task_ids)
+                        )
                     last = agent.update(batch, present)
                     updates += 1
                     credit -= 1.0
@@ -442,7 +456,7 @@ def _train(
         seed=recipe.seed,
         results=results,
         kind=recipe.kind,
-        env=recipe.env.name,
+        env=recipe.env.label,
         metaworld_reward_version=recipe.env.reward_version,
         **({"init_from": str(init_from)} if init_from is not None else {}),
     )

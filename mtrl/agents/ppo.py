@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Normal
 
 from mtrl.agents.balancing import balanced_step
+from mtrl.agents.reward_norm import RewardNorm, make_normalizer
 from mtrl.agents.sac import per_task_mean
 from mtrl.config import bounded, check_fields
 from mtrl.curriculum.baselines import build_curriculum
@@ -90,6 +91,9 @@ class MTPPORecipe:
     keep_checkpoints: int = bounded(3, ge=0)  # newest checkpoints kept; 0 keeps all
     ppo: PPOConfig = field(default_factory=PPOConfig)
     curriculum: CurriculumConfig | None = None
+    # "return_std": each task's rewards scaled by its running return spread as they are
+    # collected (tasks of several families pay on different scales)
+    reward_norm: RewardNorm = "none"
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -236,6 +240,7 @@ def _train(
     cfg, dev = recipe.ppo, recipe.device
     opt = torch.optim.Adam(ac.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(recipe.seed)
+    norm = make_normalizer(recipe.reward_norm, env.num_tasks, env.num_envs, cfg.gamma)
     steps, elapsed = 0, 0.0
     obs: Any = None
     state = resume_state(run, resume)
@@ -246,6 +251,8 @@ def _train(
         steps = int(state["steps"])
         if curriculum is not None:
             curriculum.load_state_dict(state["curriculum"])
+        if norm is not None:
+            norm.load_state_dict(state["reward_norm"])
         if state.get("loop") is not None:  # exact continuation
             obs = restore_loop(state["loop"], env)
             elapsed = float(state["loop"]["elapsed"])
@@ -265,6 +272,7 @@ def _train(
             "generator": gen.get_state(),
             "steps": step,
             "curriculum": curriculum.state_dict() if curriculum is not None else None,
+            "reward_norm": norm.state_dict() if norm is not None else None,
             "loop": capture_loop(
                 env, obs, elapsed + time.perf_counter() - t0, recipe.checkpoint_env
             ),
@@ -293,7 +301,11 @@ def _train(
                     d = ac.dist(o, tid)
                     a = d.sample()
                     lp, v = ac.log_prob(d, a), ac.value(o, tid)
+                ran = np.asarray(obs["task_id"])  # the tasks this step's rewards belong to
                 obs, rew, term, trunc, info = env.step(ac.env_actions(a))
+                if norm is not None:
+                    norm.observe(rew, np.logical_or(term, trunc), ran)
+                    rew = norm.normalize(rew, ran)
                 rew_t = torch.as_tensor(rew, dtype=torch.float32, device=dev)
                 truncated = np.flatnonzero(np.logical_and(trunc, ~term))
                 if truncated.size:  # bootstrap time limits from the final observation
@@ -419,7 +431,7 @@ def _train(
         seed=recipe.seed,
         results=results,
         kind=recipe.kind,
-        env=recipe.env.name,
+        env=recipe.env.label,
         **({"init_from": str(init_from)} if init_from is not None else {}),
     )
     return results

@@ -281,7 +281,7 @@ def train_sb3(
             "eval_success": agg["success"].get("mean", math.nan),
         }
     )
-    run.write_summary(seed=recipe.seed, results=results, kind=recipe.kind, env=recipe.env.name)
+    run.write_summary(seed=recipe.seed, results=results, kind=recipe.kind, env=recipe.env.label)
     return results
 
 

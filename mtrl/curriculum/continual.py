@@ -93,8 +93,8 @@ class ContinualRecipe(MTSACRecipe):
                     )
         if self.env.vectorization != "sync":
             raise ConfigError("continual runs re-bind sub-envs: use env.vectorization = 'sync'")
-        if self.env.max_episode_steps is None and isinstance(
-            get_family(self.env.name), MetaWorldSuite
+        if self.env.max_episode_steps is None and any(
+            isinstance(get_family(m), MetaWorldSuite) for m in self.env.members
         ):  # resolved here, so config.toml records it
             env = dataclasses.replace(self.env, max_episode_steps=CW_EPISODE_STEPS)
             object.__setattr__(self, "env", env)

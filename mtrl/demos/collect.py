@@ -110,8 +110,8 @@ def _env_config(name: str, policy: str, reward_version: str, steps: int | None) 
     env = getattr(recipe, "env", None)
     if not isinstance(env, MultiTaskEnvConfig):
         raise MtrlError(f"{policy} is not a multi-task policy run")
-    if env.name != name:
-        raise MtrlError(f"{policy} was trained on {env.name!r}, not {name!r}")
+    if env.label != MultiTaskEnvConfig(name=name).label:
+        raise MtrlError(f"{policy} was trained on {env.label!r}, not {name!r}")
     return dataclasses.replace(
         eval_env_config(env),
         autoreset_mode="next_step",

@@ -61,7 +61,7 @@ def run_rollout(
                 "mean_return": float(np.mean([r["return"] for r in rows])),
                 "mean_success": float(np.mean(succ)) if succ else None,
             },
-            env=cfg.env.name,
+            env=cfg.env.label,
             metaworld_reward_version=cfg.env.reward_version,
         )
     return rows

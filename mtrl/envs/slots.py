@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from mtrl.envs.registry import make_task_env
+from mtrl.envs.mixture import MixtureLayout, make_member_env
 from mtrl.envs.wrappers import EPISODE_KEY, wrapped_by
 from mtrl.errors import ConfigError
 from mtrl.tasks import Task, TaskSettable
@@ -49,10 +49,17 @@ class TaskPool(gym.Env[Any, Any]):
     """Runs any of ``tasks``: :meth:`set_task` picks the member env for the next reset."""
 
     def __init__(
-        self, tasks: Sequence[Task], initial: int = 0, env_kwargs: dict[str, Any] | None = None
+        self,
+        tasks: Sequence[Task],
+        initial: int = 0,
+        env_kwargs: dict[str, Any] | None = None,
+        layout: MixtureLayout | None = None,
+        family_ids: Sequence[int] | None = None,
     ) -> None:
         self.tasks = list(tasks)
         self._kwargs = dict(env_kwargs or {})
+        self._layout = layout
+        self._family = list(family_ids) if family_ids is not None else [0] * len(self.tasks)
         self._members: dict[str, gym.Env[Any, Any]] = {}
         self._rng = np.random.default_rng(0)
         self._task = self.tasks[initial]
@@ -72,7 +79,8 @@ class TaskPool(gym.Env[Any, Any]):
         key = pool_key(task)
         env = self._members.get(key)
         if env is None:
-            env = make_task_env(task, **self._kwargs)
+            family = self._family[self.tasks.index(task)]
+            env = make_member_env(task, self._kwargs, self._layout, family)
             if self._members:
                 shape = self._active.observation_space.shape
                 if env.observation_space.shape != shape:

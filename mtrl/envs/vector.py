@@ -17,7 +17,8 @@ from gymnasium.vector import AutoresetMode
 
 from mtrl.config import bounded, check_fields
 from mtrl.envs.metaworld_suites import RewardVersion
-from mtrl.envs.registry import get_family, make_task_env
+from mtrl.envs.mixture import MixtureLayout, make_member_env, mixture_layout
+from mtrl.envs.registry import get_family
 from mtrl.envs.slots import TaskPool, TaskScheduler, TaskSlot
 from mtrl.envs.wrappers import EPISODE_KEY, TaskEncoding, TaskEpisodeStats, TaskIdentity
 from mtrl.errors import ConfigError, UnknownNameError
@@ -36,9 +37,12 @@ _AUTORESET = {
 class MultiTaskEnvConfig:
     """Which tasks to run and how to vectorize them (the ``[env]`` table of a recipe)."""
 
-    name: str = "MT10"
+    # One family or suite, or a mixture of several: ["pendulum", "navigation2d"] or
+    # "pendulum+navigation2d" (tasks padded to one interface: mtrl.envs.mixture).
+    name: str | list[str] = "MT10"
     split: Split = "train"
-    num_tasks: int | None = None  # first N of the split; all when absent
+    # first N of the split (per member of a mixture: one number each); all when absent
+    num_tasks: int | list[int] | None = None
     envs_per_task: int = bounded(1, ge=1, le=64)
     vectorization: Vectorization = "sync"
     autoreset_mode: AutoresetName = "same_step"
@@ -58,8 +62,29 @@ class MultiTaskEnvConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "env")
-        if self.num_tasks is not None and self.num_tasks < 1:
+        if isinstance(self.name, str) and "+" in self.name:
+            object.__setattr__(self, "name", self.name.split("+"))
+        members = self.members
+        if not members or "" in members:
+            raise ValueError(f"env.name = {self.name!r} names no family")
+        if len(set(members)) < len(members):
+            raise ValueError(f"env.name = {self.name!r} lists a family twice")
+        counts = self.num_tasks_per_member
+        if counts is not None and len(counts) != len(members):
+            raise ValueError(
+                f"env.num_tasks = {self.num_tasks} needs one count per member of "
+                f"env.name ({len(members)}: {', '.join(members)})"
+            )
+        if counts is not None and min(counts) < 1:
             raise ValueError(f"num_tasks = {self.num_tasks} must be >= 1 (or absent for all)")
+        if len(members) > 1:
+            if self.task_params is not None:
+                raise ValueError(
+                    "env.task_params sets one family's parameters; a mixture picks tasks "
+                    "with env.num_tasks (per member) or env.tasks (labels)"
+                )
+            if self.order != "given":
+                raise ValueError("env.order = 'difficulty' needs a single family, not a mixture")
         if self.tasks is not None and self.task_params is not None:
             raise ValueError("give env.tasks (labels) or env.task_params, not both")
         for key in ("tasks", "task_params"):
@@ -70,11 +95,35 @@ class MultiTaskEnvConfig:
             if value is not None and value < 1:
                 raise ValueError(f"env.{key} = {value} must be >= 1 (or absent)")
 
+    @property
+    def members(self) -> list[str]:
+        """The families or suites of this env (one unless it is a mixture)."""
+        return [self.name] if isinstance(self.name, str) else list(self.name)
+
+    @property
+    def label(self) -> str:
+        """The env's name for tables and summaries: ``a+b`` for a mixture."""
+        return "+".join(self.members)
+
+    @property
+    def num_tasks_per_member(self) -> list[int] | None:
+        if self.num_tasks is None:
+            return None
+        if isinstance(self.num_tasks, int):
+            return [self.num_tasks] * len(self.members)
+        return list(self.num_tasks)
+
 
 def _make_sub_env(
-    task: Task, task_index: int, num_tasks: int, encoding: TaskEncoding, env_kwargs: dict[str, Any]
+    task: Task,
+    task_index: int,
+    num_tasks: int,
+    encoding: TaskEncoding,
+    env_kwargs: dict[str, Any],
+    layout: MixtureLayout | None = None,
+    family: int = 0,
 ) -> gym.Env[Any, Any]:
-    env = make_task_env(task, **env_kwargs)
+    env = make_member_env(task, env_kwargs, layout, family)
     env = TaskEpisodeStats(env, task_index)
     return TaskIdentity(env, task_index, num_tasks, encoding)
 
@@ -85,8 +134,10 @@ def _make_slot_env(
     encoding: TaskEncoding,
     env_kwargs: dict[str, Any],
     scheduler: TaskScheduler,
+    layout: MixtureLayout | None = None,
+    family_ids: Sequence[int] | None = None,
 ) -> gym.Env[Any, Any]:
-    pool = TaskPool(tasks, 0, env_kwargs)
+    pool = TaskPool(tasks, 0, env_kwargs, layout, family_ids)
     env: gym.Env[Any, Any] = TaskIdentity(TaskEpisodeStats(pool, 0), 0, len(tasks), encoding)
     return TaskSlot(env, pool, slot, scheduler)
 
@@ -101,11 +152,21 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
     """
 
     def __init__(
-        self, env: gym.vector.VectorEnv, tasks: Sequence[Task], task_ids: np.ndarray
+        self,
+        env: gym.vector.VectorEnv,
+        tasks: Sequence[Task],
+        task_ids: np.ndarray,
+        families: Sequence[str] | None = None,
+        family_ids: Sequence[int] | None = None,
     ) -> None:
         super().__init__(env)
         self.single_observation_space = _union_space(env.observation_space, env.num_envs)
         self.tasks = list(tasks)
+        # member families (one unless a mixture) and each task's member index
+        self.families = list(families) if families else sorted({t.family for t in tasks})
+        self.task_family = np.asarray(
+            family_ids if family_ids is not None else [0] * len(tasks), dtype=np.int64
+        )
         self._task_ids = task_ids
         self._slots: list[TaskSlot] | None = None
         if isinstance(env, gym.vector.SyncVectorEnv) and all(
@@ -127,19 +188,29 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
         env_kwargs: dict[str, Any] | None = None,
         scheduler: TaskScheduler | None = None,
         num_envs: int | None = None,
+        families: Sequence[str] | None = None,
+        family_ids: Sequence[int] | None = None,
     ) -> MultiTaskVecEnv:
         """Sub-envs bound to ``tasks`` (``envs_per_task`` each), or, with a
-        ``scheduler``, ``num_envs`` sub-envs that run whichever task it picks."""
+        ``scheduler``, ``num_envs`` sub-envs that run whichever task it picks.
+        ``families`` (member names) and ``family_ids`` (each task's member) make a
+        mixture of families, padded to one interface (:mod:`mtrl.envs.mixture`)."""
         if not tasks:
             raise ValueError("a multi-task vector env needs at least one task")
         if envs_per_task < 1:
             raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
         kwargs = dict(env_kwargs or {})
+        fam = list(family_ids) if family_ids is not None else [0] * len(tasks)
+        if len(fam) != len(tasks):
+            raise ValueError(f"family_ids has {len(fam)} entries for {len(tasks)} tasks")
+        layout = mixture_layout(families or [], tasks, fam, kwargs)
         task_ids = np.repeat(np.arange(len(tasks)), envs_per_task)
         fns: list[Callable[[], gym.Env[Any, Any]]]
         if scheduler is None:
             fns = [
-                functools.partial(_make_sub_env, tasks[i], i, len(tasks), task_encoding, kwargs)
+                functools.partial(
+                    _make_sub_env, tasks[i], i, len(tasks), task_encoding, kwargs, layout, fam[i]
+                )
                 for i in task_ids.tolist()
             ]
         else:
@@ -150,7 +221,9 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
             slots = num_envs or len(task_ids)
             task_ids = np.zeros(slots, dtype=np.int64)
             fns = [
-                functools.partial(_make_slot_env, tasks, i, task_encoding, kwargs, scheduler)
+                functools.partial(
+                    _make_slot_env, tasks, i, task_encoding, kwargs, scheduler, layout, fam
+                )
                 for i in range(slots)
             ]
         if autoreset_mode not in _AUTORESET:
@@ -168,7 +241,7 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
             )
         else:
             raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
-        return cls(vec, tasks, task_ids)
+        return cls(vec, tasks, task_ids, families, fam)
 
     def __enter__(self) -> MultiTaskVecEnv:
         return self
@@ -293,12 +366,40 @@ def eval_env_config(e: MultiTaskEnvConfig) -> MultiTaskEnvConfig:
 
 def resolve_tasks(cfg: MultiTaskEnvConfig) -> list[Task]:
     """The tasks a config names, in order: the split's (first ``num_tasks``), those
-    picked by label, or explicit parameter sets; then sorted by difficulty if asked."""
-    family = get_family(cfg.name)
+    picked by label, or explicit parameter sets; then sorted by difficulty if asked.
+    A mixture's tasks are its members' in turn (global ids: positions in this list)."""
+    return resolve_mixture(cfg)[0]
+
+
+def resolve_mixture(cfg: MultiTaskEnvConfig) -> tuple[list[Task], list[int]]:
+    """The tasks and, per task, the index of its member family in ``cfg.members``."""
+    members = cfg.members
+    per_member = cfg.num_tasks_per_member
+    counts: list[int | None] = [None] * len(members) if per_member is None else [*per_member]
+    if len(members) == 1:
+        tasks = _member_tasks(cfg, members[0], counts[0], cfg.tasks)
+        return tasks, [0] * len(tasks)
+    pools = [_member_tasks(cfg, m, n, None) for m, n in zip(members, counts, strict=True)]
+    family_ids = [f for f, pool in enumerate(pools) for _ in pool]
+    tasks = [t for pool in pools for t in pool]
+    if cfg.tasks is not None:
+        by_label = {t.label: (t, f) for t, f in zip(tasks, family_ids, strict=True)}
+        for label in cfg.tasks:
+            if label not in by_label:
+                raise UnknownNameError(f"task of {cfg.label}", label, by_label)
+        tasks = [by_label[label][0] for label in cfg.tasks]
+        family_ids = [by_label[label][1] for label in cfg.tasks]
+    return tasks, family_ids
+
+
+def _member_tasks(
+    cfg: MultiTaskEnvConfig, name: str, num_tasks: int | None, labels: list[str] | None
+) -> list[Task]:
+    family = get_family(name)
     if cfg.task_params is not None:
         if not isinstance(family, ParametricFamily):
             raise ConfigError(
-                f"env.task_params needs a sampled family; {cfg.name} has fixed tasks "
+                f"env.task_params needs a sampled family; {name} has fixed tasks "
                 "(pick them with env.tasks)"
             )
         base = family.default_task().as_dict()
@@ -308,29 +409,29 @@ def resolve_tasks(cfg: MultiTaskEnvConfig) -> list[Task]:
             if unknown:
                 raise ConfigError(
                     f"env.task_params[{i}] has unknown parameters {unknown}; "
-                    f"{cfg.name} takes {', '.join(base)}"
+                    f"{name} takes {', '.join(base)}"
                 )
             tasks.append(Task.make(family.name, {**base, **params}))
     else:
         tasks = family.tasks(cfg.split, seed=cfg.task_seed)
         if not tasks:
-            raise ConfigError(f"{cfg.name} has no {cfg.split} tasks; use split = 'train'")
-        if cfg.tasks is not None:
+            raise ConfigError(f"{name} has no {cfg.split} tasks; use split = 'train'")
+        if labels is not None:
             by_label = {t.label: t for t in tasks}
-            for label in cfg.tasks:
+            for label in labels:
                 if label not in by_label:
-                    raise UnknownNameError(f"task of {cfg.name}", label, by_label)
-            tasks = [by_label[label] for label in cfg.tasks]
-    if cfg.num_tasks is not None:
-        if cfg.num_tasks > len(tasks):
+                    raise UnknownNameError(f"task of {name}", label, by_label)
+            tasks = [by_label[label] for label in labels]
+    if num_tasks is not None:
+        if num_tasks > len(tasks):
             raise ConfigError(
-                f"num_tasks = {cfg.num_tasks} but {cfg.name} has {len(tasks)} {cfg.split} tasks"
+                f"num_tasks = {num_tasks} but {name} has {len(tasks)} {cfg.split} tasks"
             )
-        tasks = tasks[: cfg.num_tasks]
+        tasks = tasks[:num_tasks]
     if cfg.order == "difficulty":
         if not isinstance(family, ParametricFamily) or family.difficulty is None:
             raise ConfigError(
-                f"env.order = 'difficulty': {cfg.name} has no difficulty measure; "
+                f"env.order = 'difficulty': {name} has no difficulty measure; "
                 "list the tasks in the order you want and use order = 'given'"
             )
         tasks = family.by_difficulty(tasks)
@@ -341,9 +442,9 @@ def make_multitask_env(
     cfg: MultiTaskEnvConfig, scheduler: TaskScheduler | None = None
 ) -> MultiTaskVecEnv:
     """Build the multi-task vector env a config describes (re-bound by ``scheduler``)."""
-    tasks = resolve_tasks(cfg)
+    tasks, family_ids = resolve_mixture(cfg)
     env_kwargs: dict[str, Any] = {}
-    if tasks[0].family == "metaworld":
+    if any(t.family == "metaworld" for t in tasks):
         env_kwargs["reward_function_version"] = cfg.reward_version
     if cfg.max_episode_steps is not None:
         env_kwargs["max_episode_steps"] = cfg.max_episode_steps
@@ -358,4 +459,6 @@ def make_multitask_env(
         env_kwargs=env_kwargs,
         scheduler=scheduler,
         num_envs=cfg.num_envs,
+        families=cfg.members,
+        family_ids=family_ids,
     )

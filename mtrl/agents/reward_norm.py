@@ -1,0 +1,94 @@
+"""Per-task reward normalisation: each task's rewards divided by the running standard
+deviation of its discounted return.
+
+Tasks of different families pay rewards on scales orders of magnitude apart (Pendulum
+about -1000 per episode, Navigation2D about -10); a shared critic's loss, and with it
+the shared layers, then serve the loudest task. Scaling each task's rewards by its own
+return spread (as SB3's ``VecNormalize`` does for one task, here kept per task) puts
+the tasks' TD errors on one scale. The statistics follow the raw reward stream of
+training; MT-SAC stores raw rewards and scales each sampled batch with the current
+statistics, MT-PPO scales rewards as it collects them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+RewardNorm = Literal["none", "return_std"]
+
+
+def merge_moments(
+    count: float, mean: float, m2: float, values: np.ndarray
+) -> tuple[float, float, float]:
+    """Count, mean and sum of squared deviations after adding ``values`` (the parallel
+    update of Chan et al.: exact for any split of the data)."""
+    n = values.size
+    if n == 0:
+        return count, mean, m2
+    batch_mean = float(values.mean())
+    batch_m2 = float(((values - batch_mean) ** 2).sum())
+    total = count + n
+    delta = batch_mean - mean
+    return total, mean + delta * n / total, m2 + batch_m2 + delta**2 * count * n / total
+
+
+class RewardNormalizer:
+    """Running per-task spread of discounted returns, and rewards scaled by it.
+
+    Starts from variance 1 with a tiny weight (``1e-4`` samples, as ``VecNormalize``),
+    so the first rewards are barely scaled; scaled rewards are clipped to ``±clip``.
+    """
+
+    def __init__(
+        self, num_tasks: int, num_envs: int, gamma: float, clip: float = 10.0, eps: float = 1e-8
+    ) -> None:
+        self.gamma, self.clip, self.eps = gamma, clip, eps
+        self.count = np.full(num_tasks, 1e-4)
+        self.mean = np.zeros(num_tasks)
+        self.m2 = np.full(num_tasks, 1e-4)  # variance 1 at weight 1e-4
+        self.returns = np.zeros(num_envs)  # each sub-env's discounted return so far
+
+    def observe(self, rewards: np.ndarray, dones: np.ndarray, task_ids: np.ndarray) -> None:
+        """Account one vector-env step: sub-env ``i`` ran ``task_ids[i]``."""
+        self.returns = self.returns * self.gamma + np.asarray(rewards, dtype=np.float64)
+        tids = np.asarray(task_ids)
+        for task in np.unique(tids):
+            c, m, s = merge_moments(
+                self.count[task], self.mean[task], self.m2[task], self.returns[tids == task]
+            )
+            self.count[task], self.mean[task], self.m2[task] = c, m, s
+        self.returns[np.asarray(dones, dtype=bool)] = 0.0
+
+    def scales(self) -> np.ndarray:
+        """Per task, the factor its rewards are multiplied by: 1 / std of its return."""
+        return 1.0 / np.sqrt(self.m2 / self.count + self.eps)
+
+    def normalize(self, rewards: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+        scaled = np.asarray(rewards) * self.scales()[np.asarray(task_ids)]
+        return np.clip(scaled, -self.clip, self.clip)
+
+    def normalize_tensor(self, rewards: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        scales = torch.as_tensor(self.scales(), dtype=rewards.dtype, device=rewards.device)
+        return torch.clamp(rewards * scales[task_ids], -self.clip, self.clip)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count.copy(),
+            "mean": self.mean.copy(),
+            "m2": self.m2.copy(),
+            "returns": self.returns.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("count", "mean", "m2", "returns"):
+            setattr(self, key, np.array(state[key], dtype=np.float64))
+
+
+def make_normalizer(
+    kind: RewardNorm, num_tasks: int, num_envs: int, gamma: float
+) -> RewardNormalizer | None:
+    """The normaliser a recipe's ``reward_norm`` asks for (None for ``"none"``)."""
+    return RewardNormalizer(num_tasks, num_envs, gamma) if kind == "return_std" else None
