@@ -1,31 +1,44 @@
-"""`mtrl bench env`: mtrl's MT10 vector env against Meta-World's own ``make_vec``.
+"""`mtrl bench env`: mtrl's Meta-World vector env against Meta-World's own ``make_vec``.
 
-Both run the same pre-drawn random actions for the same number of steps; timings
-alternate between the two so that machine noise hits both alike, and the median of
-the repeats is reported.
+Every contender runs the same pre-drawn random actions for the same number of steps;
+the order of the contenders rotates between repeats so that machine noise hits all
+alike, and the median of the repeats is reported. With ``async``, mtrl's sync env is
+timed in the same run too (the worker processes' speed-up over stepping in one
+process).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 
 from mtrl.envs.vector import MultiTaskEnvConfig, Vectorization, make_multitask_env
 
+Suite = Literal["MT10", "MT50"]
+
 
 @dataclass(frozen=True)
 class EnvBenchResult:
+    suite: str
     vectorization: str
     num_envs: int
     steps: int
     repeats: int
-    mtrl_steps_per_s: float
-    metaworld_steps_per_s: float
+    workers: int | None  # mtrl's async worker processes
+    steps_per_s: dict[str, float] = field(default_factory=dict)  # contender -> env steps/s
+
+    @property
+    def mtrl_steps_per_s(self) -> float:
+        return self.steps_per_s["mtrl"]
+
+    @property
+    def metaworld_steps_per_s(self) -> float:
+        return self.steps_per_s["metaworld"]
 
     @property
     def ratio(self) -> float:
@@ -36,6 +49,12 @@ class EnvBenchResult:
         """Fraction of Meta-World's throughput lost in mtrl's layer (negative: faster)."""
         return 1.0 - self.ratio
 
+    @property
+    def ratio_to_sync(self) -> float | None:
+        """mtrl async over mtrl sync (None unless both were timed)."""
+        sync = self.steps_per_s.get("mtrl_sync")
+        return None if sync is None else self.mtrl_steps_per_s / sync
+
 
 def _time_steps(env: gym.vector.VectorEnv, actions: np.ndarray) -> float:
     start = time.perf_counter()
@@ -45,33 +64,45 @@ def _time_steps(env: gym.vector.VectorEnv, actions: np.ndarray) -> float:
 
 
 def bench_env(
-    steps: int = 1000, repeats: int = 5, vectorization: Vectorization = "sync", seed: int = 0
+    steps: int = 1000,
+    repeats: int = 5,
+    vectorization: Vectorization = "sync",
+    seed: int = 0,
+    suite: Suite = "MT10",
+    workers: int | None = None,
 ) -> EnvBenchResult:
-    """Env steps per second (summed over the 10 sub-envs) of both MT10 vector envs."""
+    """Env steps per second (summed over the sub-envs) of the Meta-World vector envs."""
     import metaworld  # noqa: F401  (registers Meta-World's gymnasium ids)
 
-    ours = make_multitask_env(MultiTaskEnvConfig(name="MT10", vectorization=vectorization))
-    theirs: Any = gym.make_vec("Meta-World/MT10", vector_strategy=vectorization, seed=seed)
+    envs: dict[str, Any] = {
+        "mtrl": make_multitask_env(
+            MultiTaskEnvConfig(name=suite, vectorization=vectorization, workers=workers)
+        ),
+        "metaworld": gym.make_vec(f"Meta-World/{suite}", vector_strategy=vectorization, seed=seed),
+    }
+    if vectorization == "async":
+        envs["mtrl_sync"] = make_multitask_env(MultiTaskEnvConfig(name=suite))
+    num_envs = envs["mtrl"].num_envs
     rng = np.random.default_rng(seed)
-    actions = rng.uniform(-1, 1, size=(steps, ours.num_envs, 4)).astype(np.float32)
-    ours.reset(seed=seed)
-    theirs.reset(seed=seed)
-    _time_steps(ours, actions[:50])  # warm-up
-    _time_steps(theirs, actions[:50])
-    t_ours: list[float] = []
-    t_theirs: list[float] = []
+    actions = rng.uniform(-1, 1, size=(steps, num_envs, 4)).astype(np.float32)
+    times: dict[str, list[float]] = {name: [] for name in envs}
+    for env in envs.values():
+        env.reset(seed=seed)
+        _time_steps(env, actions[:50])  # warm-up
+    names = list(envs)
     for r in range(repeats):
-        pair = [(ours, t_ours), (theirs, t_theirs)]
-        for env, sink in pair if r % 2 == 0 else pair[::-1]:
-            sink.append(_time_steps(env, actions))
-    ours.close()
-    theirs.close()
-    n = steps * 10
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(_time_steps(envs[name], actions))
+    used = getattr(envs["mtrl"].env, "num_workers", None)
+    for env in envs.values():
+        env.close()
+    n = steps * num_envs
     return EnvBenchResult(
+        suite=suite,
         vectorization=vectorization,
-        num_envs=10,
+        num_envs=num_envs,
         steps=steps,
         repeats=repeats,
-        mtrl_steps_per_s=n / statistics.median(t_ours),
-        metaworld_steps_per_s=n / statistics.median(t_theirs),
+        workers=used,
+        steps_per_s={name: n / statistics.median(t) for name, t in times.items()},
     )

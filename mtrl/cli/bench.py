@@ -22,18 +22,32 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if steps < 1 or args.repeats < 1:
         raise MtrlError("--steps and --repeats must be >= 1")
 
-    res = bench_env(steps=steps, repeats=args.repeats, vectorization=args.vectorization)
-    doc = vars(res) | {"ratio": res.ratio, "overhead": res.overhead}
+    res = bench_env(
+        steps=steps,
+        repeats=args.repeats,
+        vectorization=args.vectorization,
+        suite=args.suite,
+        workers=args.workers,
+    )
+    doc = vars(res) | {
+        "ratio": res.ratio,
+        "overhead": res.overhead,
+        "ratio_to_sync": res.ratio_to_sync,
+    }
     if args.json:
         print(dump_json(doc), end="")
-    else:
-        print(
-            f"MT10 vector env, {res.vectorization}, {res.num_envs} sub-envs, "
-            f"{res.steps} steps x {res.repeats}"
-        )
-        print(f"  mtrl        {res.mtrl_steps_per_s:10.0f} env-steps/s")
-        print(f"  Meta-World  {res.metaworld_steps_per_s:10.0f} env-steps/s")
-        print(f"  ratio mtrl/Meta-World = {res.ratio:.3f}  (overhead {100 * res.overhead:+.1f}%)")
+        return 0
+    workers = f", {res.workers} worker processes" if res.workers else ""
+    print(
+        f"{res.suite} vector env, {res.vectorization}{workers}, {res.num_envs} sub-envs, "
+        f"{res.steps} steps x {res.repeats}"
+    )
+    labels = {"mtrl": "mtrl", "metaworld": "Meta-World", "mtrl_sync": "mtrl sync"}
+    for name, rate in res.steps_per_s.items():
+        print(f"  {labels[name]:<11} {rate:10.0f} env-steps/s")
+    print(f"  ratio mtrl/Meta-World = {res.ratio:.3f}  (overhead {100 * res.overhead:+.1f}%)")
+    if res.ratio_to_sync is not None:
+        print(f"  ratio mtrl async/mtrl sync = {res.ratio_to_sync:.3f}")
     return 0
 
 
@@ -103,7 +117,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "name",
         choices=["env", "meta", "sac"],
-        help="env: MT10 vector env vs Meta-World's; meta: sine meta-training vs learn2learn; "
+        help="env: Meta-World vector env vs Meta-World's; meta: sine meta-training vs learn2learn; "
         "sac: MT-SAC updates vs SB3's SAC",
     )
     p.add_argument(
@@ -116,6 +130,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=1280, help="sac: batch size (default 1280)")
     p.add_argument("--compile", action="store_true", help="meta/sac: add the compiled path")
     p.add_argument("--device", default="cpu", help="meta/sac: cpu or cuda")
-    p.add_argument("--vectorization", choices=["sync", "async"], default="sync")
+    p.add_argument(
+        "--vectorization",
+        choices=["sync", "async"],
+        default="sync",
+        help="env: async times mtrl's worker processes, Meta-World's async and mtrl's sync",
+    )
+    p.add_argument("--suite", choices=["MT10", "MT50"], default="MT10", help="env: which suite")
+    p.add_argument("--workers", type=int, help="env: mtrl's worker processes (default: cores)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_bench)

@@ -20,6 +20,7 @@ from mtrl.envs.metaworld_suites import RewardVersion
 from mtrl.envs.mixture import MixtureLayout, make_member_env, mixture_layout
 from mtrl.envs.registry import get_family
 from mtrl.envs.slots import TaskPool, TaskScheduler, TaskSlot
+from mtrl.envs.workers import WorkerVectorEnv
 from mtrl.envs.wrappers import EPISODE_KEY, TaskEncoding, TaskEpisodeStats, TaskIdentity
 from mtrl.errors import ConfigError, UnknownNameError
 from mtrl.tasks import ParametricFamily, Split, Task
@@ -45,6 +46,9 @@ class MultiTaskEnvConfig:
     num_tasks: int | list[int] | None = None
     envs_per_task: int = bounded(1, ge=1, le=64)
     vectorization: Vectorization = "sync"
+    # async: worker processes, each hosting a contiguous slice of the sub-envs
+    # (default: one per core; mtrl.envs.workers)
+    workers: int | None = None
     autoreset_mode: AutoresetName = "same_step"
     task_encoding: TaskEncoding = "index"
     reward_version: RewardVersion = "v2"  # Meta-World reward function version
@@ -90,7 +94,7 @@ class MultiTaskEnvConfig:
         for key in ("tasks", "task_params"):
             if getattr(self, key) == []:
                 raise ValueError(f"env.{key} is empty; leave it out to use every task")
-        for key in ("max_episode_steps", "num_envs"):
+        for key in ("max_episode_steps", "num_envs", "workers"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ValueError(f"env.{key} = {value} must be >= 1 (or absent)")
@@ -190,6 +194,7 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
         num_envs: int | None = None,
         families: Sequence[str] | None = None,
         family_ids: Sequence[int] | None = None,
+        workers: int | None = None,
     ) -> MultiTaskVecEnv:
         """Sub-envs bound to ``tasks`` (``envs_per_task`` each), or, with a
         ``scheduler``, ``num_envs`` sub-envs that run whichever task it picks.
@@ -236,9 +241,7 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
             # Meta-World classes declare different goal bounds: batch them per env.
             vec = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode, observation_mode="different")
         elif vectorization == "async":
-            vec = gym.vector.AsyncVectorEnv(
-                fns, autoreset_mode=mode, context="spawn", observation_mode="different"
-            )
+            vec = WorkerVectorEnv(fns, workers, autoreset_mode=mode)
         else:
             raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
         return cls(vec, tasks, task_ids, families, fam)
@@ -461,4 +464,5 @@ def make_multitask_env(
         num_envs=cfg.num_envs,
         families=cfg.members,
         family_ids=family_ids,
+        workers=cfg.workers,
     )
