@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-STEP_KEYS = ("step", "iteration", "episode", "bc_step")
+STEP_KEYS = ("step", "iteration", "episode", "bc_step", "warm_step")
 
 
 def row_step(row: Mapping[str, Any], fallback: int) -> int:

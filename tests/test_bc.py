@@ -12,11 +12,15 @@ from torch.distributions import Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
 from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
+from mtrl.agents.replay import Batch
+from mtrl.agents.sac import MTSAC
 from mtrl.config import from_dict
-from mtrl.demos.bc import balanced_indices, normalize_actions, squashed_log_prob
+from mtrl.demos.bc import balanced_indices, bc_loss, normalize_actions, squashed_log_prob
 from mtrl.demos.collect import collect
+from mtrl.demos.replay import DemoReplay, demo_share
 from mtrl.errors import MtrlError
 from mtrl.runs import RunDir
+from mtrl.seeding import seed_everything
 
 TASKS = ["reach-v3", "drawer-close-v3"]
 
@@ -86,3 +90,88 @@ def test_the_cloning_phase_is_logged_and_checkpointed(demos: Path, tmp_path: Pat
         tmp_path / "run" / "checkpoints" / "step_0.pt"
     )
     assert first["steps"] == 0
+
+
+def test_mse_cloning_loss_by_hand() -> None:
+    mean = torch.tensor([[0.0, 100.0]])  # tanh: 0 and ~1
+    actions = torch.tensor([[0.5, 1.0]])
+    torch.testing.assert_close(
+        bc_loss("mse", actions, mean, torch.zeros(1, 2)), torch.tensor([0.25])
+    )
+    with pytest.raises(ValueError, match="'nll' or 'mse'"):
+        bc_loss("l1", actions, mean, mean)  # type: ignore[arg-type]
+
+
+def test_demo_share_decays_linearly_to_zero() -> None:
+    assert demo_share(0.5, 0, 10**6) == 0.5  # fixed
+    assert demo_share(0.5, 1000, 0) == 0.5
+    assert demo_share(0.5, 1000, 250) == pytest.approx(0.375)
+    assert demo_share(0.5, 1000, 5000) == 0.0
+
+
+def _demo_arrays(tasks: list[int], value: float) -> dict[str, np.ndarray]:
+    n = len(tasks)
+    return {
+        "obs": np.full((n, 3), value, dtype=np.float32),
+        "next_obs": np.full((n, 3), value, dtype=np.float32),
+        "action": np.full((n, 2), value, dtype=np.float32),
+        "reward": np.arange(n, dtype=np.float32) + 100 * np.asarray(tasks),
+        "terminated": np.zeros(n, dtype=np.float32),
+        "task_id": np.asarray(tasks),
+    }
+
+
+def test_demo_rows_replace_the_first_rows_of_each_task_with_demos() -> None:
+    demos = DemoReplay(_demo_arrays([0, 0, 0, 2, 2], 7.0), num_tasks=3)
+    tids = torch.tensor([0] * 4 + [1] * 4 + [2] * 4)
+    batch = Batch(
+        torch.zeros(12, 3),
+        torch.zeros(12, 2),
+        torch.full((12,), -1.0),
+        torch.zeros(12, 3),
+        torch.zeros(12),
+        tids,
+    )
+    mixed = demos.mix(batch, 0.5, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(mixed.task_ids, tids)  # order and balance kept
+    from_demos = mixed.obs[:, 0] == 7.0
+    # two of four rows of tasks 0 and 2 (which have demos), none of task 1
+    assert from_demos.tolist() == [True, True, False, False] * 1 + [False] * 4 + [
+        True,
+        True,
+        False,
+        False,
+    ]
+    rewards = mixed.rewards[from_demos]
+    assert set(rewards[:2].tolist()) <= {0.0, 1.0, 2.0} and set(rewards[2:].tolist()) <= {
+        203.0,
+        204.0,
+    }
+    assert demos.mix(batch, 0.2, None) is batch  # below one row per task: unchanged
+
+
+def test_critic_warm_start_moves_the_critics_only(demos: Path, tmp_path: Path) -> None:
+    recipe = _recipe(
+        demos,
+        env={"name": "MT10", "max_episode_steps": 50},
+        batch_size=30,
+        total_steps=100,
+        demos={
+            "dataset": "mtrl/mt10-expert-v0",
+            "root": str(demos),
+            "bc_steps": 0,
+            "critic_steps": 40,
+            "log_every": 20,
+            "replay_share": 0.5,
+        },
+    )
+    train_mtsac(recipe, tmp_path / "run")
+    run = RunDir.open(tmp_path / "run")
+    q = [float(r["q_loss"]) for r in run.read_metrics() if r.get("q_loss")]
+    assert len(q) == 2
+    first = run.load_checkpoint(tmp_path / "run" / "checkpoints" / "step_0.pt")["agent"]
+    seed_everything(recipe.seed)  # the run's initialisation, re-made
+    fresh = MTSAC(recipe.sac, 39, 4, 10)
+    for name, value in fresh.state_dict().items():
+        moved = not torch.equal(value, first[name])
+        assert moved == name.startswith(("critic.", "critic_target.")), name

@@ -22,6 +22,7 @@ from mtrl.curriculum.methods import ContinualConfig, ContinualMethod
 from mtrl.curriculum.report import continual_results
 from mtrl.curriculum.schedule import Curriculum
 from mtrl.demos.config import DemosConfig
+from mtrl.demos.replay import DemoReplay, demo_share
 from mtrl.envs.vector import (
     MultiTaskEnvConfig,
     MultiTaskVecEnv,
@@ -210,7 +211,27 @@ def _behaviour_cloning(
         recipe.device,
         log=lambda step, loss: run.log_metrics({"bc_step": step, "bc_loss": loss}),
         log_every=cfg.log_every,
+        loss_kind=cfg.bc_loss,
     )
+
+
+def _critic_warm_start(
+    agent: MTSAC, demos: DemoReplay, cfg: DemosConfig, recipe: MTSACRecipe, run: Any
+) -> None:
+    """AQIL's Q-imitation phase: the critics fitted to the (cloned) actor on
+    demonstration batches, balanced over the tasks that have demonstrations."""
+    gen = torch.Generator().manual_seed(recipe.seed + 29)
+    tasks = torch.as_tensor(np.flatnonzero(demos.size > 0), device=recipe.device)
+    per = max(1, recipe.batch_size // len(tasks))
+    for step in range(1, cfg.critic_steps + 1):
+        loss = agent.critic_update(demos.sample(tasks, per, gen))
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"non-finite critic loss {loss} in the critic warm start at step {step}; "
+                "check the dataset's rewards"
+            )
+        if step % cfg.log_every == 0 or step == cfg.critic_steps:
+            run.log_metrics({"warm_step": step, "q_loss": loss})
 
 
 def _train(
@@ -231,11 +252,14 @@ def _train(
     if method is not None:
         agent.extension = method
     demos = None
-    if recipe.demos is not None and recipe.demos.bc_steps > 0:
+    demo_replay = None
+    dcfg = recipe.demos
+    if dcfg is not None and (dcfg.bc_steps or dcfg.critic_steps or dcfg.replay_share):
         from mtrl.demos.dataset import demo_transitions
 
         # a missing or mismatched dataset fails before the run directory exists
-        demos = demo_transitions(recipe.demos.dataset, recipe.demos.root, env)
+        demos = demo_transitions(dcfg.dataset, dcfg.root, env)
+        demo_replay = DemoReplay(demos, env.num_tasks, recipe.device)
     run = open_run(recipe, run_dir, resume)
     total_steps = recipe.budget(env.num_tasks)
     obs_dim = agent.actor.net.in_dim
@@ -317,9 +341,12 @@ def _train(
 
     bar = progress_bar(progress, total_steps, steps, "env steps", "step", run)
     t0 = time.perf_counter()
-    if state is None and demos is not None and recipe.demos is not None:
-        _behaviour_cloning(agent, demos, recipe.demos, recipe, run)
-        ckpt.save(steps)  # the cloned actor is where a resume starts
+    if state is None and demos is not None and dcfg is not None:
+        if dcfg.bc_steps:
+            _behaviour_cloning(agent, demos, dcfg, recipe, run)
+        if dcfg.critic_steps and demo_replay is not None:
+            _critic_warm_start(agent, demo_replay, dcfg, recipe, run)
+        ckpt.save(steps)  # the warm-started agent is where a resume starts
     guard = InterruptGuard()
     try:
         guard.__enter__()
@@ -379,6 +406,13 @@ def _train(
                     else:
                         batch = buffer.sample(recipe.batch_size, gen, filled_only=True)
                         present = len(buffer.filled_tasks())
+                    if demo_replay is not None and dcfg is not None and dcfg.replay_share:
+                        share = demo_share(
+                            dcfg.replay_share,
+                            dcfg.replay_decay_steps,
+                            steps - recipe.learning_starts,
+                        )
+                        batch = demo_replay.mix(batch, share, gen)
                     if norm is not None:  # raw rewards stored; scaled as the stats are now
                         batch = batch._replace(
                             rewards=norm.normalize_tensor(batch.rewards, batch.task_ids)

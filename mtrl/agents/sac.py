@@ -226,28 +226,12 @@ class MTSAC(nn.Module):
         ``tasks_present``: how many tasks the batch holds when fewer than all (tasks
         not yet unlocked); per-task losses are then averaged over those tasks only.
         """
-        c = self.config
         tid = batch.task_ids
         scale = 1.0
         if tasks_present is not None and tasks_present < self.num_tasks:
             scale = self.num_tasks / tasks_present
         alpha = self.log_alpha.detach().exp()[tid]
-        critic_losses, target = self._critic_fn(batch, alpha)
-        if scale != 1.0:
-            critic_losses = critic_losses * scale
-        critic_reg = self.critic.regularization()
-        extra = self.extension.critic_penalty()
-        if extra is not None:
-            critic_reg = critic_reg + extra
-        self.critic_balancer.step(
-            self.critic_opt,
-            list(self.critic.parameters()),
-            critic_losses,
-            critic_reg,
-            shared=self.critic.shared_weights(),
-            recompute=lambda: self._td_losses(batch, target) * scale,
-            before_step=self.extension.before_critic_step,
-        )
+        critic_losses = self._critic_step(batch, alpha, scale)
         self.critic.requires_grad_(False)
         actor_losses, logp = self._actor_fn(batch.obs, tid, alpha)
         if scale != 1.0:
@@ -268,10 +252,7 @@ class MTSAC(nn.Module):
         self.alpha_opt.zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.alpha_opt.step()
-        with torch.no_grad():
-            online: list[Tensor] = list(self.critic.parameters())
-            target_params: list[Tensor] = list(self.critic_target.parameters())
-            torch._foreach_lerp_(target_params, online, c.tau)
+        self._update_target()
         self.extension.after_update()
         return {
             "critic_loss": float(critic_losses.mean().detach()),
@@ -279,6 +260,40 @@ class MTSAC(nn.Module):
             "alpha": float(self.log_alpha.detach().exp().mean()),
             "entropy": float(-logp.detach().mean()),
         }
+
+    def _critic_step(self, batch: Batch, alpha: Tensor, scale: float = 1.0) -> Tensor:
+        """One (balanced) gradient step of the twin critics; returns per-task losses."""
+        critic_losses, target = self._critic_fn(batch, alpha)
+        if scale != 1.0:
+            critic_losses = critic_losses * scale
+        critic_reg = self.critic.regularization()
+        extra = self.extension.critic_penalty()
+        if extra is not None:
+            critic_reg = critic_reg + extra
+        self.critic_balancer.step(
+            self.critic_opt,
+            list(self.critic.parameters()),
+            critic_losses,
+            critic_reg,
+            shared=self.critic.shared_weights(),
+            recompute=lambda: self._td_losses(batch, target) * scale,
+            before_step=self.extension.before_critic_step,
+        )
+        return critic_losses
+
+    def _update_target(self) -> None:
+        with torch.no_grad():
+            online: list[Tensor] = list(self.critic.parameters())
+            target_params: list[Tensor] = list(self.critic_target.parameters())
+            torch._foreach_lerp_(target_params, online, self.config.tau)
+
+    def critic_update(self, batch: Batch) -> float:
+        """A critic-only step (and target update) with the actor and temperatures held:
+        fitting the critics to a fixed policy, e.g. a cloned one on demonstrations."""
+        alpha = self.log_alpha.detach().exp()[batch.task_ids]
+        losses = self._critic_step(batch, alpha)
+        self._update_target()
+        return float(losses.mean().detach())
 
     def optimizer_state(self) -> dict[str, Any]:
         return {

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 EPS = 1e-6
+
+BCLoss = Literal["nll", "mse"]
 
 
 def normalize_actions(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -25,6 +28,17 @@ def squashed_log_prob(actions: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
     z = (pre - mean) * torch.exp(-log_std)
     normal = (-0.5 * z * z - log_std - 0.5 * math.log(2.0 * math.pi)).sum(-1)
     return normal - torch.log1p(-a * a).sum(-1)
+
+
+def bc_loss(kind: BCLoss, actions: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """Per-row cloning loss: ``"nll"``, the demonstrations' negative log-likelihood under
+    the squashed Gaussian (mean and spread); ``"mse"``, the squared error of the
+    deterministic action ``tanh(mean)`` (no pull towards ±1 where experts saturate)."""
+    if kind == "nll":
+        return -squashed_log_prob(actions, mean, log_std)
+    if kind == "mse":
+        return ((torch.tanh(mean) - actions) ** 2).sum(-1)
+    raise ValueError(f"bc loss must be 'nll' or 'mse', got {kind!r}")
 
 
 def balanced_indices(task_ids: np.ndarray, batch: int, rng: np.random.Generator) -> np.ndarray:
@@ -47,9 +61,10 @@ def clone_actor(
     device: str = "cpu",
     log: Callable[[int, float], None] = lambda step, loss: None,
     log_every: int = 100,
+    loss_kind: BCLoss = "nll",
 ) -> float:
-    """``steps`` Adam steps of the demonstrations' negative log-likelihood under the
-    actor (``actor(obs, task_ids) -> (mean, log_std)``); returns the last loss."""
+    """``steps`` Adam steps of the cloning loss (:func:`bc_loss`) of the actor
+    (``actor(obs, task_ids) -> (mean, log_std)``); returns the last loss."""
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(actor.parameters(), lr=lr)
     o = torch.as_tensor(obs, dtype=torch.float32, device=device)
@@ -59,7 +74,7 @@ def clone_actor(
     for step in range(1, steps + 1):
         idx = torch.as_tensor(balanced_indices(task_ids, batch, rng), device=device)
         mean, log_std = actor(o[idx], t[idx])
-        loss = -squashed_log_prob(a[idx], mean, log_std).mean()
+        loss = bc_loss(loss_kind, a[idx], mean, log_std).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from mtrl.config import bounded, check_fields
+from mtrl.demos.bc import BCLoss
 
 DATASET_ID = re.compile(r"^[\w.-]+/[\w.-]+-v\d+$")
 
@@ -22,6 +23,15 @@ class DemosConfig:
     batch_size: int = bounded(256, ge=1)  # per BC step, balanced across tasks
     lr: float = bounded(1e-3, gt=0.0)
     log_every: int = bounded(100, ge=1)  # BC steps between bc_loss rows
+    bc_loss: BCLoss = "nll"  # "mse": squared error of the deterministic action
+    # AQIL's Q-imitation phase: critic-only SAC updates on demonstration batches
+    # (environment rewards; targets from the cloned actor) after cloning, before RL
+    critic_steps: int = bounded(0, ge=0)
+    # share of every RL batch drawn from the demonstrations (per task, as RLPD's
+    # symmetric sampling at 0.5), decaying linearly to 0 over replay_decay_steps env
+    # steps after learning starts (0: fixed share)
+    replay_share: float = bounded(0.0, ge=0.0, lt=1.0)
+    replay_decay_steps: int = bounded(0, ge=0)
 
     def __post_init__(self) -> None:
         check_fields(self, "demos")

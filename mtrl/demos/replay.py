@@ -1,0 +1,80 @@
+"""Demonstrations mixed into RL batches, per task (RLPD's symmetric sampling, with an
+optional linear decay of the demonstrations' share)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mtrl.agents.replay import Batch
+
+
+def demo_share(share: float, decay_steps: int, steps_since_start: int) -> float:
+    """The demonstrations' share of a batch: ``share``, decaying linearly to 0 over
+    ``decay_steps`` env steps after learning starts (``decay_steps = 0``: fixed)."""
+    if decay_steps <= 0:
+        return share
+    return share * max(0.0, 1.0 - steps_since_start / decay_steps)
+
+
+class DemoReplay:
+    """Demonstration transitions stored per task; :meth:`mix` puts them into a
+    task-sorted, task-balanced RL batch in place of the first rows of each task."""
+
+    def __init__(self, demos: dict[str, np.ndarray], num_tasks: int, device: str = "cpu") -> None:
+        tids = np.asarray(demos["task_id"])
+        self.size = np.bincount(tids, minlength=num_tasks)[:num_tasks]
+        width = max(int(self.size.max()), 1)
+        self.device = device
+
+        def per_task(key: str) -> Tensor:
+            values = np.asarray(demos[key], dtype=np.float32)
+            out = np.zeros((num_tasks, width, *values.shape[1:]), dtype=np.float32)
+            for t in range(num_tasks):
+                rows = values[tids == t]
+                out[t, : len(rows)] = rows
+            return torch.as_tensor(out, device=device)
+
+        self.obs, self.actions = per_task("obs"), per_task("action")
+        self.rewards, self.next_obs = per_task("reward"), per_task("next_obs")
+        self.dones = per_task("terminated")
+
+    def sample(self, tasks: Tensor, per: int, generator: torch.Generator | None) -> Batch:
+        """``per`` uniform demonstrations of each of ``tasks`` (all must have some)."""
+        sizes = torch.as_tensor(self.size, device=self.device)[tasks].unsqueeze(1)
+        idx = (torch.rand(len(tasks), per, generator=generator).to(self.device) * sizes).long()
+        rows = tasks.unsqueeze(1).expand(-1, per)
+
+        def take(buf: Tensor) -> Tensor:
+            return buf[rows, idx].reshape(len(tasks) * per, *buf.shape[2:])
+
+        return Batch(
+            take(self.obs),
+            take(self.actions),
+            take(self.rewards),
+            take(self.next_obs),
+            take(self.dones),
+            rows.reshape(-1),
+        )
+
+    def mix(self, batch: Batch, share: float, generator: torch.Generator | None) -> Batch:
+        """``batch`` with ``floor(share * rows per task)`` rows of each task that has
+        demonstrations replaced by demonstrations of that task (order kept)."""
+        tasks = torch.unique_consecutive(batch.task_ids)
+        per = len(batch.task_ids) // len(tasks)
+        m = math.floor(share * per)
+        has = torch.as_tensor(self.size > 0, device=self.device)[tasks]
+        if m == 0 or not bool(has.any()):
+            return batch
+        demo_tasks = tasks[has]
+        demo = self.sample(demo_tasks, m, generator)
+        blocks = torch.nonzero(has).squeeze(1)
+        fields = []
+        for mine, theirs in zip(batch, demo, strict=True):
+            out = mine.clone().reshape(len(tasks), per, *mine.shape[1:])
+            out[blocks, :m] = theirs.reshape(len(demo_tasks), m, *theirs.shape[1:]).to(mine.dtype)
+            fields.append(out.reshape(mine.shape))
+        return Batch(*fields)
