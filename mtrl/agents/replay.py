@@ -23,6 +23,27 @@ class Batch(NamedTuple):
     task_ids: Tensor  # [B] long, task-sorted
 
 
+def uniform_per_task(
+    storage: tuple[Tensor, Tensor, Tensor, Tensor, Tensor],
+    tasks: Tensor,
+    sizes: Tensor,
+    per: int,
+    generator: torch.Generator | None,
+) -> Batch:
+    """``per`` uniform rows of each of ``tasks`` from per-task storage ``[task, row, ...]``
+    (obs, actions, rewards, next_obs, dones) holding ``sizes[i]`` rows of ``tasks[i]``;
+    task-sorted as ``tasks`` is."""
+    u = torch.rand(len(tasks), per, generator=generator).to(tasks.device)
+    idx = (u * sizes.unsqueeze(1)).long()
+    rows = tasks.unsqueeze(1).expand(-1, per)
+
+    def take(buf: Tensor) -> Tensor:
+        return buf[rows, idx].reshape(len(tasks) * per, *buf.shape[2:])
+
+    obs, actions, rewards, next_obs, dones = (take(b) for b in storage)
+    return Batch(obs, actions, rewards, next_obs, dones, rows.reshape(-1))
+
+
 class TaskReplayBuffer:
     """Per-task ring buffers on ``device``; :meth:`sample` is balanced across tasks."""
 
@@ -117,22 +138,13 @@ class TaskReplayBuffer:
         if per < 1:
             raise ValueError(f"batch_size {batch_size} is smaller than the {k} tasks to sample")
         task_idx = torch.as_tensor(tasks, device=self.device)
-        sizes = torch.as_tensor(self.size[tasks], device=self.device).unsqueeze(1)
-        u = torch.rand(k, per, generator=generator).to(self.device)
-        idx = (u * sizes).long()
-        rows = task_idx.unsqueeze(1).expand(-1, per)
-
-        def take(buf: Tensor) -> Tensor:
-            out = buf[rows, idx]
-            return out.reshape(k * per, *buf.shape[2:])
-
-        return Batch(
-            take(self.obs),
-            take(self.actions),
-            take(self.rewards),
-            take(self.next_obs),
-            take(self.dones),
-            rows.reshape(-1),
+        sizes = torch.as_tensor(self.size[tasks], device=self.device)
+        return uniform_per_task(
+            (self.obs, self.actions, self.rewards, self.next_obs, self.dones),
+            task_idx,
+            sizes,
+            per,
+            generator,
         )
 
     def state(self) -> dict[str, object]:

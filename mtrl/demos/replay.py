@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mtrl.agents.replay import Batch
+from mtrl.agents.replay import Batch, uniform_per_task
 
 
 def demo_share(share: float, decay_steps: int, steps_since_start: int) -> float:
@@ -44,21 +44,9 @@ class DemoReplay:
 
     def sample(self, tasks: Tensor, per: int, generator: torch.Generator | None) -> Batch:
         """``per`` uniform demonstrations of each of ``tasks`` (all must have some)."""
-        sizes = torch.as_tensor(self.size, device=self.device)[tasks].unsqueeze(1)
-        idx = (torch.rand(len(tasks), per, generator=generator).to(self.device) * sizes).long()
-        rows = tasks.unsqueeze(1).expand(-1, per)
-
-        def take(buf: Tensor) -> Tensor:
-            return buf[rows, idx].reshape(len(tasks) * per, *buf.shape[2:])
-
-        return Batch(
-            take(self.obs),
-            take(self.actions),
-            take(self.rewards),
-            take(self.next_obs),
-            take(self.dones),
-            rows.reshape(-1),
-        )
+        sizes = torch.as_tensor(self.size, device=self.device)[tasks]
+        storage = (self.obs, self.actions, self.rewards, self.next_obs, self.dones)
+        return uniform_per_task(storage, tasks, sizes, per, generator)
 
     def mix(self, batch: Batch, share: float, generator: torch.Generator | None) -> Batch:
         """``batch`` with ``floor(share * rows per task)`` rows of each task that has
