@@ -30,6 +30,27 @@ def merge_moments(
         return count, mean, m2
     batch_mean = float(values.mean())
     batch_m2 = float(((values - batch_mean) ** 2).sum())
+    c, m, s = merge_moments_batched(
+        np.array([count]),
+        np.array([mean]),
+        np.array([m2]),
+        np.array([float(n)]),
+        np.array([batch_mean]),
+        np.array([batch_m2]),
+    )
+    return float(c[0]), float(m[0]), float(s[0])
+
+
+def merge_moments_batched(
+    count: np.ndarray,
+    mean: np.ndarray,
+    m2: np.ndarray,
+    n: np.ndarray,
+    batch_mean: np.ndarray,
+    batch_m2: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`merge_moments` for many statistics at once, each adding a batch given by
+    its size ``n`` (> 0), mean and sum of squared deviations."""
     total = count + n
     delta = batch_mean - mean
     return total, mean + delta * n / total, m2 + batch_m2 + delta**2 * count * n / total
@@ -55,11 +76,16 @@ class RewardNormalizer:
         """Account one vector-env step: sub-env ``i`` ran ``task_ids[i]``."""
         self.returns = self.returns * self.gamma + np.asarray(rewards, dtype=np.float64)
         tids = np.asarray(task_ids)
-        for task in np.unique(tids):
-            c, m, s = merge_moments(
-                self.count[task], self.mean[task], self.m2[task], self.returns[tids == task]
-            )
-            self.count[task], self.mean[task], self.m2[task] = c, m, s
+        size = len(self.count)
+        n = np.bincount(tids, minlength=size).astype(np.float64)
+        seen = n > 0
+        batch_mean = np.bincount(tids, weights=self.returns, minlength=size)[seen] / n[seen]
+        means = np.zeros(size)
+        means[seen] = batch_mean
+        batch_m2 = np.bincount(tids, weights=(self.returns - means[tids]) ** 2, minlength=size)
+        self.count[seen], self.mean[seen], self.m2[seen] = merge_moments_batched(
+            self.count[seen], self.mean[seen], self.m2[seen], n[seen], batch_mean, batch_m2[seen]
+        )
         self.returns[np.asarray(dones, dtype=bool)] = 0.0
 
     def scales(self) -> np.ndarray:

@@ -27,7 +27,6 @@ from gymnasium.vector.utils import (
     CloudpickleWrapper,
     create_shared_memory,
     read_from_shared_memory,
-    write_to_shared_memory,
 )
 
 EnvFn = Callable[[], gym.Env[Any, Any]]
@@ -75,9 +74,24 @@ def merge_infos(parts: Sequence[dict[str, Any]], sizes: Sequence[int]) -> dict[s
     return out
 
 
+def put_rows(view: Any, value: Any, start: int) -> None:
+    """Write a batch of observations (arrays, or dicts/tuples of them) into rows
+    ``start:`` of ``view`` (the shared-memory arrays), one copy per array."""
+    if isinstance(view, dict):
+        for key, sub in view.items():
+            put_rows(sub, value[key], start)
+    elif isinstance(view, tuple):
+        for sub, part in zip(view, value, strict=True):
+            put_rows(sub, part, start)
+    else:
+        rows = np.asarray(value)
+        view[start : start + len(rows)] = rows
+
+
 def _worker(
     fns: CloudpickleWrapper,
     offset: int,
+    total: int,
     mode: str,
     pipe: Any,
     shm: Any,
@@ -87,11 +101,10 @@ def _worker(
         autoreset_mode=AutoresetMode(mode),
         observation_mode="different",
     )
-    space = _single_space(env)
+    views = read_from_shared_memory(_single_space(env), shm, total)
 
     def publish(obs: Any) -> None:
-        for j, single in enumerate(gym.vector.utils.iterate(env.observation_space, obs)):
-            write_to_shared_memory(space, offset + j, single, shm)
+        put_rows(views, obs, offset)
 
     try:
         while True:
@@ -174,6 +187,7 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
                 args=(
                     CloudpickleWrapper(typing.cast(EnvFn, list(env_fns[part]))),
                     part.start,
+                    self.num_envs,
                     autoreset_mode.value,
                     child,
                     self._shm,
