@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 from mtrl.envs.vector import MultiTaskEnvConfig, Vectorization, make_multitask_env
-from mtrl.envs.workers import WorkerVectorEnv, merge_infos, slices
+from mtrl.envs.workers import WorkerVectorEnv, balanced_groups, merge_infos, slices
 
 
 def test_slices_are_contiguous_near_equal_and_never_empty() -> None:
@@ -126,5 +127,64 @@ def test_bench_env_times_workers_metaworld_and_sync_in_one_run(
     args = ["bench", "env", "--vectorization", "async", "--steps", "3", "--repeats", "1"]
     assert main([*args, "--workers", "2", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc["steps_per_s"]) == {"mtrl", "metaworld", "mtrl_sync"}
+    assert set(doc["steps_per_s"]) == {"mtrl", "metaworld", "mtrl_sync", "mtrl_contiguous"}
     assert doc["workers"] == 2 and doc["ratio_to_sync"] > 0
+    assert sorted(i for g in doc["groups"] for i in g) == list(range(10))
+
+
+def _makespan(costs: list[float], groups: list[list[int]]) -> float:
+    return max(sum(costs[i] for i in g) for g in groups)
+
+
+def test_balanced_groups_by_hand_and_within_the_lpt_bound_of_the_optimum() -> None:
+    # MT10-like costs (ms): contiguous halves load 5.32 vs 3.12. Longest first, each to
+    # the lighter worker: 2 1 0 7 3 4 6 5 9 8 go to A B B A B A A B A B -> 4.20 vs 4.24
+    mt10 = [1.03, 1.33, 1.42, 0.88, 0.66, 0.62, 0.65, 0.98, 0.38, 0.49]
+    groups = balanced_groups(mt10, 2)
+    assert groups == [[0, 1, 3, 5, 8], [2, 4, 6, 7, 9]]
+    assert _makespan(mt10, groups) == pytest.approx(4.24)
+    assert balanced_groups([1.0, 1.0], 5) == [[0], [1]]
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        n, m = int(rng.integers(2, 9)), int(rng.integers(2, 4))
+        costs = rng.uniform(0.1, 3.0, n).tolist()
+        groups = balanced_groups(costs, m)
+        assert sorted(i for g in groups for i in g) == list(range(n)) and all(groups)
+        # brute force over every assignment: LPT is within (4/3 - 1/(3m)) of the optimum
+        best = min(
+            max(sum(c for c, w in zip(costs, a, strict=True) if w == k) for k in range(m))
+            for a in itertools.product(range(m), repeat=n)
+        )
+        assert _makespan(costs, groups) <= (4 / 3 - 1 / (3 * m)) * best + 1e-12
+
+
+def test_non_contiguous_groups_equal_one_vector_env_over_all_sub_envs() -> None:
+    fns = [functools.partial(_pendulum, s) for s in (3, 5, 4, 7, 3, 6)]
+    whole = gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    env = WorkerVectorEnv(fns, groups=[[4, 0, 3], [1, 5], [2]])
+    assert env.groups == [[0, 3, 4], [1, 5], [2]]
+    assert all(map(_same, env.reset(seed=3), whole.reset(seed=3)))
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        a = rng.uniform(-2, 2, (6, 1)).astype(np.float32)
+        assert all(map(_same, env.step(a), whole.step(a)))
+    env.set_attr("marker", [5, 6, 7, 8, 9, 10])
+    assert env.get_attr("marker") == (5, 6, 7, 8, 9, 10)
+    env.close()
+    with pytest.raises(ValueError, match="each index once"):
+        WorkerVectorEnv(fns, groups=[[0, 1], [1, 2, 3, 4, 5]])
+
+
+def test_balancing_times_every_sub_env_and_keeps_the_trajectories() -> None:
+    # the sync-equality test above runs balanced workers; here the probe's own output
+    fns = [functools.partial(_pendulum, s) for s in (3, 5, 4, 7, 3)]
+    env = WorkerVectorEnv(fns, workers=2, probe_steps=5)
+    assert env.step_costs is not None and len(env.step_costs) == 5
+    assert all(c > 0 for c in env.step_costs)
+    assert env.groups == balanced_groups(env.step_costs, 2)
+    whole = gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    assert all(map(_same, env.reset(seed=1), whole.reset(seed=1)))
+    a = np.ones((5, 1), dtype=np.float32)
+    for _ in range(8):
+        assert all(map(_same, env.step(a), whole.step(a)))
+    env.close()

@@ -4,7 +4,8 @@ Every contender runs the same pre-drawn random actions for the same number of st
 the order of the contenders rotates between repeats so that machine noise hits all
 alike, and the median of the repeats is reported. With ``async``, mtrl's sync env is
 timed in the same run too (the worker processes' speed-up over stepping in one
-process).
+process), and so are mtrl's workers holding contiguous slices instead of groups
+balanced by measured step cost.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class EnvBenchResult:
     repeats: int
     workers: int | None  # mtrl's async worker processes
     steps_per_s: dict[str, float] = field(default_factory=dict)  # contender -> env steps/s
+    groups: list[list[int]] | None = None  # sub-envs per worker (async, balanced)
 
     @property
     def mtrl_steps_per_s(self) -> float:
@@ -82,6 +84,10 @@ def bench_env(
     }
     if vectorization == "async":
         envs["mtrl_sync"] = make_multitask_env(MultiTaskEnvConfig(name=suite))
+        contiguous = MultiTaskEnvConfig(
+            name=suite, vectorization="async", workers=workers, balance_workers=False
+        )
+        envs["mtrl_contiguous"] = make_multitask_env(contiguous)
     num_envs = envs["mtrl"].num_envs
     rng = np.random.default_rng(seed)
     actions = rng.uniform(-1, 1, size=(steps, num_envs, 4)).astype(np.float32)
@@ -94,6 +100,7 @@ def bench_env(
         for name in names[r % len(names) :] + names[: r % len(names)]:
             times[name].append(_time_steps(envs[name], actions))
     used = getattr(envs["mtrl"].env, "num_workers", None)
+    groups = getattr(envs["mtrl"].env, "groups", None)
     for env in envs.values():
         env.close()
     n = steps * num_envs
@@ -104,5 +111,6 @@ def bench_env(
         steps=steps,
         repeats=repeats,
         workers=used,
+        groups=groups,
         steps_per_s={name: n / statistics.median(t) for name, t in times.items()},
     )

@@ -42,12 +42,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         f"{res.suite} vector env, {res.vectorization}{workers}, {res.num_envs} sub-envs, "
         f"{res.steps} steps x {res.repeats}"
     )
-    labels = {"mtrl": "mtrl", "metaworld": "Meta-World", "mtrl_sync": "mtrl sync"}
+    labels = {
+        "mtrl": "mtrl",
+        "metaworld": "Meta-World",
+        "mtrl_sync": "mtrl sync",
+        "mtrl_contiguous": "mtrl async, contiguous slices",
+    }
     for name, rate in res.steps_per_s.items():
-        print(f"  {labels[name]:<11} {rate:10.0f} env-steps/s")
+        print(f"  {labels[name]:<29} {rate:10.0f} env-steps/s")
+    if res.groups is not None:
+        print(f"  sub-envs per worker (balanced by step cost): {res.groups}")
     print(f"  ratio mtrl/Meta-World = {res.ratio:.3f}  (overhead {100 * res.overhead:+.1f}%)")
     if res.ratio_to_sync is not None:
         print(f"  ratio mtrl async/mtrl sync = {res.ratio_to_sync:.3f}")
+    contiguous = res.steps_per_s.get("mtrl_contiguous")
+    if contiguous:
+        print(f"  ratio balanced/contiguous slices = {res.mtrl_steps_per_s / contiguous:.3f}")
     return 0
 
 

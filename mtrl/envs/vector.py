@@ -46,9 +46,10 @@ class MultiTaskEnvConfig:
     num_tasks: int | list[int] | None = None
     envs_per_task: int = bounded(1, ge=1, le=64)
     vectorization: Vectorization = "sync"
-    # async: worker processes, each hosting a contiguous slice of the sub-envs
-    # (default: one per core; mtrl.envs.workers)
+    # async: worker processes, each hosting a group of the sub-envs (default: one per
+    # core); balance_workers groups them by step cost timed at start (mtrl.envs.workers)
     workers: int | None = None
+    balance_workers: bool = True
     autoreset_mode: AutoresetName = "same_step"
     task_encoding: TaskEncoding = "index"
     reward_version: RewardVersion = "v2"  # Meta-World reward function version
@@ -195,6 +196,7 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
         families: Sequence[str] | None = None,
         family_ids: Sequence[int] | None = None,
         workers: int | None = None,
+        balance_workers: bool = True,
     ) -> MultiTaskVecEnv:
         """Sub-envs bound to ``tasks`` (``envs_per_task`` each), or, with a
         ``scheduler``, ``num_envs`` sub-envs that run whichever task it picks.
@@ -241,7 +243,7 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
             # Meta-World classes declare different goal bounds: batch them per env.
             vec = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode, observation_mode="different")
         elif vectorization == "async":
-            vec = WorkerVectorEnv(fns, workers, autoreset_mode=mode)
+            vec = WorkerVectorEnv(fns, workers, autoreset_mode=mode, balance=balance_workers)
         else:
             raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
         return cls(vec, tasks, task_ids, families, fam)
@@ -465,4 +467,5 @@ def make_multitask_env(
         families=cfg.members,
         family_ids=family_ids,
         workers=cfg.workers,
+        balance_workers=cfg.balance_workers,
     )

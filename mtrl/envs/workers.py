@@ -2,11 +2,17 @@
 
 gymnasium's ``AsyncVectorEnv`` starts one process per sub-env: MT10 means ten
 processes contending for two cores, and ten pipe round trips per step. Here each
-worker hosts a contiguous (task-sorted) slice of the sub-envs in a gymnasium
-``SyncVectorEnv`` and writes their observations into shared memory; the parent sends
-each worker its slice of the actions and merges the small per-step infos. Workers
-default to the number of cores. Sub-env ``i`` is seeded ``seed + i`` as in gymnasium's
-vector envs, so the trajectories equal the sync env's.
+worker hosts a group of the sub-envs in a gymnasium ``SyncVectorEnv`` and writes their
+observations into shared memory; the parent sends each worker its rows of the actions
+and merges the small per-step infos. Workers default to the number of cores.
+
+Sub-envs differ in cost (a Meta-World pick-place step takes ~3x a window-open step), and
+a vector step waits for the slowest worker. With ``balance`` the workers first time a
+few random steps of each of their sub-envs, the parent groups the sub-envs by measured
+cost (longest first, each to the least-loaded worker), and every worker rebuilds its
+group fresh, so the probe leaves no trace in the envs. Sub-env ``i`` is seeded
+``seed + i`` as in gymnasium's vector envs whatever its worker, so the trajectories
+equal the sync env's.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import copy
 import itertools
 import multiprocessing as mp
 import os
+import time
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,6 +53,20 @@ def slices(n: int, workers: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
 
+def balanced_groups(costs: Sequence[float], workers: int) -> list[list[int]]:
+    """Sub-env indices per worker, loads balanced: longest processing time first, each
+    to the least-loaded worker (makespan within 4/3 of the optimum); indices sorted
+    within a group, groups ordered by their first index, none empty."""
+    k = min(workers, len(costs))
+    groups: list[list[int]] = [[] for _ in range(k)]
+    loads = [0.0] * k
+    for i in sorted(range(len(costs)), key=lambda j: (-costs[j], j)):
+        w = min(range(k), key=lambda g: (loads[g], len(groups[g]), g))
+        groups[w].append(i)
+        loads[w] += costs[i]
+    return sorted((sorted(g) for g in groups), key=lambda g: g[0])
+
+
 def merge_infos(parts: Sequence[dict[str, Any]], sizes: Sequence[int]) -> dict[str, Any]:
     """One vector-env info dict from the info dicts of consecutive sub-env groups,
     as a single vector env over all of them would have written it (gymnasium's
@@ -74,37 +95,73 @@ def merge_infos(parts: Sequence[dict[str, Any]], sizes: Sequence[int]) -> dict[s
     return out
 
 
-def put_rows(view: Any, value: Any, start: int) -> None:
-    """Write a batch of observations (arrays, or dicts/tuples of them) into rows
-    ``start:`` of ``view`` (the shared-memory arrays), one copy per array."""
+def put_rows(view: Any, value: Any, rows: slice | np.ndarray) -> None:
+    """Write a batch of observations (arrays, or dicts/tuples of them) into ``rows``
+    of ``view`` (the shared-memory arrays), one copy per array."""
     if isinstance(view, dict):
         for key, sub in view.items():
-            put_rows(sub, value[key], start)
+            put_rows(sub, value[key], rows)
     elif isinstance(view, tuple):
         for sub, part in zip(view, value, strict=True):
-            put_rows(sub, part, start)
+            put_rows(sub, part, rows)
     else:
-        rows = np.asarray(value)
-        view[start : start + len(rows)] = rows
+        view[rows] = np.asarray(value)
+
+
+def reorder(value: Any, order: np.ndarray) -> Any:
+    """``value`` (an array over sub-envs, or a dict of them) indexed by ``order``."""
+    if isinstance(value, dict):
+        return {key: reorder(sub, order) for key, sub in value.items()}
+    return np.asarray(value)[order]
+
+
+def _as_rows(group: Sequence[int]) -> slice | np.ndarray:
+    """A contiguous group as a slice (a view write), any other as an index array."""
+    if list(group) == list(range(group[0], group[0] + len(group))):
+        return slice(group[0], group[0] + len(group))
+    return np.asarray(group)
+
+
+def _probe_costs(env: gym.vector.SyncVectorEnv, steps: int) -> list[float]:
+    """Seconds per step of each sub-env over ``steps`` random steps; the slowest tenth
+    of the steps is dropped (the process was preempted, not the env slow)."""
+    costs = []
+    for k, sub in enumerate(env.envs):
+        sub.reset(seed=k)
+        sub.action_space.seed(k)
+        times = np.empty(steps)
+        for t in range(steps):
+            action = sub.action_space.sample()
+            start = time.perf_counter()
+            _, _, term, trunc, _ = sub.step(action)
+            times[t] = time.perf_counter() - start
+            if term or trunc:
+                sub.reset()
+        costs.append(float(np.sort(times)[: max(1, (9 * steps) // 10)].mean()))
+    return costs
+
+
+def _build(fns: Sequence[EnvFn], group: Sequence[int], mode: str) -> gym.vector.SyncVectorEnv:
+    return gym.vector.SyncVectorEnv(
+        [fns[i] for i in group], autoreset_mode=AutoresetMode(mode), observation_mode="different"
+    )
 
 
 def _worker(
     fns: CloudpickleWrapper,
-    offset: int,
+    group: list[int],
     total: int,
     mode: str,
     pipe: Any,
     shm: Any,
 ) -> None:
-    env = gym.vector.SyncVectorEnv(
-        typing.cast(list[EnvFn], fns.fn),
-        autoreset_mode=AutoresetMode(mode),
-        observation_mode="different",
-    )
+    all_fns = typing.cast(list[EnvFn], fns.fn)
+    env = _build(all_fns, group, mode)
     views = read_from_shared_memory(_single_space(env), shm, total)
+    rows = _as_rows(group)
 
     def publish(obs: Any) -> None:
-        put_rows(views, obs, offset)
+        put_rows(views, obs, rows)
 
     try:
         while True:
@@ -112,7 +169,13 @@ def _worker(
             if command == "close":
                 break
             try:
-                pipe.send((True, _serve(env, command, payload, publish)))
+                if command == "regroup":  # rebuild fresh: no trace of the probe
+                    env.close()
+                    env = _build(all_fns, payload, mode)
+                    rows = _as_rows(payload)
+                    pipe.send((True, None))
+                else:
+                    pipe.send((True, _serve(env, command, payload, publish)))
             except Exception as exc:  # the parent re-raises it, naming the worker
                 pipe.send((False, f"{type(exc).__name__}: {exc}"))
     except KeyboardInterrupt:
@@ -123,6 +186,8 @@ def _worker(
 
 
 def _serve(env: gym.vector.SyncVectorEnv, command: str, payload: Any, publish: Any) -> Any:
+    if command == "probe":
+        return _probe_costs(env, payload)
     if command == "reset":
         obs, info = env.reset(**payload)
         publish(obs)
@@ -149,8 +214,11 @@ def _single_space(env: gym.vector.VectorEnv) -> gym.Space[Any]:
 
 
 class WorkerVectorEnv(gym.vector.VectorEnv):
-    """Sub-envs ``env_fns`` in ``workers`` processes (contiguous slices), one
-    ``SyncVectorEnv`` each; observations through shared memory."""
+    """Sub-envs ``env_fns`` in ``workers`` processes, one ``SyncVectorEnv`` each;
+    observations through shared memory. With ``balance`` (and more sub-envs than
+    workers) the groups follow the sub-envs' measured step costs; otherwise they are
+    contiguous slices. Explicit ``groups`` (a partition of the sub-env indices, one
+    group per worker) override both."""
 
     def __init__(
         self,
@@ -158,6 +226,9 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
         workers: int | None = None,
         autoreset_mode: AutoresetMode = AutoresetMode.SAME_STEP,
         context: str = "spawn",
+        balance: bool = True,
+        probe_steps: int = 100,
+        groups: Sequence[Sequence[int]] | None = None,
     ) -> None:
         probe = gym.vector.SyncVectorEnv(
             [env_fns[0]], autoreset_mode=autoreset_mode, observation_mode="different"
@@ -176,29 +247,53 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
         ctx: Any = mp.get_context(context)
         self._shm = create_shared_memory(self.single_observation_space, self.num_envs, ctx)
         self._obs = read_from_shared_memory(self.single_observation_space, self._shm, self.num_envs)
-        self._slices = slices(self.num_envs, workers or default_workers())
-        self._sizes = [s.stop - s.start for s in self._slices]
+        if groups is not None:
+            given = sorted(i for g in groups for i in g)
+            if given != list(range(self.num_envs)) or not all(groups):
+                raise ValueError(
+                    f"groups {[list(g) for g in groups]} must split sub-envs "
+                    f"0..{self.num_envs - 1} into non-empty groups, each index once"
+                )
+            self._set_groups([sorted(g) for g in groups])
+        else:
+            count = workers or default_workers()
+            self._set_groups([list(range(s.start, s.stop)) for s in slices(self.num_envs, count)])
         self._pipes = []
         self._procs = []
-        for part in self._slices:
+        packed = CloudpickleWrapper(typing.cast(EnvFn, list(env_fns)))
+        for group in self.groups:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(
-                target=_worker,
-                args=(
-                    CloudpickleWrapper(typing.cast(EnvFn, list(env_fns[part]))),
-                    part.start,
-                    self.num_envs,
-                    autoreset_mode.value,
-                    child,
-                    self._shm,
-                ),
-                daemon=True,
-            )
+            args = (packed, group, self.num_envs, autoreset_mode.value, child, self._shm)
+            proc = ctx.Process(target=_worker, args=args, daemon=True)
             proc.start()
             child.close()
             self._pipes.append(parent)
             self._procs.append(proc)
         self.closed = False
+        self.step_costs: list[float] | None = None
+        if balance and groups is None and self.num_envs > len(self.groups) > 1:
+            self._balance(probe_steps)
+
+    def _set_groups(self, groups: list[list[int]]) -> None:
+        self.groups = groups
+        self._sizes = [len(g) for g in groups]
+        self._index = [np.asarray(g) for g in groups]
+        order = np.concatenate(self._index)
+        identity = bool(np.array_equal(order, np.arange(self.num_envs)))
+        self._inverse: np.ndarray | None = None if identity else np.argsort(order)
+
+    def _balance(self, steps: int) -> None:
+        """Time each sub-env, regroup by cost, rebuild every worker's envs fresh."""
+        for pipe in self._pipes:
+            pipe.send(("probe", steps))
+        costs = np.zeros(self.num_envs)
+        for index, part in zip(self._index, self._gather(), strict=True):
+            costs[index] = part
+        self.step_costs = costs.tolist()
+        self._set_groups(balanced_groups(self.step_costs, len(self._pipes)))
+        for pipe, group in zip(self._pipes, self.groups, strict=True):
+            pipe.send(("regroup", group))
+        self._gather()
 
     @property
     def num_workers(self) -> int:
@@ -208,8 +303,12 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
         replies = [pipe.recv() for pipe in self._pipes]
         for k, (ok, payload) in enumerate(replies):
             if not ok:
-                raise RuntimeError(f"env worker {k} (sub-envs {self._slices[k]}): {payload}")
+                raise RuntimeError(f"env worker {k} (sub-envs {self.groups[k]}): {payload}")
         return [payload for _, payload in replies]
+
+    def _in_order(self, value: Any) -> Any:
+        """Concatenated per-worker results back in sub-env order."""
+        return value if self._inverse is None else reorder(value, self._inverse)
 
     def _observations(self) -> Any:
         return copy.deepcopy(self._obs)  # the shared arrays change at the next step
@@ -224,26 +323,32 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
             seeds = [seed + i for i in range(self.num_envs)]
         else:
             seeds = list(seed)
-        for pipe, part in zip(self._pipes, self._slices, strict=True):
-            pipe.send(("reset", {"seed": seeds[part], "options": options}))
+        for pipe, group in zip(self._pipes, self.groups, strict=True):
+            pipe.send(("reset", {"seed": [seeds[i] for i in group], "options": options}))
         infos = self._gather()
-        return self._observations(), merge_infos(infos, self._sizes)
+        return self._observations(), self._in_order(merge_infos(infos, self._sizes))
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions)
-        for pipe, part in zip(self._pipes, self._slices, strict=True):
-            pipe.send(("step", actions[part]))
+        for pipe, index in zip(self._pipes, self._index, strict=True):
+            pipe.send(("step", actions[index]))
         results = self._gather()
-        rewards = np.concatenate([r[0] for r in results])
-        terms = np.concatenate([r[1] for r in results])
-        truncs = np.concatenate([r[2] for r in results])
-        info = merge_infos([r[3] for r in results], self._sizes)
+        rewards = self._in_order(np.concatenate([r[0] for r in results]))
+        terms = self._in_order(np.concatenate([r[1] for r in results]))
+        truncs = self._in_order(np.concatenate([r[2] for r in results]))
+        info = self._in_order(merge_infos([r[3] for r in results], self._sizes))
         return self._observations(), rewards, terms, truncs, info
+
+    def _per_env(self, parts: list[Any]) -> tuple[Any, ...]:
+        flat = [x for part in parts for x in part]
+        if self._inverse is None:
+            return tuple(flat)
+        return tuple(flat[k] for k in self._inverse.tolist())
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         for pipe in self._pipes:
             pipe.send(("call", (name, args, kwargs)))
-        return tuple(x for part in self._gather() for x in part)
+        return self._per_env(self._gather())
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
         return self.call(name)
@@ -253,15 +358,19 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
             values = [values] * self.num_envs
         if len(values) != self.num_envs:
             raise ValueError(f"set_attr needs {self.num_envs} values, got {len(values)}")
-        for pipe, part in zip(self._pipes, self._slices, strict=True):
-            pipe.send(("set_attr", (name, list(values[part]))))
+        for pipe, group in zip(self._pipes, self.groups, strict=True):
+            pipe.send(("set_attr", (name, [values[i] for i in group])))
         self._gather()
 
     def render(self) -> tuple[Any, ...] | None:
         for pipe in self._pipes:
             pipe.send(("render", None))
-        frames = [f for f in self._gather() if f is not None]
-        return tuple(x for part in frames for x in part) if frames else None
+        frames = self._gather()
+        if all(f is None for f in frames):
+            return None
+        return self._per_env(
+            [f if f is not None else [None] * n for f, n in zip(frames, self._sizes, strict=True)]
+        )
 
     def close_extras(self, **kwargs: Any) -> None:
         for pipe in self._pipes:
