@@ -61,7 +61,7 @@ def clone_actor(
     device: str = "cpu",
     log: Callable[[int, float], None] = lambda step, loss: None,
     log_every: int = 100,
-    loss_kind: BCLoss = "nll",
+    loss_kind: BCLoss = "mse",
 ) -> float:
     """``steps`` Adam steps of the cloning loss (:func:`bc_loss`) of the actor
     (``actor(obs, task_ids) -> (mean, log_std)``); returns the last loss."""

@@ -23,7 +23,10 @@ class DemosConfig:
     batch_size: int = bounded(256, ge=1)  # per BC step, balanced across tasks
     lr: float = bounded(1e-3, gt=0.0)
     log_every: int = bounded(100, ge=1)  # BC steps between bc_loss rows
-    bc_loss: BCLoss = "nll"  # "mse": squared error of the deterministic action
+    # "mse": squared error of the deterministic action (MT10, 20 expert episodes per
+    # task, 10k steps: 0.83 mean success); "nll": the demonstrations' likelihood under
+    # the squashed Gaussian (same data: 0.12; saturated expert actions pull it to ±1)
+    bc_loss: BCLoss = "mse"
     # AQIL's Q-imitation phase: critic-only SAC updates on demonstration batches
     # (environment rewards; targets from the cloned actor) after cloning, before RL
     critic_steps: int = bounded(0, ge=0)
