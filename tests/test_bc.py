@@ -18,7 +18,7 @@ from mtrl.config import from_dict
 from mtrl.demos.bc import balanced_indices, bc_loss, normalize_actions, squashed_log_prob
 from mtrl.demos.collect import collect
 from mtrl.demos.replay import DemoReplay, demo_share
-from mtrl.errors import MtrlError
+from mtrl.errors import ConfigError, MtrlError
 from mtrl.runs import RunDir
 from mtrl.seeding import seed_everything
 
@@ -175,3 +175,66 @@ def test_critic_warm_start_moves_the_critics_only(demos: Path, tmp_path: Path) -
     for name, value in fresh.state_dict().items():
         moved = not torch.equal(value, first[name])
         assert moved == name.startswith(("critic.", "critic_target.")), name
+
+
+def test_cloning_kept_in_rl_updates_is_the_weighted_loss_and_holds_the_clone() -> None:
+    """The regulariser adds weight x mean|Q(s, pi(s))| x the cloning loss on demos;
+    RL updates with it keep the actor at the demonstrated action, without it not."""
+    from mtrl.agents.sac import SACConfig
+    from mtrl.demos.regulariser import DemoBCRegulariser
+
+    arrays = _demo_arrays([0, 0, 1, 1], 0.5)
+
+    def agent_and_reg(weight: float) -> tuple[MTSAC, DemoBCRegulariser]:
+        torch.manual_seed(0)
+        agent = MTSAC(SACConfig(), 3, 2, 2)
+        gen = torch.Generator().manual_seed(3)
+        reg = DemoBCRegulariser(agent, DemoReplay(arrays, 2), 4, "mse", gen)
+        reg.weight = weight
+        agent.extension = reg
+        return agent, reg
+
+    agent, reg = agent_and_reg(2.0)
+    penalty = reg.actor_penalty()
+    assert penalty is not None
+    obs, tids = torch.full((8, 3), 0.5), torch.tensor([0] * 4 + [1] * 4)
+    mean, _ = agent.actor(obs, tids)
+    q = torch.minimum(*agent.critic(obs, torch.tanh(mean), tids)).abs().mean()
+    by_hand = 2.0 * q * ((torch.tanh(mean) - 0.5) ** 2).sum(-1).mean()
+    torch.testing.assert_close(penalty, by_hand)
+    reg.weight = 0.0
+    assert reg.actor_penalty() is None and reg.last_loss == 0.0
+
+    def distance_after_rl(weight: float) -> float:
+        agent, _ = agent_and_reg(weight)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(60):  # RL batches of random transitions with a reward for -1 actions
+            o = torch.rand(16, 3, generator=g)
+            a = torch.rand(16, 2, generator=g) * 2 - 1
+            batch = Batch(
+                o,
+                a,
+                -a.sum(-1),
+                torch.rand(16, 3, generator=g),
+                torch.zeros(16),
+                torch.tensor([0] * 8 + [1] * 8),
+            )
+            agent.update(batch)
+        act = agent.act(torch.full((2, 3), 0.5), torch.tensor([0, 1]), deterministic=True)
+        return float((act.detach() - 0.5).abs().max())
+
+    assert distance_after_rl(5.0) < 0.25 < distance_after_rl(0.0)
+
+
+def test_cloning_weight_with_a_continual_method_is_refused() -> None:
+    from mtrl.curriculum.continual import ContinualRecipe
+
+    with pytest.raises(ConfigError, match="bc_weight"):
+        from_dict(
+            ContinualRecipe,
+            {
+                "kind": "continual",
+                "env": {"name": "MT10", "tasks": TASKS},
+                "demos": {"dataset": "mtrl/mt10-expert-v0", "bc_weight": 1.0},
+            },
+        )

@@ -120,8 +120,43 @@ n_steps = 32
 batch_size = 64
 """
 
+# demonstrations: cloning, the critic warm start, demo replay and cloning kept in RL
+# (@DATASETS@: the module's expert dataset, collected once)
+DEMOS = """
+kind = "mtsac"
+seed = 5
+threads = 1
+total_steps = 1500
+learning_starts = 300
+batch_size = 30
+buffer_capacity = 2000
+eval_every = 500
+eval_episodes = 1
+log_every = 100
+checkpoint_every = 500
+[env]
+name = "MT10"
+max_episode_steps = 50
+[sac.actor]
+hidden = [16, 16]
+[sac.critic]
+hidden = [16, 16]
+[demos]
+dataset = "mtrl/mt10-expert-v0"
+root = "@DATASETS@"
+bc_steps = 20
+batch_size = 30
+log_every = 10
+critic_steps = 10
+replay_share = 0.5
+replay_decay_steps = 1000
+bc_weight = 1.0
+bc_decay_steps = 1000
+"""
+
 RECIPES = {
     "mtsac": MTSAC,
+    "demos": DEMOS,
     "curriculum": CURRICULUM,
     "mixture": MIXTURE,
     "continual": CONTINUAL,
@@ -186,13 +221,26 @@ def _kill_9_then_resume(recipe: Path, run: Path, rows_before_kill: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mtrl.demos.collect import collect
+
+    root = tmp_path_factory.mktemp("datasets")
+    collect("MT10", "expert", 1, root, max_episode_steps=50)
+    return root
+
+
+def _recipe_text(name: str, datasets: Path) -> str:
+    return RECIPES[name].replace("@DATASETS@", str(datasets))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, datasets: Path) -> dict[str, Path]:
     """The uninterrupted run of every recipe."""
     root = tmp_path_factory.mktemp("reference")
     out = {}
-    for name, text in RECIPES.items():
+    for name in RECIPES:
         recipe = root / f"{name}.toml"
-        recipe.write_text(text)
+        recipe.write_text(_recipe_text(name, datasets))
         _train(recipe, root / name)
         out[name] = root / name
     return out
@@ -200,10 +248,10 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_ctrl_c_anywhere_then_resume_equals_the_uninterrupted_run(
-    name: str, reference: dict[str, Path], tmp_path: Path
+    name: str, reference: dict[str, Path], datasets: Path, tmp_path: Path
 ) -> None:
     recipe = tmp_path / "r.toml"
-    recipe.write_text(RECIPES[name])
+    recipe.write_text(_recipe_text(name, datasets))
     run = tmp_path / "run"
     proc = _mtrl("train", str(recipe), "--run-dir", str(run))
     _wait_for(lambda: _metric_rows(run) >= 2)

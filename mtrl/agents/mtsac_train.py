@@ -89,6 +89,11 @@ class MTSACRecipe:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.demos is not None and self.demos.bc_weight and self.continual_config():
+            raise ConfigError(
+                "demos.bc_weight adds to the actor's loss as the continual method does; "
+                "use one of them (set demos.bc_weight = 0 or drop the method)"
+            )
         if self.env.autoreset_mode != "same_step":
             raise ConfigError("mtsac needs env.autoreset_mode = 'same_step'")
         if self.env.task_encoding != "index":
@@ -254,7 +259,9 @@ def _train(
     demos = None
     demo_replay = None
     dcfg = recipe.demos
-    if dcfg is not None and (dcfg.bc_steps or dcfg.critic_steps or dcfg.replay_share):
+    if dcfg is not None and (
+        dcfg.bc_steps or dcfg.critic_steps or dcfg.replay_share or dcfg.bc_weight
+    ):
         from mtrl.demos.dataset import demo_transitions
 
         # a missing or mismatched dataset fails before the run directory exists
@@ -271,6 +278,13 @@ def _train(
     rng = np.random.default_rng(recipe.seed)
     scale = ActionScaler(env.single_action_space)
     norm = make_normalizer(recipe.reward_norm, env.num_tasks, env.num_envs, recipe.sac.gamma)
+    keep_bc = None
+    if demo_replay is not None and dcfg is not None and dcfg.bc_weight:
+        from mtrl.demos.regulariser import DemoBCRegulariser
+
+        per = recipe.batch_size // env.num_tasks
+        keep_bc = DemoBCRegulariser(agent, demo_replay, per, dcfg.bc_loss, gen)
+        agent.extension = keep_bc
     steps = 0
     task_start = 0  # env step at which the current task of a continual run began
     updates, credit, elapsed = 0, 0.0, 0.0
@@ -413,11 +427,16 @@ def _train(
                             steps - recipe.learning_starts,
                         )
                         batch = demo_replay.mix(batch, share, gen)
+                    if keep_bc is not None and dcfg is not None:
+                        since = steps - recipe.learning_starts
+                        keep_bc.weight = demo_share(dcfg.bc_weight, dcfg.bc_decay_steps, since)
                     if norm is not None:  # raw rewards stored; scaled as the stats are now
                         batch = batch._replace(
                             rewards=norm.normalize_tensor(batch.rewards, batch.task_ids)
                         )
                     last = agent.update(batch, present)
+                    if keep_bc is not None:
+                        last |= {"bc_weight": keep_bc.weight, "rl_bc_loss": keep_bc.last_loss}
                     updates += 1
                     credit -= 1.0
                     if not all(math.isfinite(v) for v in last.values()):

@@ -35,6 +35,11 @@ class DemosConfig:
     # steps after learning starts (0: fixed share)
     replay_share: float = bounded(0.0, ge=0.0, lt=1.0)
     replay_decay_steps: int = bounded(0, ge=0)
+    # cloning kept in the actor's loss during RL (TD3+BC-style, unitless against the
+    # -Q term: mtrl.demos.regulariser), decaying linearly to 0 over bc_decay_steps env
+    # steps after learning starts (0: fixed); keeps RL from wrecking the clone
+    bc_weight: float = bounded(0.0, ge=0.0)
+    bc_decay_steps: int = bounded(0, ge=0)
 
     def __post_init__(self) -> None:
         check_fields(self, "demos")

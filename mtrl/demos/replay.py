@@ -13,8 +13,9 @@ from mtrl.agents.replay import Batch, uniform_per_task
 
 
 def demo_share(share: float, decay_steps: int, steps_since_start: int) -> float:
-    """The demonstrations' share of a batch: ``share``, decaying linearly to 0 over
-    ``decay_steps`` env steps after learning starts (``decay_steps = 0``: fixed)."""
+    """The demonstrations' share of a batch (or the cloning weight): ``share``, decaying
+    linearly to 0 over ``decay_steps`` env steps after learning starts (``decay_steps =
+    0``: fixed)."""
     if decay_steps <= 0:
         return share
     return share * max(0.0, 1.0 - steps_since_start / decay_steps)

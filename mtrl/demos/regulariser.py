@@ -1,0 +1,56 @@
+"""Behaviour cloning kept in the actor's loss during RL (TD3+BC-style), so that RL
+fine-tuning does not wreck a cloned policy while the critic is still poor.
+
+An :class:`~mtrl.agents.sac.UpdateExtension`: each actor update adds
+``weight * mean|Q(s, pi(s))| * bc_loss`` on a task-balanced batch of demonstrations,
+the ``mean|Q|`` factor (held constant) making ``weight`` unitless against the actor's
+``-Q`` term as TD3+BC's normalisation does. The loop sets ``weight`` before each update
+from the recipe's schedule; demonstrations are drawn with the loop's seeded generator,
+so a resumed run draws the same ones.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mtrl.agents.sac import UpdateExtension
+from mtrl.demos.bc import BCLoss, bc_loss
+from mtrl.demos.replay import DemoReplay
+
+if TYPE_CHECKING:
+    from mtrl.agents.sac import MTSAC
+
+
+class DemoBCRegulariser(UpdateExtension):
+    """The cloning loss on demonstrations, added to every actor update at ``weight``."""
+
+    def __init__(
+        self,
+        agent: MTSAC,
+        demos: DemoReplay,
+        rows_per_task: int,
+        loss_kind: BCLoss,
+        generator: torch.Generator,
+    ) -> None:
+        self.agent, self.demos, self.loss_kind, self.generator = agent, demos, loss_kind, generator
+        self.tasks = torch.as_tensor(np.flatnonzero(demos.size > 0), device=demos.device)
+        self.per = max(1, rows_per_task)
+        self.weight = 0.0
+        self.last_loss = 0.0  # the cloning loss of the last update (0 when weight is 0)
+
+    def actor_penalty(self) -> Tensor | None:
+        if self.weight <= 0.0 or len(self.tasks) == 0:
+            self.last_loss = 0.0
+            return None
+        batch = self.demos.sample(self.tasks, self.per, self.generator)
+        mean, log_std = self.agent.actor(batch.obs, batch.task_ids)
+        loss = bc_loss(self.loss_kind, batch.actions, mean, log_std).mean()
+        with torch.no_grad():
+            q1, q2 = self.agent.critic(batch.obs, torch.tanh(mean), batch.task_ids)
+            q_scale = torch.minimum(q1, q2).abs().mean().clamp_min(1e-6)
+        self.last_loss = float(loss.detach())
+        return self.weight * q_scale * loss
