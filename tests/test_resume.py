@@ -122,25 +122,11 @@ batch_size = 64
 
 # demonstrations: cloning, the critic warm start, demo replay and cloning kept in RL
 # (@DATASETS@: the module's expert dataset, collected once)
-DEMOS = """
-kind = "mtsac"
-seed = 5
-threads = 1
-total_steps = 1500
-learning_starts = 300
-batch_size = 30
-buffer_capacity = 2000
-eval_every = 500
-eval_episodes = 1
-log_every = 100
-checkpoint_every = 500
-[env]
-name = "MT10"
-max_episode_steps = 50
-[sac.actor]
-hidden = [16, 16]
-[sac.critic]
-hidden = [16, 16]
+DEMOS = (
+    MTSAC.replace(
+        'name = "pendulum"\nnum_tasks = 2', 'name = "MT10"\nmax_episode_steps = 50'
+    ).replace("batch_size = 32", "batch_size = 30")
+    + """
 [demos]
 dataset = "mtrl/mt10-expert-v0"
 root = "@DATASETS@"
@@ -153,6 +139,7 @@ replay_decay_steps = 1000
 bc_weight = 1.0
 bc_decay_steps = 1000
 """
+)
 
 RECIPES = {
     "mtsac": MTSAC,
