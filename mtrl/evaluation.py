@@ -51,6 +51,21 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def eval_metrics(rows: Sequence[dict[str, Any]], step: int) -> dict[str, Any]:
+    """The metrics row of an evaluation at env step ``step``: mean return and success
+    over tasks, and each task's (``success/ID``, ``return/ID``)."""
+    agg = summarize(rows)
+    out: dict[str, Any] = {
+        "step": step,
+        "eval_return": agg["return"].get("mean", float("nan")),
+        "eval_success": agg["success"].get("mean", float("nan")),
+    }
+    for r in rows:
+        out[f"success/{r['task_id']}"] = r["success"]
+        out[f"return/{r['task_id']}"] = r["return"]
+    return out
+
+
 def results_table(rows: Sequence[dict[str, Any]]) -> str:
     """The per-task table followed by the aggregate line."""
     table = format_table(list(rows), ["task_id", "task", "episodes", "return", "length", "success"])

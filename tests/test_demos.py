@@ -78,6 +78,13 @@ def test_metadata_summaries_and_transitions(mt10: Path) -> None:
     tr = transitions(data)
     assert tr["obs"].shape == (20 * HORIZON, 39) and tr["action"].shape == (20 * HORIZON, 4)
     np.testing.assert_array_equal(np.bincount(tr["task_id"]), [2 * HORIZON] * 10)
+    first = transitions(data, episodes_per_task=1)  # each task's first episode
+    np.testing.assert_array_equal(np.bincount(first["task_id"]), [HORIZON] * 10)
+    rows_of = {int(t): np.flatnonzero(tr["task_id"] == t)[:HORIZON] for t in range(10)}
+    for t, rows_t in rows_of.items():
+        np.testing.assert_array_equal(first["obs"][first["task_id"] == t], tr["obs"][rows_t])
+    with pytest.raises(MtrlError, match=r"episodes_per_task = 3.*collect more"):
+        transitions(data, episodes_per_task=3)
 
 
 def test_a_dataset_for_another_env_or_missing_is_refused_clearly(mt10: Path) -> None:

@@ -31,7 +31,7 @@ from mtrl.envs.vector import (
     resolve_tasks,
 )
 from mtrl.errors import ConfigError, TrainingDivergedError
-from mtrl.evaluation import evaluate, summarize
+from mtrl.evaluation import eval_metrics, evaluate, summarize
 from mtrl.seeding import seed_everything
 from mtrl.training import (
     Checkpointer,
@@ -265,7 +265,7 @@ def _train(
         from mtrl.demos.dataset import demo_transitions
 
         # a missing or mismatched dataset fails before the run directory exists
-        demos = demo_transitions(dcfg.dataset, dcfg.root, env)
+        demos = demo_transitions(dcfg.dataset, dcfg.root, env, dcfg.episodes_per_task)
         demo_replay = DemoReplay(demos, env.num_tasks, recipe.device)
     run = open_run(recipe, run_dir, resume)
     total_steps = recipe.budget(env.num_tasks)
@@ -360,6 +360,9 @@ def _train(
             _behaviour_cloning(agent, demos, dcfg, recipe, run)
         if dcfg.critic_steps and demo_replay is not None:
             _critic_warm_start(agent, demo_replay, dcfg, recipe, run)
+        if dcfg.bc_steps:  # the clone's success: where RL starts (BC alone)
+            warm = evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
+            run.log_metrics(eval_metrics(warm, steps))
         ckpt.save(steps)  # the warm-started agent is where a resume starts
     guard = InterruptGuard()
     try:
@@ -466,16 +469,7 @@ def _train(
                 next_log += recipe.log_every
             if steps >= next_eval or finished():
                 final_rows = evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
-                agg = summarize(final_rows)
-                eval_row: dict[str, Any] = {
-                    "step": steps,
-                    "eval_return": agg["return"].get("mean", math.nan),
-                    "eval_success": agg["success"].get("mean", math.nan),
-                }
-                for r in final_rows:
-                    eval_row[f"success/{r['task_id']}"] = r["success"]
-                    eval_row[f"return/{r['task_id']}"] = r["return"]
-                run.log_metrics(eval_row)
+                run.log_metrics(eval_metrics(final_rows, steps))
                 next_eval += recipe.eval_every
             ckpt.step(steps)
     except KeyboardInterrupt:

@@ -10,7 +10,6 @@ actions a categorical one.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from mtrl.config import bounded, check_fields
 from mtrl.curriculum.baselines import build_curriculum
 from mtrl.curriculum.config import CurriculumConfig
 from mtrl.curriculum.schedule import Curriculum
+from mtrl.demos.config import DemosConfig
 from mtrl.envs.vector import (
     MultiTaskEnvConfig,
     MultiTaskVecEnv,
@@ -36,7 +36,7 @@ from mtrl.envs.vector import (
     resolve_tasks,
 )
 from mtrl.errors import ConfigError, TrainingDivergedError
-from mtrl.evaluation import evaluate, summarize
+from mtrl.evaluation import eval_metrics, evaluate, summarize
 from mtrl.nets import MultiTaskNet, NetConfig
 from mtrl.returns import gae_continuing
 from mtrl.seeding import seed_everything
@@ -94,12 +94,20 @@ class MTPPORecipe:
     # "return_std": each task's rewards scaled by its running return spread as they are
     # collected (tasks of several families pay on different scales)
     reward_norm: RewardNorm = "none"
+    # behaviour cloning of the policy on demonstrations before RL (demos.bc_steps)
+    demos: DemosConfig | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
         if self.env.autoreset_mode != "same_step" or self.env.task_encoding != "index":
             raise ConfigError(
                 "mtppo needs env.autoreset_mode = 'same_step' and env.task_encoding = 'index'"
+            )
+        d = self.demos
+        if d is not None and (d.critic_steps or d.replay_share or d.bc_weight):
+            raise ConfigError(
+                "mtppo takes demos.bc_steps (behaviour-cloning initialisation) only; "
+                "demos.critic_steps, replay_share and bc_weight are MT-SAC's (kind = 'mtsac')"
             )
 
 
@@ -180,6 +188,46 @@ def _eval(ac: ActorCritic, recipe: MTPPORecipe) -> list[dict[str, Any]]:
         )
 
 
+def _behaviour_cloning(
+    ac: ActorCritic, demos: dict[str, np.ndarray], cfg: DemosConfig, recipe: MTPPORecipe, run: Any
+) -> None:
+    """BC initialisation: the policy cloned on the demonstrations (seeded; logged as
+    ``bc_loss`` rows). Box actions: ``demos.bc_loss`` of the Gaussian ("mse" fits the
+    mean, "nll" also the per-task spread); Discrete: the actions' cross-entropy."""
+    from mtrl.demos.bc import clone, gaussian_bc_loss
+
+    dev = recipe.device
+    o = torch.as_tensor(demos["obs"], dtype=torch.float32, device=dev)
+    o = o.reshape(o.shape[0], -1)
+    t = torch.as_tensor(demos["task_id"], dtype=torch.long, device=dev)
+    a = torch.as_tensor(demos["action"], device=dev)
+
+    def batch_loss(idx: Tensor) -> Tensor:
+        out = ac.pi(o[idx], t[idx])
+        if ac.discrete:
+            return nn.functional.cross_entropy(out, a[idx].long().reshape(-1))
+        act = a[idx].float().reshape(out.shape)
+        return gaussian_bc_loss(cfg.bc_loss, act, out, ac.log_std[t[idx]]).mean()
+
+    params = [*ac.pi.parameters(), ac.log_std]
+
+    def log(step: int, loss: float) -> None:
+        run.log_metrics({"bc_step": step, "bc_loss": loss})
+
+    clone(
+        params,
+        batch_loss,
+        demos["task_id"],
+        cfg.bc_steps,
+        cfg.batch_size,
+        cfg.lr,
+        recipe.seed + 17,
+        dev,
+        log,
+        cfg.log_every,
+    )
+
+
 def _shuffled_minibatches(task_ids: Tensor, minibatches: int, gen: torch.Generator) -> list[Tensor]:
     """Random index sets, each sorted by task (a curriculum's rollouts hold tasks in
     any proportion, and some not at all)."""
@@ -236,7 +284,18 @@ def _train(
     ac = make_actor_critic(recipe, env)
     if not resume:
         init_weights(ac, init_from, "actor_critic")
+    dcfg = recipe.demos
+    demos = None
+    if dcfg is not None and dcfg.bc_steps and not resume:
+        from mtrl.demos.dataset import demo_transitions
+
+        # a missing or mismatched dataset fails before the run directory exists
+        demos = demo_transitions(
+            dcfg.dataset, dcfg.root, env, dcfg.episodes_per_task, normalize=False
+        )
     run = open_run(recipe, run_dir, resume)
+    if demos is not None and dcfg is not None:
+        _behaviour_cloning(ac, demos, dcfg, recipe, run)
     cfg, dev = recipe.ppo, recipe.device
     opt = torch.optim.Adam(ac.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -289,6 +348,9 @@ def _train(
 
     bar = progress_bar(progress, recipe.total_steps, steps, "env steps", "step", run)
     t0 = time.perf_counter()
+    if demos is not None:  # the clone's success (BC alone), then where a resume starts
+        run.log_metrics(eval_metrics(_eval(ac, recipe), steps))
+        ckpt.save(steps)
     guard = InterruptGuard()
     try:
         guard.__enter__()
@@ -397,14 +459,7 @@ def _train(
             run.log_metrics(row)
             if steps >= next_eval or finished():
                 rows = _eval(ac, recipe)
-                agg = summarize(rows)
-                run.log_metrics(
-                    {
-                        "step": steps,
-                        "eval_return": agg["return"].get("mean", math.nan),
-                        "eval_success": agg["success"].get("mean", math.nan),
-                    }
-                )
+                run.log_metrics(eval_metrics(rows, steps))
                 next_eval += recipe.eval_every
             ckpt.step(steps)
     except KeyboardInterrupt:

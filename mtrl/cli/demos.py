@@ -22,6 +22,8 @@ def _cmd_demos_collect(args: argparse.Namespace) -> int:
             reward_version=args.reward_version,
             max_episode_steps=args.max_episode_steps,
             progress=True,
+            tasks=args.tasks.split(",") if args.tasks else None,
+            ident=args.id,
         )
     except KeyboardInterrupt:
         print("mtrl: interrupted; the finished episodes are in the dataset", file=sys.stderr)
@@ -78,6 +80,15 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reward-version", choices=["v1", "v2"], default="v2")
     p.add_argument("--max-episode-steps", type=int, default=None)
+    p.add_argument(
+        "--tasks",
+        default=None,
+        metavar="A,B,...",
+        help="experts only: these tasks of the suite, by label (e.g. reach-v3,push-v3)",
+    )
+    p.add_argument(
+        "--id", default=None, metavar="NS/NAME-vN", help="dataset id (default from NAME)"
+    )
     p.set_defaults(func=_cmd_demos_collect)
     p = demos.add_parser("list", help="datasets under a root, with episodes and policy")
     p.add_argument("--root", default="datasets")

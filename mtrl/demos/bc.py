@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mtrl.errors import TrainingDivergedError
+
 EPS = 1e-6
 
 BCLoss = Literal["nll", "mse"]
@@ -49,6 +51,40 @@ def balanced_indices(task_ids: np.ndarray, batch: int, rng: np.random.Generator)
     return np.sort(np.concatenate(rows))
 
 
+def clone(
+    params: list[nn.Parameter],
+    batch_loss: Callable[[Tensor], Tensor],
+    task_ids: np.ndarray,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    device: str = "cpu",
+    log: Callable[[int, float], None] = lambda step, loss: None,
+    log_every: int = 100,
+) -> float:
+    """``steps`` Adam steps on ``params`` of ``batch_loss(rows)`` (the mean cloning loss
+    of those demonstration rows) over task-balanced batches; returns the last loss."""
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.Adam(params, lr=lr)
+    loss_value = math.nan
+    for step in range(1, steps + 1):
+        idx = torch.as_tensor(balanced_indices(task_ids, batch, rng), device=device)
+        loss = batch_loss(idx)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(
+                f"non-finite behaviour-cloning loss at BC step {step}; lower demos.lr "
+                f"(now {lr}) or check the dataset for NaN observations or actions"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_value = float(loss.detach())
+        if step % log_every == 0 or step == steps:
+            log(step, loss_value)
+    return loss_value
+
+
 def clone_actor(
     actor: nn.Module,
     obs: np.ndarray,
@@ -63,22 +99,36 @@ def clone_actor(
     log_every: int = 100,
     loss_kind: BCLoss = "mse",
 ) -> float:
-    """``steps`` Adam steps of the cloning loss (:func:`bc_loss`) of the actor
-    (``actor(obs, task_ids) -> (mean, log_std)``); returns the last loss."""
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(actor.parameters(), lr=lr)
+    """Clone an MT-SAC actor (``actor(obs, task_ids) -> (mean, log_std)``) with
+    :func:`bc_loss`; returns the last loss."""
     o = torch.as_tensor(obs, dtype=torch.float32, device=device)
     a = torch.as_tensor(actions, dtype=torch.float32, device=device)
     t = torch.as_tensor(task_ids, dtype=torch.long, device=device)
-    loss_value = math.nan
-    for step in range(1, steps + 1):
-        idx = torch.as_tensor(balanced_indices(task_ids, batch, rng), device=device)
+
+    def batch_loss(idx: Tensor) -> Tensor:
         mean, log_std = actor(o[idx], t[idx])
-        loss = bc_loss(loss_kind, a[idx], mean, log_std).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_value = float(loss.detach())
-        if step % log_every == 0 or step == steps:
-            log(step, loss_value)
-    return loss_value
+        return bc_loss(loss_kind, a[idx], mean, log_std).mean()
+
+    return clone(
+        list(actor.parameters()),
+        batch_loss,
+        task_ids,
+        steps,
+        batch,
+        lr,
+        seed,
+        device,
+        log,
+        log_every,
+    )
+
+
+def gaussian_bc_loss(kind: BCLoss, actions: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """Per-row cloning loss of an unsquashed Gaussian policy (MT-PPO's, env-scale
+    actions): ``"mse"`` of its mean, or ``"nll"`` of the actions (mean and spread)."""
+    if kind == "mse":
+        return ((mean - actions) ** 2).sum(-1)
+    if kind == "nll":
+        z = (actions - mean) * torch.exp(-log_std)
+        return (0.5 * z * z + log_std + 0.5 * math.log(2.0 * math.pi)).sum(-1)
+    raise ValueError(f"bc loss must be 'nll' or 'mse', got {kind!r}")

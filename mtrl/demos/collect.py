@@ -24,12 +24,15 @@ import numpy as np
 from mtrl.errors import MtrlError
 
 DEFAULT_ROOT = "datasets"
+DATASET_ID = re.compile(r"^[\w.-]+/[\w.-]+-v\d+$")  # Minari's namespace/name-vN
 
 
-def dataset_id(name: str, policy: str) -> str:
-    """``mtrl/mt10-expert-v0``: Minari's ``namespace/name-vN`` form."""
+def dataset_id(name: str, policy: str, tasks: list[str] | None = None) -> str:
+    """``mtrl/mt10-expert-v0`` (``mtrl/mt10-3tasks-expert-v0`` for a subset of the
+    suite's tasks): Minari's ``namespace/name-vN`` form."""
     label = "expert" if policy == "expert" else Path(policy).name
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{name}-{label}".lower()).strip("-")
+    subset = f"-{len(tasks)}tasks" if tasks else ""
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{name}{subset}-{label}".lower()).strip("-")
     return f"mtrl/{slug}-v0"
 
 
@@ -90,9 +93,11 @@ def _policy(policy: str, env: Any, trained: Any) -> Callable[[Any], np.ndarray]:
     return lambda obs: trained.act(obs["observation"], obs["task_id"], deterministic=True)
 
 
-def _env_config(name: str, policy: str, reward_version: str, steps: int | None) -> Any:
-    """The env to collect on: the suite ``name``, or for a trained run the tasks it was
-    trained on (which must be of ``name``)."""
+def _env_config(
+    name: str, policy: str, reward_version: str, steps: int | None, tasks: list[str] | None
+) -> Any:
+    """The env to collect on: the suite ``name`` (or the ``tasks`` of it), or for a
+    trained run the tasks it was trained on (which must be of ``name``)."""
     import dataclasses
 
     from mtrl.envs.vector import MultiTaskEnvConfig, eval_env_config
@@ -100,6 +105,7 @@ def _env_config(name: str, policy: str, reward_version: str, steps: int | None) 
     if policy == "expert":
         return MultiTaskEnvConfig(
             name=name,
+            tasks=tasks,
             autoreset_mode="next_step",
             reward_version=reward_version,  # type: ignore[arg-type]
             max_episode_steps=steps,
@@ -112,6 +118,11 @@ def _env_config(name: str, policy: str, reward_version: str, steps: int | None) 
         raise MtrlError(f"{policy} is not a multi-task policy run")
     if env.label != MultiTaskEnvConfig(name=name).label:
         raise MtrlError(f"{policy} was trained on {env.label!r}, not {name!r}")
+    if tasks is not None:
+        raise MtrlError(
+            f"--tasks picks a suite's tasks for the experts; {policy} collects on the "
+            "tasks it was trained on (its task ids index them)"
+        )
     return dataclasses.replace(
         eval_env_config(env),
         autoreset_mode="next_step",
@@ -128,9 +139,12 @@ def collect(
     reward_version: str = "v2",
     max_episode_steps: int | None = None,
     progress: bool = False,
+    tasks: list[str] | None = None,
+    ident: str | None = None,
 ) -> str:
-    """Collect ``episodes`` episodes per task of ``name`` with ``policy`` ("expert" or
-    a run directory) into a Minari dataset under ``root``; returns its id."""
+    """Collect ``episodes`` episodes per task of ``name`` (or of its ``tasks``, by
+    label) with ``policy`` ("expert" or a run directory) into a Minari dataset under
+    ``root``, named ``ident`` (default :func:`dataset_id`); returns its id."""
     from minari import create_dataset_from_buffers as create
 
     from mtrl.envs.vector import make_multitask_env
@@ -140,8 +154,10 @@ def collect(
         raise MtrlError(f"--episodes must be >= 1, got {episodes}")
     if policy != "expert" and not (Path(policy) / "config.toml").is_file():
         raise MtrlError(f"--policy takes 'expert' or a run directory; {policy!r} is neither")
-    cfg = _env_config(name, policy, reward_version, max_episode_steps)
-    ident = dataset_id(name, policy)
+    if ident is not None and not DATASET_ID.match(ident):
+        raise MtrlError(f"--id {ident!r} is not a Minari id ('namespace/name-vN')")
+    cfg = _env_config(name, policy, reward_version, max_episode_steps, tasks)
+    ident = ident or dataset_id(name, policy, tasks)
     trained = None
     if policy != "expert":
         from mtrl.loading import load

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from mtrl.config import bounded, check_fields
 from mtrl.demos.bc import BCLoss
-
-DATASET_ID = re.compile(r"^[\w.-]+/[\w.-]+-v\d+$")
+from mtrl.demos.collect import DATASET_ID
 
 
 @dataclass(frozen=True)
@@ -19,6 +17,8 @@ class DemosConfig:
 
     dataset: str = ""  # Minari id, e.g. "mtrl/mt10-expert-v0"
     root: str = "datasets"  # the datasets root (MINARI_DATASETS_PATH)
+    # the first N episodes of each task (few-demonstration runs); all when absent
+    episodes_per_task: int | None = None
     bc_steps: int = bounded(2000, ge=0)  # actor gradient steps on the demonstrations
     batch_size: int = bounded(256, ge=1)  # per BC step, balanced across tasks
     lr: float = bounded(1e-3, gt=0.0)
@@ -43,6 +43,11 @@ class DemosConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "demos")
+        if self.episodes_per_task is not None and self.episodes_per_task < 1:
+            raise ValueError(
+                f"demos.episodes_per_task = {self.episodes_per_task} must be >= 1 "
+                "(or absent for every episode)"
+            )
         if not DATASET_ID.match(self.dataset):
             raise ValueError(
                 f"demos.dataset = {self.dataset!r} is not a Minari dataset id "

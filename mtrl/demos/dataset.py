@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from mtrl.demos.collect import DEFAULT_ROOT, datasets_root
@@ -97,11 +98,17 @@ def check_matches(dataset: Any, env: Any) -> None:
         )
 
 
-def transitions(dataset: Any) -> dict[str, np.ndarray]:
+def transitions(dataset: Any, episodes_per_task: int | None = None) -> dict[str, np.ndarray]:
     """All steps as flat arrays: ``obs``, ``action``, ``reward``, ``next_obs``,
-    ``terminated``, ``task_id`` (for behaviour cloning and demo replay)."""
+    ``terminated``, ``task_id`` (for behaviour cloning and demo replay); with
+    ``episodes_per_task``, only each task's first episodes in collection order."""
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    kept: dict[int, int] = defaultdict(int)
     for ep in dataset.iterate_episodes():
+        tid = int(ep.observations["task_id"][0])
+        if episodes_per_task is not None and kept[tid] >= episodes_per_task:
+            continue
+        kept[tid] += 1
         o = np.asarray(ep.observations["observation"], dtype=np.float32)
         parts["obs"].append(o[:-1])
         parts["next_obs"].append(o[1:])
@@ -111,16 +118,38 @@ def transitions(dataset: Any) -> dict[str, np.ndarray]:
         parts["task_id"].append(np.asarray(ep.observations["task_id"][:-1], dtype=np.int64))
     if not parts:
         raise MtrlError(f"dataset {dataset.spec.dataset_id} holds no episodes")
+    short = {t: k for t, k in kept.items() if episodes_per_task and k < episodes_per_task}
+    if short:
+        raise MtrlError(
+            f"demos.episodes_per_task = {episodes_per_task}, but dataset "
+            f"{dataset.spec.dataset_id} holds fewer for tasks {short} (task id: episodes); "
+            "lower it or collect more episodes"
+        )
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def demo_transitions(dataset_id: str, root: str | Path, env: Any) -> dict[str, np.ndarray]:
-    """The transitions of a dataset checked against ``env``, with actions in [-1, 1]."""
+def demo_transitions(
+    dataset_id: str,
+    root: str | Path,
+    env: Any,
+    episodes_per_task: int | None = None,
+    normalize: bool = True,
+) -> dict[str, np.ndarray]:
+    """The transitions of a dataset checked against ``env``; Box actions clipped to the
+    env's bounds (what the env would apply; scripted experts exceed them) and, unless
+    ``normalize`` is false, rescaled to [-1, 1] (the SAC actor's range)."""
     from mtrl.demos.bc import normalize_actions
 
     data = open_dataset(dataset_id, root)
     check_matches(data, env)
-    out = transitions(data)
+    out = transitions(data, episodes_per_task)
     space = env.single_action_space
-    out["action"] = normalize_actions(out["action"], space.low, space.high).astype(np.float32)
+    if isinstance(space, gym.spaces.Box):
+        a = out["action"]
+        a = (
+            normalize_actions(a, space.low, space.high)
+            if normalize
+            else np.clip(a, space.low, space.high)
+        )
+        out["action"] = a.astype(np.float32)
     return out

@@ -1,0 +1,119 @@
+"""Behaviour cloning on a small suite of expert demonstrations, for MT-SAC's actor and
+MT-PPO's policy: the clone's success is logged at env step 0 of the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.distributions import Normal
+
+from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
+from mtrl.agents.ppo import MTPPORecipe, train_mtppo
+from mtrl.cli import main
+from mtrl.config import from_dict
+from mtrl.demos.bc import gaussian_bc_loss
+from mtrl.demos.collect import collect
+from mtrl.demos.dataset import open_dataset, per_task_summary
+from mtrl.errors import ConfigError, MtrlError
+from mtrl.runs import RunDir
+
+# three MT10 tasks whose scripted experts succeed on every episode
+TASKS = ["drawer-close-v3", "button-press-topdown-v3", "window-open-v3"]
+DATASET = "mtrl/mt10-3tasks-expert-v0"
+
+
+def test_gaussian_cloning_loss_is_the_mean_error_or_the_likelihood() -> None:
+    g = torch.Generator().manual_seed(0)
+    mean, log_std = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g) * 0.3
+    actions = torch.randn(4, 3, generator=g)
+    torch.testing.assert_close(
+        gaussian_bc_loss("nll", actions, mean, log_std),
+        -Normal(mean, log_std.exp()).log_prob(actions).sum(-1),
+    )
+    torch.testing.assert_close(
+        gaussian_bc_loss("mse", actions, mean, log_std), ((mean - actions) ** 2).sum(-1)
+    )
+
+
+@pytest.fixture(scope="module")
+def three_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten expert episodes of each of the three tasks, through the CLI."""
+    root = tmp_path_factory.mktemp("datasets")
+    argv = ["demos", "collect", "MT10", "--policy", "expert", "--episodes", "10"]
+    assert main([*argv, "--tasks", ",".join(TASKS), "--out", str(root)]) == 0
+    return root
+
+
+def test_collect_takes_a_subset_of_a_suite(three_tasks: Path) -> None:
+    data = open_dataset(DATASET, three_tasks)
+    assert data.storage.metadata["mtrl_tasks"] == TASKS
+    rows = per_task_summary(data)
+    assert [r["task"] for r in rows] == TASKS
+    assert all(r["episodes"] == 10 and r["success"] == 1.0 for r in rows)
+    with pytest.raises(MtrlError, match="not a Minari id"):
+        collect("MT10", "expert", 1, three_tasks, tasks=TASKS, ident="no-version")
+
+
+def _common(root: Path) -> dict[str, Any]:
+    return {
+        "seed": 0,
+        "threads": 1,
+        "eval_episodes": 10,
+        "env": {"name": "MT10", "tasks": TASKS},
+        "demos": {"dataset": DATASET, "root": str(root), "bc_steps": 2000, "batch_size": 255},
+    }
+
+
+def _clone_success(run_dir: Path) -> list[float]:
+    """Per-task success of the step-0 evaluation (the clone, before any RL)."""
+    rows = RunDir.open(run_dir).read_metrics()
+    [first] = [r for r in rows if r.get("eval_success") and int(r["step"]) == 0]
+    return [float(first[f"success/{i}"]) for i in range(len(TASKS))]
+
+
+def test_mtppo_takes_cloning_only() -> None:
+    base = {"kind": "mtppo", "env": {"name": "MT10", "tasks": TASKS}}
+    demos = {"dataset": DATASET, "bc_steps": 10}
+    with pytest.raises(ConfigError, match=r"mtppo takes demos\.bc_steps"):
+        from_dict(MTPPORecipe, base | {"demos": demos | {"critic_steps": 5}})
+    assert from_dict(MTPPORecipe, base | {"demos": demos}).demos is not None
+
+
+@pytest.mark.slow
+def test_cloning_solves_a_small_suite_for_both_agents(three_tasks: Path, tmp_path: Path) -> None:
+    """The demonstrators succeed on every episode, and evaluation draws from the same
+    goals, so a clone must solve most episodes of every task: each >= 0.7 (7 of 10) for
+    MT-SAC's squashed-Gaussian actor (BC then 30 random env steps) and MT-PPO's Gaussian
+    policy (BC then one short rollout)."""
+    sac = from_dict(
+        MTSACRecipe,
+        _common(three_tasks)
+        | {
+            "kind": "mtsac",
+            "total_steps": 30,
+            "learning_starts": 10**6,
+            "buffer_capacity": 1000,
+            "batch_size": 255,
+            "sac": {"actor": {"hidden": [256, 256]}, "critic": {"hidden": [256, 256]}},
+        },
+    )
+    train_mtsac(sac, tmp_path / "sac")
+    assert min(_clone_success(tmp_path / "sac")) >= 0.7
+    ppo = from_dict(
+        MTPPORecipe,
+        _common(three_tasks)
+        | {
+            "kind": "mtppo",
+            "total_steps": 30,
+            "ppo": {
+                "n_steps": 10,
+                "log_std_init": -2.0,
+                "actor": {"hidden": [256, 256], "activation": "relu"},
+            },
+        },
+    )
+    train_mtppo(ppo, tmp_path / "ppo")
+    assert min(_clone_success(tmp_path / "ppo")) >= 0.7
