@@ -238,3 +238,38 @@ def test_cloning_weight_with_a_continual_method_is_refused() -> None:
                 "demos": {"dataset": "mtrl/mt10-expert-v0", "bc_weight": 1.0},
             },
         )
+
+
+def test_sqil_rewards_are_one_for_demonstrations_and_zero_for_the_agent(
+    demos: Path, tmp_path: Path
+) -> None:
+    sqil = {
+        "dataset": "mtrl/mt10-expert-v0",
+        "root": str(demos),
+        "bc_steps": 0,
+        "critic_steps": 20,
+        "log_every": 20,
+        "replay_share": 0.5,
+        "reward": "sqil",
+    }
+    with pytest.raises(ConfigError, match="replay_share"):
+        _recipe(demos, demos=sqil | {"replay_share": 0.0})
+    with pytest.raises(ConfigError, match="reward_norm"):
+        _recipe(demos, demos=sqil, reward_norm="return_std")
+    recipe = _recipe(
+        demos,
+        env={"name": "MT10", "max_episode_steps": 50},
+        batch_size=30,
+        total_steps=150,
+        checkpoint_buffer=True,
+        demos=sqil,
+    )
+    train_mtsac(recipe, tmp_path / "run")
+    run = RunDir.open(tmp_path / "run")
+    state = run.load_checkpoint()
+    size = state["buffer"]["size"]
+    assert size.sum() == 150
+    stored = np.concatenate([state["buffer"]["rewards"][t, :n] for t, n in enumerate(size)])
+    assert np.all(stored == 0.0)  # the agent's own transitions: reward 0
+    q = [float(r["q_loss"]) for r in run.read_metrics() if r.get("q_loss")]
+    assert len(q) == 1 and np.isfinite(q[0])  # the warm start ran on reward-1 demonstrations

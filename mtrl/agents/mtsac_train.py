@@ -94,6 +94,12 @@ class MTSACRecipe:
                 "demos.bc_weight adds to the actor's loss as the continual method does; "
                 "use one of them (set demos.bc_weight = 0 or drop the method)"
             )
+        if self.demos is not None and self.demos.reward == "sqil" and self.reward_norm != "none":
+            raise ConfigError(
+                "demos.reward = 'sqil' replaces the rewards by 1 (demonstrations) and 0; "
+                "reward_norm would rescale them by the environment's returns; set "
+                "reward_norm = 'none'"
+            )
         if self.env.autoreset_mode != "same_step":
             raise ConfigError("mtsac needs env.autoreset_mode = 'same_step'")
         if self.env.task_encoding != "index":
@@ -266,6 +272,8 @@ def _train(
 
         # a missing or mismatched dataset fails before the run directory exists
         demos = demo_transitions(dcfg.dataset, dcfg.root, env, dcfg.episodes_per_task)
+        if dcfg.reward == "sqil":
+            demos["reward"] = np.ones_like(demos["reward"])
         demo_replay = DemoReplay(demos, env.num_tasks, recipe.device)
     run = open_run(recipe, run_dir, resume)
     total_steps = recipe.budget(env.num_tasks)
@@ -395,7 +403,9 @@ def _train(
                 real_next = real_next.copy()
                 for i in np.flatnonzero(done_any):
                     real_next[i] = np.asarray(info["final_obs"][i]["observation"], dtype=np.float32)
-            buffer.add(o, a, rew, real_next, term.astype(np.float32), tid)
+            sqil = dcfg is not None and dcfg.reward == "sqil"  # the agent's own: reward 0
+            stored = np.zeros_like(rew) if sqil else rew
+            buffer.add(o, a, stored, real_next, term.astype(np.float32), tid)
             if norm is not None:
                 norm.observe(rew, done_any, tid)
             obs = next_obs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from mtrl.config import bounded, check_fields
 from mtrl.demos.bc import BCLoss
@@ -40,6 +41,10 @@ class DemosConfig:
     # steps after learning starts (0: fixed); keeps RL from wrecking the clone
     bc_weight: float = bounded(0.0, ge=0.0)
     bc_decay_steps: int = bounded(0, ge=0)
+    # "env": every transition keeps the environment's reward; "sqil": imitation as in
+    # SQIL (Reddy et al. 2020) - demonstrations carry reward 1 and the agent's own
+    # transitions 0 (needs replay_share > 0; the environment's reward is only logged)
+    reward: Literal["env", "sqil"] = "env"
 
     def __post_init__(self) -> None:
         check_fields(self, "demos")
@@ -47,6 +52,12 @@ class DemosConfig:
             raise ValueError(
                 f"demos.episodes_per_task = {self.episodes_per_task} must be >= 1 "
                 "(or absent for every episode)"
+            )
+        if self.reward == "sqil" and not self.replay_share:
+            raise ValueError(
+                "demos.reward = 'sqil' learns from demonstrations (reward 1) against the "
+                "agent's own transitions (reward 0) in each batch; set demos.replay_share "
+                "> 0 (SQIL uses 0.5)"
             )
         if not DATASET_ID.match(self.dataset):
             raise ValueError(
