@@ -207,23 +207,21 @@ def train_mtsac(
 def _behaviour_cloning(
     agent: MTSAC, demos: dict[str, np.ndarray], cfg: DemosConfig, recipe: MTSACRecipe, run: Any
 ) -> None:
-    """The warm-start phase: the actor cloned on the demonstrations (seeded)."""
-    from mtrl.demos.bc import clone_actor
+    """The warm-start phase: the actor cloned on the demonstrations (seeded) with
+    ``demos.bc_loss`` of its squashed Gaussian."""
+    from mtrl.demos.bc import bc_loss, clone
 
-    clone_actor(
-        agent.actor,
-        demos["obs"],
-        demos["action"],
-        demos["task_id"],
-        cfg.bc_steps,
-        cfg.batch_size,
-        cfg.lr,
-        recipe.seed + 17,
-        recipe.device,
-        log=lambda step, loss: run.log_metrics({"bc_step": step, "bc_loss": loss}),
-        log_every=cfg.log_every,
-        loss_kind=cfg.bc_loss,
-    )
+    dev = recipe.device
+    o = torch.as_tensor(demos["obs"], dtype=torch.float32, device=dev)
+    a = torch.as_tensor(demos["action"], dtype=torch.float32, device=dev)
+    t = torch.as_tensor(demos["task_id"], dtype=torch.long, device=dev)
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        mean, log_std = agent.actor(o[idx], t[idx])
+        return bc_loss(cfg.bc_loss, a[idx], mean, log_std).mean()
+
+    params = list(agent.actor.parameters())
+    clone(params, batch_loss, demos["task_id"], cfg, recipe.seed + 17, dev, run.log_metrics)
 
 
 def _critic_warm_start(

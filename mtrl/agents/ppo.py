@@ -210,22 +210,7 @@ def _behaviour_cloning(
         return gaussian_bc_loss(cfg.bc_loss, act, out, ac.log_std[t[idx]]).mean()
 
     params = [*ac.pi.parameters(), ac.log_std]
-
-    def log(step: int, loss: float) -> None:
-        run.log_metrics({"bc_step": step, "bc_loss": loss})
-
-    clone(
-        params,
-        batch_loss,
-        demos["task_id"],
-        cfg.bc_steps,
-        cfg.batch_size,
-        cfg.lr,
-        recipe.seed + 17,
-        dev,
-        log,
-        cfg.log_every,
-    )
+    clone(params, batch_loss, demos["task_id"], cfg, recipe.seed + 17, dev, run.log_metrics)
 
 
 def _shuffled_minibatches(task_ids: Tensor, minibatches: int, gen: torch.Generator) -> list[Tensor]:

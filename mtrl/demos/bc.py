@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mtrl.demos.config import BCLoss, DemosConfig
 from mtrl.errors import TrainingDivergedError
 
 EPS = 1e-6
-
-BCLoss = Literal["nll", "mse"]
 
 
 def normalize_actions(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -55,21 +54,20 @@ def clone(
     params: list[nn.Parameter],
     batch_loss: Callable[[Tensor], Tensor],
     task_ids: np.ndarray,
-    steps: int,
-    batch: int,
-    lr: float,
+    cfg: DemosConfig,
     seed: int,
     device: str = "cpu",
-    log: Callable[[int, float], None] = lambda step, loss: None,
-    log_every: int = 100,
+    log_metrics: Callable[[dict[str, Any]], None] = lambda row: None,
 ) -> float:
-    """``steps`` Adam steps on ``params`` of ``batch_loss(rows)`` (the mean cloning loss
-    of those demonstration rows) over task-balanced batches; returns the last loss."""
+    """``cfg.bc_steps`` Adam steps (``cfg.lr``) on ``params`` of ``batch_loss(rows)``
+    (the mean cloning loss of those demonstration rows) over task-balanced batches of
+    ``cfg.batch_size``, logging ``bc_step``/``bc_loss`` rows; returns the last loss."""
+    steps, lr = cfg.bc_steps, cfg.lr
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(params, lr=lr)
     loss_value = math.nan
     for step in range(1, steps + 1):
-        idx = torch.as_tensor(balanced_indices(task_ids, batch, rng), device=device)
+        idx = torch.as_tensor(balanced_indices(task_ids, cfg.batch_size, rng), device=device)
         loss = batch_loss(idx)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
@@ -80,47 +78,9 @@ def clone(
         loss.backward()
         opt.step()
         loss_value = float(loss.detach())
-        if step % log_every == 0 or step == steps:
-            log(step, loss_value)
+        if step % cfg.log_every == 0 or step == steps:
+            log_metrics({"bc_step": step, "bc_loss": loss_value})
     return loss_value
-
-
-def clone_actor(
-    actor: nn.Module,
-    obs: np.ndarray,
-    actions: np.ndarray,
-    task_ids: np.ndarray,
-    steps: int,
-    batch: int,
-    lr: float,
-    seed: int,
-    device: str = "cpu",
-    log: Callable[[int, float], None] = lambda step, loss: None,
-    log_every: int = 100,
-    loss_kind: BCLoss = "mse",
-) -> float:
-    """Clone an MT-SAC actor (``actor(obs, task_ids) -> (mean, log_std)``) with
-    :func:`bc_loss`; returns the last loss."""
-    o = torch.as_tensor(obs, dtype=torch.float32, device=device)
-    a = torch.as_tensor(actions, dtype=torch.float32, device=device)
-    t = torch.as_tensor(task_ids, dtype=torch.long, device=device)
-
-    def batch_loss(idx: Tensor) -> Tensor:
-        mean, log_std = actor(o[idx], t[idx])
-        return bc_loss(loss_kind, a[idx], mean, log_std).mean()
-
-    return clone(
-        list(actor.parameters()),
-        batch_loss,
-        task_ids,
-        steps,
-        batch,
-        lr,
-        seed,
-        device,
-        log,
-        log_every,
-    )
 
 
 def gaussian_bc_loss(kind: BCLoss, actions: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:

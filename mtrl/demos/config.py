@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mtrl.config import bounded, check_fields
-from mtrl.demos.bc import BCLoss
 from mtrl.demos.collect import DATASET_ID
+
+BCLoss = Literal["nll", "mse"]
 
 
 @dataclass(frozen=True)
