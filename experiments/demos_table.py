@@ -51,6 +51,15 @@ def wall_hours(run: Path) -> dict[int, float]:
     return out
 
 
+def task_labels(run: Path) -> list[str]:
+    """The run's task labels, by task id (from its recipe)."""
+    from mtrl.envs.vector import resolve_tasks
+    from mtrl.recipes import load_run
+
+    _, _, recipe = load_run(run)
+    return [t.label for t in resolve_tasks(recipe.env)]
+
+
 def cell(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
@@ -69,9 +78,7 @@ def main() -> None:
         name, _, dirs = spec.partition("=")
         arms[name] = [Path(d) for d in dirs.split(",")]
     evals = {name: [evaluations(d) for d in dirs] for name, dirs in arms.items()}
-    steps = sorted(
-        {s for runs in evals.values() for ev in runs for s in ev if s % args.every == 0}
-    )
+    steps = sorted({s for runs in evals.values() for ev in runs for s in ev if s % args.every == 0})
     rows = []
     for step in steps:
         row: dict[str, object] = {"env steps": f"{step:,}"}
@@ -87,8 +94,9 @@ def main() -> None:
         task_rows = []
         first = next(iter(evals.values()))[0]
         ids = sorted(int(k.split("/")[1]) for k in next(iter(first.values())) if "success/" in k)
+        labels = task_labels(next(iter(arms.values()))[0])
         for tid in ids:
-            trow: dict[str, object] = {"task": tid}
+            trow: dict[str, object] = {"task": labels[tid] if tid < len(labels) else tid}
             for name, runs in evals.items():
                 last = [ev[max(ev)] for ev in runs if ev]
                 trow[name] = cell([r[f"success/{tid}"] for r in last])
