@@ -55,6 +55,7 @@ def _recipe(root: Path, **kw: object) -> MTSACRecipe:
         "batch_size": 32,
         "eval_episodes": 1,
         "checkpoint_every": 100,
+        "buffer_capacity": 2000,  # small checkpoints (the default holds 1M transitions)
         "env": {"name": "MT10", "tasks": TASKS, "max_episode_steps": 50},
         "sac": {"actor": {"hidden": [32, 32]}, "critic": {"hidden": [32, 32]}},
         "demos": {
