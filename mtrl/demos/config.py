@@ -1,4 +1,5 @@
-"""The ``[demos]`` table of an mtsac recipe: which dataset, and the warm-start phase."""
+"""The ``[demos]`` table of an mtsac or mtppo recipe: which dataset, and the warm start
+(mtppo takes the cloning options only)."""
 
 from __future__ import annotations
 
