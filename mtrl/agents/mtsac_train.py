@@ -155,6 +155,12 @@ def load_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv, state: dict[str, Any])
         if state.get("method") is not None:
             method.load_state_dict(state["method"])
         agent.extension = method
+    if recipe.demos is not None and recipe.demos.clone_proposal and state.get("proposal"):
+        from mtrl.demos.proposal import CloneProposal
+
+        proposal = CloneProposal(agent, agent.extension)
+        proposal.load_state_dict(state["proposal"])
+        agent.extension = proposal
     return agent
 
 
@@ -291,6 +297,12 @@ def _train(
         per = recipe.batch_size // env.num_tasks
         keep_bc = DemoBCRegulariser(agent, demo_replay, per, dcfg.bc_loss, gen)
         agent.extension = keep_bc
+    proposal = None
+    if dcfg is not None and dcfg.clone_proposal:
+        from mtrl.demos.proposal import CloneProposal
+
+        proposal = CloneProposal(agent, agent.extension)
+        agent.extension = proposal
     steps = 0
     task_start = 0  # env step at which the current task of a continual run began
     updates, credit, elapsed = 0, 0.0, 0.0
@@ -300,6 +312,8 @@ def _train(
     if state is not None:
         agent.load_state_dict(state["agent"])
         agent.load_optimizer_state(state["optimizers"])
+        if proposal is not None:
+            proposal.load_state_dict(state["proposal"])
         if state.get("buffer") is not None:
             buffer.load_state(state["buffer"])
         gen.set_state(state["generator"])
@@ -338,6 +352,7 @@ def _train(
             "method": method.state_dict() if method is not None else None,
             "task_start": task_start,
             "reward_norm": norm.state_dict() if norm is not None else None,
+            "proposal": proposal.state_dict() if proposal is not None else None,
             "loop": capture_loop(
                 env,
                 obs,
@@ -364,6 +379,8 @@ def _train(
     if state is None and demos is not None and dcfg is not None:
         if dcfg.bc_steps:
             _behaviour_cloning(agent, demos, dcfg, recipe, run)
+            if proposal is not None:
+                proposal.freeze_clone()
         if dcfg.critic_steps and demo_replay is not None:
             _critic_warm_start(agent, demo_replay, dcfg, recipe, run)
         if dcfg.bc_steps:  # the clone's success: where RL starts (BC alone)
@@ -470,6 +487,9 @@ def _train(
                     succ = [r["success"] for r in done_rows if not math.isnan(r["success"])]
                     if succ:
                         row["train_success"] = float(np.mean(succ))
+                taken = proposal.clone_share() if proposal is not None else None
+                if taken is not None:  # training actions taken from the clone
+                    row["clone_share"] = taken
                 if curriculum is not None:
                     row["tasks_unlocked"] = int(curriculum.unlocked.sum())
                     row["tasks_mastered"] = int((curriculum.mastered_at >= 0).sum())

@@ -104,10 +104,11 @@ class MTPPORecipe:
                 "mtppo needs env.autoreset_mode = 'same_step' and env.task_encoding = 'index'"
             )
         d = self.demos
-        if d is not None and (d.critic_steps or d.replay_share or d.bc_weight):
+        if d is not None and (d.critic_steps or d.replay_share or d.bc_weight or d.clone_proposal):
             raise ConfigError(
                 "mtppo takes demos.bc_steps (behaviour-cloning initialisation) only; "
-                "demos.critic_steps, replay_share and bc_weight are MT-SAC's (kind = 'mtsac')"
+                "demos.critic_steps, replay_share, bc_weight and clone_proposal are "
+                "MT-SAC's (kind = 'mtsac')"
             )
 
 

@@ -144,6 +144,13 @@ class UpdateExtension:
         """The actor's actions (PackNet acts for each task with that task's weights)."""
         return actor.act(obs, task_ids, deterministic)
 
+    def next_value(self, agent: MTSAC, next_obs: Tensor, task_ids: Tensor, alpha: Tensor) -> Tensor:
+        """The soft value of the next states that the TD target bootstraps from
+        (gradient-free): the target critics at the actor's sampled next action."""
+        next_a, next_logp = agent.actor.sample(next_obs, task_ids)
+        tq1, tq2 = agent.critic_target(next_obs, next_a, task_ids)
+        return torch.minimum(tq1, tq2) - alpha * next_logp
+
 
 class MTSAC(nn.Module):
     """Networks, optimizers and the update of multi-task SAC."""
@@ -192,9 +199,7 @@ class MTSAC(nn.Module):
         """Per-task twin-critic TD losses against the soft target, and the target."""
         tid = batch.task_ids
         with torch.no_grad():
-            next_a, next_logp = self.actor.sample(batch.next_obs, tid)
-            tq1, tq2 = self.critic_target(batch.next_obs, next_a, tid)
-            target_v = torch.minimum(tq1, tq2) - alpha * next_logp
+            target_v = self.extension.next_value(self, batch.next_obs, tid, alpha)
             target = batch.rewards + self.config.gamma * (1.0 - batch.dones) * target_v
         return self._td_losses(batch, target), target
 

@@ -47,6 +47,10 @@ class DemosConfig:
     # SQIL (Reddy et al. 2020) - demonstrations carry reward 1 and the agent's own
     # transitions 0 (needs replay_share > 0; the environment's reward is only logged)
     reward: Literal["env", "sqil"] = "env"
+    # IBRL (Hu et al. 2023): the clone is kept frozen beside the RL actor, and the agent
+    # acts with and bootstraps from whichever of their actions the critics value higher
+    # (mtrl.demos.proposal); needs bc_steps > 0
+    clone_proposal: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self, "demos")
@@ -60,6 +64,11 @@ class DemosConfig:
                 "demos.reward = 'sqil' learns from demonstrations (reward 1) against the "
                 "agent's own transitions (reward 0) in each batch; set demos.replay_share "
                 "> 0 (SQIL uses 0.5)"
+            )
+        if self.clone_proposal and not self.bc_steps:
+            raise ValueError(
+                "demos.clone_proposal keeps the behaviour-cloned actor as a second policy; "
+                "set demos.bc_steps > 0 to clone one"
             )
         if not DATASET_ID.match(self.dataset):
             raise ValueError(

@@ -1,0 +1,95 @@
+"""The frozen clone as a second policy, as in IBRL (Hu et al. 2023, "Imitation
+Bootstrapped Reinforcement Learning"): the behaviour-cloned actor is kept unchanged
+beside the RL actor; in every state both propose an action and the agent takes the
+one the critics value higher, when acting (training and evaluation) and when
+bootstrapping the TD target. RL can then only replace the clone's action where the
+critics judge the actor's better, so fine-tuning does not wreck a good clone, while
+the actor is free of any cloning loss.
+
+An :class:`~mtrl.agents.sac.UpdateExtension` wrapped around another one (the
+default, the cloning regulariser of :mod:`mtrl.demos.regulariser`, a continual
+method), whose penalties and hooks it passes through.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from mtrl.agents.sac import Actor, UpdateExtension
+
+if TYPE_CHECKING:
+    from mtrl.agents.sac import MTSAC
+
+
+def pick(q_actor: Tensor, q_clone: Tensor, actor_action: Tensor, clone_action: Tensor) -> Tensor:
+    """Per row, the clone's action where its value is strictly higher, else the actor's."""
+    take_clone = (q_clone > q_actor).unsqueeze(-1)
+    return torch.where(take_clone, clone_action, actor_action)
+
+
+class CloneProposal(UpdateExtension):
+    """Acting and bootstrapping with the better of the actor's and the frozen clone's
+    actions (the clone acts deterministically: its mean, which cloning fitted)."""
+
+    def __init__(self, agent: MTSAC, inner: UpdateExtension) -> None:
+        self.agent, self.inner = agent, inner
+        self.clone: Actor = copy.deepcopy(agent.actor).requires_grad_(False)
+        self._taken = self._proposed = 0  # training actions (not evaluation) since last read
+
+    def freeze_clone(self) -> None:
+        """The clone := the actor now (after behaviour cloning)."""
+        self.clone.load_state_dict(self.agent.actor.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        """The clone and the acting counts (a resumed run logs the same shares)."""
+        return {"clone": self.clone.state_dict(), "counts": (self._taken, self._proposed)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.clone.load_state_dict(state["clone"])
+        self._taken, self._proposed = state["counts"]
+
+    def clone_share(self) -> float | None:
+        """The share of training actions taken from the clone since the last call."""
+        share = self._taken / self._proposed if self._proposed else None
+        self._taken = self._proposed = 0
+        return share
+
+    def actor_penalty(self) -> Tensor | None:
+        return self.inner.actor_penalty()
+
+    def critic_penalty(self) -> Tensor | None:
+        return self.inner.critic_penalty()
+
+    def before_critic_step(self) -> None:
+        self.inner.before_critic_step()
+
+    def before_actor_step(self) -> None:
+        self.inner.before_actor_step()
+
+    def after_update(self) -> None:
+        self.inner.after_update()
+
+    def act(self, actor: Actor, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:
+        proposed = self.inner.act(actor, obs, task_ids, deterministic)
+        cloned = torch.tanh(self.clone(obs, task_ids)[0])
+        critic = self.agent.critic
+        q_actor = torch.minimum(*critic(obs, proposed, task_ids))
+        q_clone = torch.minimum(*critic(obs, cloned, task_ids))
+        if not deterministic:
+            self._taken += int((q_clone > q_actor).sum())
+            self._proposed += len(q_actor)
+        return pick(q_actor, q_clone, proposed, cloned)
+
+    def next_value(self, agent: MTSAC, next_obs: Tensor, task_ids: Tensor, alpha: Tensor) -> Tensor:
+        """The value of the action chosen as when acting (the higher target Q): the
+        actor's soft value (its entropy term included) or the clone's Q (the clone
+        acts deterministically: no entropy term)."""
+        next_a, next_logp = agent.actor.sample(next_obs, task_ids)
+        q_actor = torch.minimum(*agent.critic_target(next_obs, next_a, task_ids))
+        cloned = torch.tanh(self.clone(next_obs, task_ids)[0])
+        q_clone = torch.minimum(*agent.critic_target(next_obs, cloned, task_ids))
+        return torch.where(q_clone > q_actor, q_clone, q_actor - alpha * next_logp)
