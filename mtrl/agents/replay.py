@@ -148,19 +148,27 @@ class TaskReplayBuffer:
         )
 
     def state(self) -> dict[str, object]:
-        """Everything needed to restore the buffer (for resumable checkpoints)."""
+        """Everything needed to restore the buffer (for resumable checkpoints): the
+        rows written so far (up to the fullest task's size), not the empty capacity, so
+        early checkpoints of a large buffer stay small."""
+        n = int(self.size.max())
+
+        def filled(t: Tensor) -> Tensor:  # a copy: saving a view would save its storage
+            return t if n == self.capacity else t[:, :n].clone()
+
         return {
-            "obs": self.obs,
-            "next_obs": self.next_obs,
-            "actions": self.actions,
-            "rewards": self.rewards,
-            "dones": self.dones,
+            "obs": filled(self.obs),
+            "next_obs": filled(self.next_obs),
+            "actions": filled(self.actions),
+            "rewards": filled(self.rewards),
+            "dones": filled(self.dones),
             "pos": self.pos.copy(),
             "size": self.size.copy(),
         }
 
     def load_state(self, state: dict[str, object]) -> None:
         for key in ("obs", "next_obs", "actions", "rewards", "dones"):
-            getattr(self, key).copy_(state[key])
+            rows: Tensor = state[key]  # type: ignore[assignment]
+            getattr(self, key)[:, : rows.shape[1]].copy_(rows)
         self.pos = np.asarray(state["pos"]).copy()
         self.size = np.asarray(state["size"]).copy()
