@@ -66,7 +66,7 @@ class MTSACRecipe:
     log_every: int = bounded(1_000, ge=1)
     checkpoint_every: int = bounded(50_000, ge=1)
     checkpoint_buffer: bool = True  # large buffers (MT10 at 1M) make big checkpoints
-    checkpoint_env: bool = True  # sync envs' state, for exact resume (Meta-World: ~40 MB/env)
+    checkpoint_env: bool = True  # sync envs' state, for exact resume (Meta-World: ~0.3 MB/env)
     keep_checkpoints: int = bounded(3, ge=0)  # newest checkpoints kept; 0 keeps all
     sac: SACConfig = field(default_factory=SACConfig)
     curriculum: CurriculumConfig | None = None

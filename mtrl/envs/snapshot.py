@@ -5,7 +5,9 @@ Plain pickling does not capture a running gymnasium env: MuJoCo envs pickle thro
 Meta-World's through its own ``__getstate__`` (positions and velocities only). The
 snapshot pickles their attribute dictionaries instead: physics (``MjData``), RNGs,
 time-limit counters and wrapper accumulators all come back as they were, and
-attributes that are views into the physics data stay views. Objects
+attributes that are views into the physics data stay views. MuJoCo models and data
+are stored compactly (:mod:`mtrl.envs.mjstate`: a model by its XML file and the values
+a task may change, not its meshes). Objects
 that belong to the caller (a curriculum the env consults) are stored by reference
 and re-attached at :func:`restore`.
 """
@@ -17,9 +19,12 @@ import pickle
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from gymnasium.utils.ezpickle import EzPickle
+
+from mtrl.envs import mjstate
 
 _DATA_FIELDS = (
     "qpos", "qvel", "qacc", "act", "ctrl", "mocap_pos", "mocap_quat", "xpos", "xquat",
@@ -77,13 +82,25 @@ class _Pickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO, external: Mapping[str, Any]) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._external = {id(obj): key for key, obj in external.items()}
+        self._model_files: dict[int, str] = {}  # id(MjModel) -> the XML it came from
 
     def persistent_id(self, obj: Any) -> str | None:
         return self._external.get(id(obj))
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, (EzPickle, MujocoEnv)):
+            model, path = getattr(obj, "model", None), getattr(obj, "fullpath", None)
+            if isinstance(model, mujoco.MjModel) and isinstance(path, str):
+                self._model_files[id(model)] = path
             return (_blank, (type(obj),), _attributes(obj), None, None, _set_attributes)
+        if isinstance(obj, mujoco.MjModel):
+            state = mjstate.model_state(obj, self._model_files.get(id(obj)))
+            if state is None:
+                return NotImplemented  # not its file's model: pickled whole
+            return (mjstate.load_model, (state["path"],), state, None, None, mjstate.set_model)
+        if isinstance(obj, mujoco.MjData):
+            state = mjstate.data_state(obj)
+            return (mjstate.new_data, (obj.model,), state, None, None, mjstate.set_data)
         return NotImplemented
 
 
