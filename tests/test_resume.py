@@ -120,8 +120,8 @@ n_steps = 32
 batch_size = 64
 """
 
-# demonstrations: cloning, the critic warm start, demo replay, cloning kept in RL and
-# the frozen clone proposing actions (@DATASETS@: the module's expert dataset, collected once)
+# demonstrations: cloning, the critic warm start, demo replay, cloning kept in RL,
+# conservatism on demonstration states and the frozen clone proposing actions (@DATASETS@: the module's expert dataset, collected once)
 DEMOS = (
     MTSAC.replace(
         'name = "pendulum"\nnum_tasks = 2', 'name = "MT10"\nmax_episode_steps = 50'
@@ -139,6 +139,8 @@ replay_decay_steps = 1000
 bc_weight = 1.0
 bc_decay_steps = 1000
 clone_proposal = true
+conservative_weight = 1.0
+conservative_samples = 3
 """
 )
 

@@ -270,7 +270,11 @@ def _train(
     demo_replay = None
     dcfg = recipe.demos
     if dcfg is not None and (
-        dcfg.bc_steps or dcfg.critic_steps or dcfg.replay_share or dcfg.bc_weight
+        dcfg.bc_steps
+        or dcfg.critic_steps
+        or dcfg.replay_share
+        or dcfg.bc_weight
+        or dcfg.conservative_weight
     ):
         from mtrl.demos.dataset import demo_transitions
 
@@ -297,6 +301,21 @@ def _train(
         per = recipe.batch_size // env.num_tasks
         keep_bc = DemoBCRegulariser(agent, demo_replay, per, dcfg.bc_loss, gen)
         agent.extension = keep_bc
+    conservatism = None
+    if demo_replay is not None and dcfg is not None and dcfg.conservative_weight:
+        from mtrl.demos.conservative import DemoConservatism
+
+        conservatism = DemoConservatism(
+            agent,
+            agent.extension,
+            demo_replay,
+            recipe.batch_size // env.num_tasks,
+            dcfg.conservative_weight,
+            dcfg.conservative_noise,
+            dcfg.conservative_samples,
+            gen,
+        )
+        agent.extension = conservatism
     proposal = None
     if dcfg is not None and dcfg.clone_proposal:
         from mtrl.demos.proposal import CloneProposal
@@ -465,6 +484,8 @@ def _train(
                     last = agent.update(batch, present)
                     if keep_bc is not None:
                         last |= {"bc_weight": keep_bc.weight, "rl_bc_loss": keep_bc.last_loss}
+                    if conservatism is not None:
+                        last["conservative_penalty"] = conservatism.last_penalty
                     updates += 1
                     credit -= 1.0
                     if not all(math.isfinite(v) for v in last.values()):

@@ -152,6 +152,35 @@ class UpdateExtension:
         return torch.minimum(tq1, tq2) - alpha * next_logp
 
 
+class ExtensionWrapper(UpdateExtension):
+    """An extension around another one (a demonstration component around a continual
+    method or the cloning regulariser): every hook it does not override passes through."""
+
+    def __init__(self, inner: UpdateExtension) -> None:
+        self.inner = inner
+
+    def actor_penalty(self) -> Tensor | None:
+        return self.inner.actor_penalty()
+
+    def critic_penalty(self) -> Tensor | None:
+        return self.inner.critic_penalty()
+
+    def before_critic_step(self) -> None:
+        self.inner.before_critic_step()
+
+    def before_actor_step(self) -> None:
+        self.inner.before_actor_step()
+
+    def after_update(self) -> None:
+        self.inner.after_update()
+
+    def act(self, actor: Actor, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:
+        return self.inner.act(actor, obs, task_ids, deterministic)
+
+    def next_value(self, agent: MTSAC, next_obs: Tensor, task_ids: Tensor, alpha: Tensor) -> Tensor:
+        return self.inner.next_value(agent, next_obs, task_ids, alpha)
+
+
 class MTSAC(nn.Module):
     """Networks, optimizers and the update of multi-task SAC."""
 

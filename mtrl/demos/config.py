@@ -51,6 +51,12 @@ class DemosConfig:
     # acts with and bootstraps from whichever of their actions the critics value higher
     # (mtrl.demos.proposal); needs bc_steps > 0
     clone_proposal: bool = False
+    # conservatism on demonstration states (mtrl.demos.conservative): every critic
+    # update (warm start included) adds weight x how far the critics value
+    # N(0, noise^2) perturbations (samples per state) of a demonstrated action above it
+    conservative_weight: float = bounded(0.0, ge=0.0)
+    conservative_noise: float = bounded(0.1, gt=0.0)
+    conservative_samples: int = bounded(10, ge=1)
 
     def __post_init__(self) -> None:
         check_fields(self, "demos")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from mtrl.agents.sac import Actor, UpdateExtension
+from mtrl.agents.sac import Actor, ExtensionWrapper, UpdateExtension
 
 if TYPE_CHECKING:
     from mtrl.agents.sac import MTSAC
@@ -31,12 +31,13 @@ def pick(q_actor: Tensor, q_clone: Tensor, actor_action: Tensor, clone_action: T
     return torch.where(take_clone, clone_action, actor_action)
 
 
-class CloneProposal(UpdateExtension):
+class CloneProposal(ExtensionWrapper):
     """Acting and bootstrapping with the better of the actor's and the frozen clone's
     actions (the clone acts deterministically: its mean, which cloning fitted)."""
 
     def __init__(self, agent: MTSAC, inner: UpdateExtension) -> None:
-        self.agent, self.inner = agent, inner
+        super().__init__(inner)
+        self.agent = agent
         self.clone: Actor = copy.deepcopy(agent.actor).requires_grad_(False)
         self._taken = self._proposed = 0  # training actions (not evaluation) since last read
 
@@ -57,21 +58,6 @@ class CloneProposal(UpdateExtension):
         share = self._taken / self._proposed if self._proposed else None
         self._taken = self._proposed = 0
         return share
-
-    def actor_penalty(self) -> Tensor | None:
-        return self.inner.actor_penalty()
-
-    def critic_penalty(self) -> Tensor | None:
-        return self.inner.critic_penalty()
-
-    def before_critic_step(self) -> None:
-        self.inner.before_critic_step()
-
-    def before_actor_step(self) -> None:
-        self.inner.before_actor_step()
-
-    def after_update(self) -> None:
-        self.inner.after_update()
 
     def act(self, actor: Actor, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:
         proposed = self.inner.act(actor, obs, task_ids, deterministic)
