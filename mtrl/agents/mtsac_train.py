@@ -308,8 +308,8 @@ def _train(
         conservatism = DemoConservatism(
             agent,
             agent.extension,
-            demo_replay,
-            recipe.batch_size // env.num_tasks,
+            demo_replay,  # as many (state, perturbation) pairs as the TD batch has rows
+            recipe.batch_size // (env.num_tasks * dcfg.conservative_samples),
             dcfg.conservative_weight,
             dcfg.conservative_noise,
             dcfg.conservative_samples,
