@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mtrl.nets.multitask import NetConfig
 from mtrl.agents.sac import MTSAC, SACConfig, UpdateExtension
 from mtrl.demos.conservative import DemoConservatism, margin_penalty
 from mtrl.demos.replay import DemoReplay
@@ -45,7 +46,8 @@ def _violation(agent: MTSAC, replay: DemoReplay) -> float:
 
 def _fit(weight: float) -> tuple[float, float]:
     torch.manual_seed(0)
-    agent = MTSAC(SACConfig(), 3, 2, 2)
+    small = NetConfig(hidden=(64, 64))
+    agent = MTSAC(SACConfig(actor=small, critic=small, critic_lr=1e-3), 3, 2, 2)
     replay = DemoReplay(_demos(), 2)
     gen = torch.Generator().manual_seed(0)
     if weight:
