@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mtrl.nets.multitask import NetConfig
 from mtrl.agents.sac import MTSAC, SACConfig, UpdateExtension
 from mtrl.demos.conservative import DemoConservatism, margin_penalty
 from mtrl.demos.replay import DemoReplay
+from mtrl.nets.multitask import NetConfig
 
 
 def test_margin_penalty_by_hand() -> None:
