@@ -46,7 +46,7 @@ def _violation(agent: MTSAC, replay: DemoReplay) -> float:
 
 def _fit(weight: float) -> tuple[float, float]:
     torch.manual_seed(0)
-    small = NetConfig(hidden=(64, 64))
+    small = NetConfig(hidden=[64, 64])
     agent = MTSAC(SACConfig(actor=small, critic=small, critic_lr=1e-3), 3, 2, 2)
     replay = DemoReplay(_demos(), 2)
     gen = torch.Generator().manual_seed(0)
