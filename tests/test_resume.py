@@ -121,7 +121,8 @@ batch_size = 64
 """
 
 # demonstrations: cloning, the critic warm start, demo replay, cloning kept in RL,
-# conservatism on demonstration states and the frozen clone proposing actions (@DATASETS@: the module's expert dataset, collected once)
+# conservatism on demonstration states and the frozen clone proposing actions
+# (@DATASETS@: the module's expert dataset, collected once)
 DEMOS = (
     MTSAC.replace(
         'name = "pendulum"\nnum_tasks = 2', 'name = "MT10"\nmax_episode_steps = 50'
