@@ -2,8 +2,8 @@
 
 Critics fitted to a clone's demonstrations see one action per state, so they are free
 to value nearby actions higher: after the warm start of a one-demonstration MT10 run,
-the best of ten N(0, 0.1²) perturbations of the demonstrated action out-scored it in
-88% of the demonstration states, and the actor, following the critics' gradient,
+the best of ten N(0, 0.1²) perturbations of the clone's action out-scored it in 88% of
+the demonstration states, and the actor, following the critics' gradient,
 walked away from the clone into failing actions. This component adds to every critic
 update (warm start included) a hinge on demonstration states: how far the critics
 value perturbed actions above the demonstrated one (CQL-style conservatism, Kumar et
