@@ -3,6 +3,7 @@ MT-PPO's policy: the clone's success is logged at env step 0 of the run."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,42 @@ def test_cloning_solves_a_small_suite_for_both_agents(three_tasks: Path, tmp_pat
     )
     train_mtppo(ppo, tmp_path / "ppo")
     assert min(_clone_success(tmp_path / "ppo")) >= 0.7
+
+
+@pytest.mark.slow
+def test_self_imitation_adds_the_clones_successful_episodes(
+    three_tasks: Path, tmp_path: Path
+) -> None:
+    """The clone solves these tasks, so with RL running from the first step its own
+    successful training episodes (full 500-step episodes) join the demonstrations:
+    exactly as many as training episodes succeeded, all in the checkpoint."""
+    recipe = from_dict(
+        MTSACRecipe,
+        _common(three_tasks)
+        | {
+            "kind": "mtsac",
+            "total_steps": 3000,  # two episodes per task
+            "learning_starts": 0,
+            "updates_per_step": 0.05,
+            "log_every": 3000,
+            "buffer_capacity": 3000,
+            "batch_size": 255,
+            "eval_episodes": 1,
+            "sac": {
+                "init_alpha": 0.001,
+                "actor": {"hidden": [256, 256]},
+                "critic": {"hidden": [256, 256]},
+            },
+        },
+    )
+    demos = recipe.demos
+    assert demos is not None
+    recipe = replace(recipe, demos=replace(demos, bc_weight=1.0, self_imitation=True))
+    train_mtsac(recipe, tmp_path / "sil")
+    run = RunDir.open(tmp_path / "sil")
+    [last] = [r for r in run.read_metrics() if r.get("imitated_episodes")]
+    # every task finished two training episodes: train_success is their mean success
+    assert int(last["imitated_episodes"]) == round(float(last["train_success"]) * 6) >= 3
+    added = run.load_checkpoint()["self_imitation"]["added"]
+    assert len(added) == int(last["imitated_episodes"])
+    assert all(len(rows["obs"]) == 500 and task in (0, 1, 2) for task, rows in added)

@@ -142,6 +142,7 @@ bc_decay_steps = 1000
 clone_proposal = true
 conservative_weight = 1.0
 conservative_samples = 3
+self_imitation = true
 """
 )
 

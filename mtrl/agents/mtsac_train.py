@@ -23,6 +23,7 @@ from mtrl.curriculum.report import continual_results
 from mtrl.curriculum.schedule import Curriculum
 from mtrl.demos.config import DemosConfig
 from mtrl.demos.replay import DemoReplay, demo_share
+from mtrl.demos.self_imitation import SelfImitation, episode_successes
 from mtrl.envs.vector import (
     MultiTaskEnvConfig,
     MultiTaskVecEnv,
@@ -236,7 +237,7 @@ def _critic_warm_start(
     """AQIL's Q-imitation phase: the critics fitted to the (cloned) actor on
     demonstration batches, balanced over the tasks that have demonstrations."""
     gen = torch.Generator().manual_seed(recipe.seed + 29)
-    tasks = torch.as_tensor(np.flatnonzero(demos.size > 0), device=recipe.device)
+    tasks = demos.tasks()
     per = max(1, recipe.batch_size // len(tasks))
     for step in range(1, cfg.critic_steps + 1):
         loss = agent.critic_update(demos.sample(tasks, per, gen))
@@ -275,6 +276,7 @@ def _train(
         or dcfg.replay_share
         or dcfg.bc_weight
         or dcfg.conservative_weight
+        or dcfg.self_imitation
     ):
         from mtrl.demos.dataset import demo_transitions
 
@@ -322,6 +324,9 @@ def _train(
 
         proposal = CloneProposal(agent, agent.extension)
         agent.extension = proposal
+    imitate = None
+    if demo_replay is not None and dcfg is not None and dcfg.self_imitation:
+        imitate = SelfImitation(demo_replay, env.num_envs)
     steps = 0
     task_start = 0  # env step at which the current task of a continual run began
     updates, credit, elapsed = 0, 0.0, 0.0
@@ -333,6 +338,8 @@ def _train(
         agent.load_optimizer_state(state["optimizers"])
         if proposal is not None:
             proposal.load_state_dict(state["proposal"])
+        if imitate is not None:
+            imitate.load_state_dict(state["self_imitation"])
         if state.get("buffer") is not None:
             buffer.load_state(state["buffer"])
         gen.set_state(state["generator"])
@@ -372,6 +379,7 @@ def _train(
             "task_start": task_start,
             "reward_norm": norm.state_dict() if norm is not None else None,
             "proposal": proposal.state_dict() if proposal is not None else None,
+            "self_imitation": imitate.state_dict() if imitate is not None else None,
             "loop": capture_loop(
                 env,
                 obs,
@@ -440,6 +448,11 @@ def _train(
             sqil = dcfg is not None and dcfg.reward == "sqil"  # the agent's own: reward 0
             stored = np.zeros_like(rew) if sqil else rew
             buffer.add(o, a, stored, real_next, term.astype(np.float32), tid)
+            if imitate is not None:  # demonstrations keep their reward (1 under SQIL)
+                demo_r = np.ones_like(rew) if sqil else rew
+                moved = {"obs": o, "action": a, "reward": demo_r, "next_obs": real_next}
+                moved["terminated"] = term.astype(np.float32)
+                imitate.record(moved, tid, done_any, episode_successes(info, n))
             if norm is not None:
                 norm.observe(rew, done_any, tid)
             obs = next_obs
@@ -511,6 +524,8 @@ def _train(
                 taken = proposal.clone_share() if proposal is not None else None
                 if taken is not None:  # training actions taken from the clone
                     row["clone_share"] = taken
+                if imitate is not None:  # successful episodes added to the demonstrations
+                    row["imitated_episodes"] = imitate.episodes_added()
                 if curriculum is not None:
                     row["tasks_unlocked"] = int(curriculum.unlocked.sum())
                     row["tasks_mastered"] = int((curriculum.mastered_at >= 0).sum())

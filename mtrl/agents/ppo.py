@@ -104,11 +104,12 @@ class MTPPORecipe:
                 "mtppo needs env.autoreset_mode = 'same_step' and env.task_encoding = 'index'"
             )
         d = self.demos
-        if d is not None and (d.critic_steps or d.replay_share or d.bc_weight or d.clone_proposal):
+        sac_only = ["critic_steps", "replay_share", "bc_weight", "clone_proposal"]
+        sac_only += ["conservative_weight", "self_imitation"]
+        if d is not None and any(getattr(d, name) for name in sac_only):
             raise ConfigError(
                 "mtppo takes demos.bc_steps (behaviour-cloning initialisation) only; "
-                "demos.critic_steps, replay_share, bc_weight and clone_proposal are "
-                "MT-SAC's (kind = 'mtsac')"
+                f"demos.{', '.join(sac_only)} are MT-SAC's (kind = 'mtsac')"
             )
 
 

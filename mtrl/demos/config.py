@@ -57,6 +57,9 @@ class DemosConfig:
     conservative_weight: float = bounded(0.0, ge=0.0)
     conservative_noise: float = bounded(0.1, gt=0.0)
     conservative_samples: int = bounded(10, ge=1)
+    # self-imitation (mtrl.demos.self_imitation): every successful training episode
+    # joins its task's demonstrations (for replay_share, bc_weight, conservative_weight)
+    self_imitation: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self, "demos")
@@ -75,6 +78,14 @@ class DemosConfig:
             raise ValueError(
                 "demos.clone_proposal keeps the behaviour-cloned actor as a second policy; "
                 "set demos.bc_steps > 0 to clone one"
+            )
+        if self.self_imitation and not (
+            self.replay_share or self.bc_weight or self.conservative_weight
+        ):
+            raise ValueError(
+                "demos.self_imitation adds successful episodes to the demonstrations, but "
+                "nothing uses them during RL; set demos.bc_weight, demos.replay_share or "
+                "demos.conservative_weight > 0"
             )
         if not DATASET_ID.match(self.dataset):
             raise ValueError(

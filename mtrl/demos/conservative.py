@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -51,13 +50,12 @@ class DemoConservatism(ExtensionWrapper):
         super().__init__(inner)
         self.agent, self.demos, self.generator = agent, demos, generator
         self.weight, self.noise, self.samples = weight, noise, samples
-        self.tasks = torch.as_tensor(np.flatnonzero(demos.size > 0), device=demos.device)
         self.per = max(1, rows_per_task)
         self.last_penalty = 0.0  # the unweighted penalty of the last critic update
 
     def critic_penalty(self) -> Tensor | None:
         base = self.inner.critic_penalty()
-        batch = self.demos.sample(self.tasks, self.per, self.generator)
+        batch = self.demos.sample(self.demos.tasks(), self.per, self.generator)
         rows, k = len(batch.task_ids), self.samples
         noise = torch.randn(
             (rows, k, batch.actions.shape[-1]), generator=self.generator, device="cpu"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,16 +36,16 @@ class DemoBCRegulariser(UpdateExtension):
         generator: torch.Generator,
     ) -> None:
         self.agent, self.demos, self.loss_kind, self.generator = agent, demos, loss_kind, generator
-        self.tasks = torch.as_tensor(np.flatnonzero(demos.size > 0), device=demos.device)
         self.per = max(1, rows_per_task)
         self.weight = 0.0
         self.last_loss = 0.0  # the cloning loss of the last update (0 when weight is 0)
 
     def actor_penalty(self) -> Tensor | None:
-        if self.weight <= 0.0 or len(self.tasks) == 0:
+        tasks = self.demos.tasks()  # grows with self-imitation
+        if self.weight <= 0.0 or len(tasks) == 0:
             self.last_loss = 0.0
             return None
-        batch = self.demos.sample(self.tasks, self.per, self.generator)
+        batch = self.demos.sample(tasks, self.per, self.generator)
         mean, log_std = self.agent.actor(batch.obs, batch.task_ids)
         loss = bc_loss(self.loss_kind, batch.actions, mean, log_std).mean()
         with torch.no_grad():

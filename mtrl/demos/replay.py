@@ -21,6 +21,15 @@ def demo_share(share: float, decay_steps: int, steps_since_start: int) -> float:
     return share * max(0.0, 1.0 - steps_since_start / decay_steps)
 
 
+_FIELDS = (
+    ("obs", "obs"),
+    ("actions", "action"),
+    ("rewards", "reward"),
+    ("next_obs", "next_obs"),
+    ("dones", "terminated"),
+)
+
+
 class DemoReplay:
     """Demonstration transitions stored per task; :meth:`mix` puts them into a
     task-sorted, task-balanced RL batch in place of the first rows of each task."""
@@ -42,6 +51,26 @@ class DemoReplay:
         self.obs, self.actions = per_task("obs"), per_task("action")
         self.rewards, self.next_obs = per_task("reward"), per_task("next_obs")
         self.dones = per_task("terminated")
+
+    def tasks(self) -> Tensor:
+        """The tasks that have demonstrations (ascending)."""
+        return torch.as_tensor(np.flatnonzero(self.size > 0), device=self.device)
+
+    def extend(self, task: int, rows: dict[str, np.ndarray]) -> None:
+        """Append transitions (the dataset's keys: obs, action, reward, next_obs,
+        terminated) to ``task``'s demonstrations, growing the storage when full."""
+        n, start = len(rows["obs"]), int(self.size[task])
+        width = self.obs.shape[1]
+        if start + n > width:  # grow to twice what is needed: appends stay amortised O(1)
+            extra = 2 * (start + n) - width
+            for name in ("obs", "actions", "rewards", "next_obs", "dones"):
+                old = getattr(self, name)
+                pad = torch.zeros((old.shape[0], extra, *old.shape[2:]), device=self.device)
+                setattr(self, name, torch.cat([old, pad], dim=1))
+        for name, key in _FIELDS:
+            values = torch.as_tensor(np.asarray(rows[key], dtype=np.float32), device=self.device)
+            getattr(self, name)[task, start : start + n] = values
+        self.size[task] = start + n
 
     def sample(self, tasks: Tensor, per: int, generator: torch.Generator | None) -> Batch:
         """``per`` uniform demonstrations of each of ``tasks`` (all must have some)."""
