@@ -15,8 +15,16 @@ from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
 from mtrl.agents.replay import Batch
 from mtrl.agents.sac import MTSAC
 from mtrl.config import from_dict
-from mtrl.demos.bc import balanced_indices, bc_loss, normalize_actions, squashed_log_prob
+from mtrl.demos.bc import (
+    balanced_indices,
+    bc_loss,
+    bc_lr,
+    clone,
+    normalize_actions,
+    squashed_log_prob,
+)
 from mtrl.demos.collect import collect
+from mtrl.demos.config import DemosConfig
 from mtrl.demos.replay import DemoReplay, demo_share
 from mtrl.errors import ConfigError, MtrlError
 from mtrl.runs import RunDir
@@ -101,6 +109,25 @@ def test_mse_cloning_loss_by_hand() -> None:
     )
     with pytest.raises(ValueError, match="'nll' or 'mse'"):
         bc_loss("l1", actions, mean, mean)  # type: ignore[arg-type]
+
+
+def test_cosine_cloning_rate_by_hand_and_in_the_optimiser() -> None:
+    assert bc_lr("constant", 0.1, 7, 10) == 0.1
+    assert [bc_lr("cosine", 0.1, s, 4) for s in (1, 3)] == [0.1, pytest.approx(0.05)]
+    assert bc_lr("cosine", 0.1, 4, 4) == pytest.approx(0.1 * (1 - 2**-0.5) / 2)
+    with pytest.raises(ValueError, match="'constant' or 'cosine'"):
+        bc_lr("step", 0.1, 1, 4)
+    # Adam moves a parameter with a steady gradient sign by ~lr per step, so the
+    # distance travelled is the sum of the schedule's rates (half a constant run's)
+    for schedule, total in (("constant", 0.2 * 50), ("cosine", 0.2 * 25 + 0.1)):
+        p = torch.nn.Parameter(torch.tensor([100.0]))
+        cfg = DemosConfig(dataset="mtrl/x-v0", bc_steps=50, lr=0.2, lr_schedule=schedule)  # type: ignore[arg-type]
+        rows: list[dict[str, float]] = []
+        clone([p], lambda idx, p=p: (p**2).sum(), np.zeros(8, int), cfg, 0, log_metrics=rows.append)
+        assert 100.0 - p.item() == pytest.approx(total, rel=0.02)
+        assert rows[-1]["bc_lr"] == pytest.approx(bc_lr(schedule, 0.2, 50, 50))
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        from_dict(DemosConfig, {"dataset": "mtrl/x-v0", "lr_schedule": "linear"}, prefix="demos")
 
 
 def test_demo_share_decays_linearly_to_zero() -> None:

@@ -50,6 +50,17 @@ def balanced_indices(task_ids: np.ndarray, batch: int, rng: np.random.Generator)
     return np.sort(np.concatenate(rows))
 
 
+def bc_lr(schedule: str, lr: float, step: int, steps: int) -> float:
+    """The cloning learning rate of (1-based) ``step`` of ``steps``: ``lr`` throughout
+    ("constant"), or ``lr * (1 + cos(pi * (step - 1) / steps)) / 2`` ("cosine", from
+    ``lr`` at the first step towards 0 after the last)."""
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
+    raise ValueError(f"demos.lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
+
+
 def clone(
     params: list[nn.Parameter],
     batch_loss: Callable[[Tensor], Tensor],
@@ -59,14 +70,18 @@ def clone(
     device: str = "cpu",
     log_metrics: Callable[[dict[str, Any]], None] = lambda row: None,
 ) -> float:
-    """``cfg.bc_steps`` Adam steps (``cfg.lr``) on ``params`` of ``batch_loss(rows)``
-    (the mean cloning loss of those demonstration rows) over task-balanced batches of
-    ``cfg.batch_size``, logging ``bc_step``/``bc_loss`` rows; returns the last loss."""
+    """``cfg.bc_steps`` Adam steps (``cfg.lr`` under ``cfg.lr_schedule``) on ``params`` of
+    ``batch_loss(rows)`` (the mean cloning loss of those demonstration rows) over
+    task-balanced batches of ``cfg.batch_size``, logging ``bc_step``/``bc_loss``/``bc_lr``
+    rows; returns the last loss."""
     steps, lr = cfg.bc_steps, cfg.lr
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(params, lr=lr)
     loss_value = math.nan
     for step in range(1, steps + 1):
+        rate = bc_lr(cfg.lr_schedule, lr, step, steps)
+        for group in opt.param_groups:
+            group["lr"] = rate
         idx = torch.as_tensor(balanced_indices(task_ids, cfg.batch_size, rng), device=device)
         loss = batch_loss(idx)
         if not torch.isfinite(loss):
@@ -79,7 +94,7 @@ def clone(
         opt.step()
         loss_value = float(loss.detach())
         if step % cfg.log_every == 0 or step == steps:
-            log_metrics({"bc_step": step, "bc_loss": loss_value})
+            log_metrics({"bc_step": step, "bc_loss": loss_value, "bc_lr": rate})
     return loss_value
 
 

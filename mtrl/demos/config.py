@@ -25,6 +25,9 @@ class DemosConfig:
     bc_steps: int = bounded(2000, ge=0)  # actor gradient steps on the demonstrations
     batch_size: int = bounded(256, ge=1)  # per BC step, balanced across tasks
     lr: float = bounded(1e-3, gt=0.0)
+    # "cosine": the learning rate falls from lr to 0 over bc_steps (cosine), so the
+    # clone ends at a minimum rather than at Adam's noise floor at a constant lr
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     log_every: int = bounded(100, ge=1)  # BC steps between bc_loss rows
     # "mse": squared error of the deterministic action (MT10, 20 expert episodes per
     # task, 10k steps, 3 seeds: 0.90 mean success); "nll": the demonstrations'
