@@ -6,10 +6,13 @@ demonstrations (experiments/aqil_mt10.toml and its BC-only / from-scratch varian
 
 Each ARM=DIR[,DIR...] is one arm, one run directory per seed. A row per evaluated env
 step (every ``--every``): mean success over tasks, averaged over the arm's seeds with a
-percentile bootstrap 95% CI over seeds where there are several, and the wall time to
+percentile bootstrap 95% CI over seeds where there are several (a row names how many
+seeds reached it when some did not), and the wall time to
 that step (hours, the first seed's run; warm start included). Step 0 is the clone
 before any RL (logged by runs with ``demos.bc_steps``). ``--tasks`` adds each arm's
-per-task success at its last evaluation.
+per-task success at its last evaluation. ``--window A:B`` adds, per arm, each seed's
+mean success over its evaluations at env steps A..B minus its own clone's (step 0): a
+paired estimate of what RL fine-tuning added, less noisy than one evaluation.
 """
 
 from __future__ import annotations
@@ -67,11 +70,36 @@ def cell(values: list[float]) -> str:
     return f"{np.mean(values):.2f} [{lo:.2f}, {hi:.2f}]"
 
 
+def gain_over_clone(ev: dict[int, dict[str, float]], low: int, high: int) -> float | None:
+    """Mean success of a run's evaluations at env steps ``low..high`` (step 0 excluded)
+    minus its clone's (step 0); None without a clone or evaluations there."""
+    inside = [r["eval_success"] for s, r in ev.items() if low <= s <= high and s > 0]
+    if 0 not in ev or not inside:
+        return None
+    return float(np.mean(inside)) - ev[0]["eval_success"]
+
+
+def window_table(evals: dict[str, list[dict[int, dict[str, float]]]], low: int, high: int) -> str:
+    """Per arm: each seed's gain over its clone in the window, and their mean with CI."""
+    rows = []
+    for name, runs in evals.items():
+        gains = [g for g in (gain_over_clone(ev, low, high) for ev in runs) if g is not None]
+        rows.append(
+            {
+                "arm": name,
+                f"gain over clone, {low:,}-{high:,}": cell(gains) if gains else "",
+                "per seed": ", ".join(f"{g:+.2f}" for g in gains),
+            }
+        )
+    return format_table(rows, list(rows[0]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("arms", nargs="+", metavar="ARM=DIR[,DIR...]")
     parser.add_argument("--every", type=int, default=50_000)
     parser.add_argument("--tasks", action="store_true", help="per-task success at the end")
+    parser.add_argument("--window", default=None, metavar="A:B", help="fine-tuning vs clone")
     args = parser.parse_args()
     arms = {}
     for spec in args.arms:
@@ -86,9 +114,14 @@ def main() -> None:
             values = [ev[step]["eval_success"] for ev in runs if step in ev]
             hours = wall_hours(arms[name][0]).get(step)
             when = f" ({hours:.1f} h)" if hours is not None and step else ""
-            row[name] = cell(values) + when if values else ""
+            short = f" ({len(values)} of {len(runs)} seeds)" if len(values) < len(runs) else ""
+            row[name] = cell(values) + short + when if values else ""
         rows.append(row)
     print(format_table(rows, ["env steps", *arms]))
+    if args.window:
+        low, _, high = args.window.partition(":")
+        print()
+        print(window_table(evals, int(low), int(high)))
     if args.tasks:
         print()
         task_rows = []

@@ -61,3 +61,25 @@ def test_readme_python_snippets_run(
     out = capsys.readouterr().out
     assert "unlocked_at" in out  # the SB3 curriculum snippet's summary
     assert (tmp_path / "runs" / "nav_famo" / "summary.json").is_file()
+
+
+def test_demos_table_gain_over_clone_by_hand() -> None:
+    """experiments/demos_table.py --window: each seed's mean evaluation in the window
+    minus its own step-0 clone; runs without a clone or evaluations there are left out."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demos_table", "experiments/demos_table.py")
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+
+    def run(clone: float | None, **evals: float) -> dict[int, dict[str, float]]:
+        out = {int(k[1:]): {"eval_success": v} for k, v in evals.items()}
+        return out | ({0: {"eval_success": clone}} if clone is not None else {})
+
+    seed0 = run(0.5, s10=0.6, s20=0.8, s30=0.1)
+    assert table.gain_over_clone(seed0, 10, 20) == pytest.approx(0.2)
+    assert table.gain_over_clone(run(None, s10=0.6), 0, 20) is None
+    assert table.gain_over_clone(seed0, 40, 50) is None
+    text = table.window_table({"arm": [seed0, run(0.9, s10=0.8)]}, 10, 20)
+    assert "+0.20, -0.10" in text and "0.05 [" in text
