@@ -1,5 +1,6 @@
 """Behaviour cloning on a small suite of expert demonstrations, for MT-SAC's actor and
-MT-PPO's policy: the clone's success is logged at env step 0 of the run."""
+MT-PPO's policy: the clone's success is logged at env step 0 of the run; DAgger rounds
+after it label the clone's own states with the expert's actions."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Normal
@@ -15,9 +17,12 @@ from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
 from mtrl.agents.ppo import MTPPORecipe, train_mtppo
 from mtrl.cli import main
 from mtrl.config import from_dict
-from mtrl.demos.bc import gaussian_bc_loss
+from mtrl.demos.bc import gaussian_bc_loss, normalize_actions
 from mtrl.demos.collect import collect
+from mtrl.demos.config import DemosConfig
+from mtrl.demos.dagger import aggregate, labelled_rollouts, teacher_policy
 from mtrl.demos.dataset import open_dataset, per_task_summary
+from mtrl.envs.vector import MultiTaskEnvConfig, eval_env_config, make_multitask_env
 from mtrl.errors import ConfigError, MtrlError
 from mtrl.runs import RunDir
 
@@ -157,3 +162,105 @@ def test_self_imitation_adds_the_clones_successful_episodes(
     added = run.load_checkpoint()["self_imitation"]["added"]
     assert len(added) == int(last["imitated_episodes"])
     assert all(len(rows["obs"]) == 500 and task in (0, 1, 2) for task, rows in added)
+
+
+def test_dagger_rows_follow_the_demonstrations() -> None:
+    demos = {
+        "obs": np.zeros((2, 3), np.float32),
+        "action": np.ones((2, 2), np.float32),
+        "task_id": np.array([0, 1]),
+        "reward": np.zeros(2, np.float32),  # not cloning data: dropped
+    }
+    rows = {
+        "obs": np.full((1, 3), 5.0),
+        "action": np.full((1, 2), -1.0),
+        "task_id": np.array([2]),
+    }
+    out = aggregate(demos, rows)
+    assert sorted(out) == ["action", "obs", "task_id"]
+    np.testing.assert_array_equal(out["obs"], [[0, 0, 0], [0, 0, 0], [5, 5, 5]])
+    np.testing.assert_array_equal(out["action"][:, 0], [1, 1, -1])
+    np.testing.assert_array_equal(out["task_id"], [0, 1, 2])
+    assert out["obs"].dtype == np.float32
+
+
+def test_dagger_labels_are_the_experts_actions_on_the_states_visited() -> None:
+    """Rolled out with zero actions, every visited state is paired with what Meta-World's
+    scripted expert (a fresh one, state by state) does there, in the actor's [-1, 1]
+    scale; rolled out with the expert itself, every episode succeeds."""
+    from metaworld.policies import ENV_POLICY_MAP
+
+    cfg = eval_env_config(MultiTaskEnvConfig(name="MT10", tasks=TASKS, max_episode_steps=150))
+    with make_multitask_env(cfg) as env:
+        expert = teacher_policy("expert", env, cfg.label)
+        zero = np.zeros((3, 4), np.float32)
+        rows, steps, _ = labelled_rollouts(env, lambda obs: zero, expert, 2, seed=5)
+        assert steps == len(rows["obs"]) == 2 * 3 * 150
+        np.testing.assert_array_equal(np.bincount(rows["task_id"]), [300, 300, 300])
+        low, high = env.single_action_space.low, env.single_action_space.high
+        for obs, tid, label in zip(rows["obs"], rows["task_id"], rows["action"], strict=True):
+            reference = ENV_POLICY_MAP[TASKS[tid]]().get_action(obs.astype(np.float64))
+            np.testing.assert_allclose(label, normalize_actions(reference, low, high), atol=1e-6)
+        _, _, rate = labelled_rollouts(env, expert, expert, 1, seed=5)
+    assert rate == 1.0
+
+
+def test_dagger_config_errors(three_tasks: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"demos\.bc_steps > 0"):
+        DemosConfig(dataset=DATASET, bc_steps=0, dagger_rounds=1)
+    with pytest.raises(ConfigError, match="dagger_rounds"):
+        base = {"kind": "mtppo", "env": {"name": "MT10", "tasks": TASKS}}
+        from_dict(MTPPORecipe, base | {"demos": {"dataset": DATASET, "dagger_rounds": 1}})
+    pendulum = make_multitask_env(MultiTaskEnvConfig(name="pendulum", num_tasks=2))
+    with pendulum as env, pytest.raises(MtrlError, match="Meta-World suite"):
+        teacher_policy("expert", env, "pendulum")
+    recipe = from_dict(
+        MTSACRecipe,
+        _common(three_tasks)
+        | {"kind": "mtsac", "total_steps": 10, "buffer_capacity": 100, "batch_size": 30},
+    )
+    demos = recipe.demos
+    assert demos is not None
+    missing = replace(recipe, demos=replace(demos, dagger_rounds=1, dagger_teacher="runs/x"))
+    with pytest.raises(MtrlError, match="neither 'expert' nor a run directory"):
+        train_mtsac(missing, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before the run directory
+
+
+@pytest.mark.slow
+def test_dagger_rounds_are_env_steps_of_the_run(three_tasks: Path, tmp_path: Path) -> None:
+    """A one-demonstration clone, then two DAgger rounds of one episode per task: the
+    clone is evaluated at env step 0 and each re-clone at the env steps its rollouts
+    took (3 tasks x 500 steps per round); the run then stands at 3000 env steps, its
+    checkpoint there, and its final success is the last re-clone's."""
+    recipe = from_dict(
+        MTSACRecipe,
+        _common(three_tasks)
+        | {
+            "kind": "mtsac",
+            "total_steps": 10,
+            "learning_starts": 10**6,
+            "buffer_capacity": 100,
+            "batch_size": 255,
+            "eval_episodes": 5,
+            "sac": {"actor": {"hidden": [256, 256]}, "critic": {"hidden": [256, 256]}},
+        },
+    )
+    demos = recipe.demos
+    assert demos is not None
+    recipe = replace(
+        recipe, demos=replace(demos, episodes_per_task=1, dagger_rounds=2, dagger_episodes=1)
+    )
+    results = train_mtsac(recipe, tmp_path / "dagger")
+    run = RunDir.open(tmp_path / "dagger")
+    rows = run.read_metrics()
+    evals = [r for r in rows if r.get("eval_success")]
+    assert [int(r["step"]) for r in evals] == [0, 1500, 3000]
+    dagger = [r for r in rows if r.get("dagger_rows")]
+    assert [int(r["dagger_rows"]) for r in dagger] == [3 * 500 + 1500, 3 * 500 + 3000]
+    # the first cloning, then the re-clone of each round
+    assert {r["dagger_round"] for r in rows if r.get("bc_step")} == {"", "1", "2"}
+    assert results["steps"] == 3000
+    assert run.latest_checkpoint().name == "step_3000.pt"
+    assert results["mean_success"] == pytest.approx(float(evals[-1]["eval_success"]))
+    print("DAgger evals:", [round(float(r["eval_success"]), 2) for r in evals])

@@ -121,7 +121,8 @@ batch_size = 64
 """
 
 # demonstrations: cloning, the critic warm start, demo replay, cloning kept in RL,
-# conservatism on demonstration states and the frozen clone proposing actions
+# conservatism on demonstration states, the frozen clone proposing actions, and a
+# DAgger round (500 env steps of the clone, labelled by the experts) before RL
 # (@DATASETS@: the module's expert dataset, collected once)
 DEMOS = (
     MTSAC.replace(
@@ -143,6 +144,8 @@ clone_proposal = true
 conservative_weight = 1.0
 conservative_samples = 3
 self_imitation = true
+dagger_rounds = 1
+dagger_episodes = 1
 """
 )
 

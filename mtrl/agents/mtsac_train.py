@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -231,6 +233,53 @@ def _behaviour_cloning(
     clone(params, batch_loss, demos["task_id"], cfg, recipe.seed + 17, dev, run.log_metrics)
 
 
+def _dagger(
+    agent: MTSAC,
+    demos: dict[str, np.ndarray],
+    initial: dict[str, Any],
+    teacher: str,
+    recipe: MTSACRecipe,
+    run: Any,
+) -> tuple[int, list[dict[str, Any]]]:
+    """``demos.dagger_rounds`` DAgger rounds after cloning (mtrl.demos.dagger): the
+    clone is evaluated (env step 0), rolled out, its states labelled by ``teacher``, and
+    the actor re-cloned from its ``initial`` weights on everything labelled so far, then
+    evaluated at the env steps the rollouts have taken. Returns those steps and the last
+    evaluation's rows."""
+    from mtrl.demos.dagger import KEYS, aggregate, labelled_rollouts, teacher_policy
+
+    cfg = recipe.demos
+    assert cfg is not None
+    rows = evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
+    run.log_metrics(eval_metrics(rows, 0))
+    data = {k: demos[k] for k in KEYS}
+    steps = 0
+    with make_multitask_env(eval_env_config(recipe.env)) as env:
+        label = teacher_policy(teacher, env, recipe.env.label)
+        act = policy_fn(agent, env, recipe.device, True)  # the current actor's
+        for r in range(1, cfg.dagger_rounds + 1):
+            seed = 10_000 * r  # resets of the rollouts (the evaluation's: seed + 1)
+            labelled, taken, rate = labelled_rollouts(env, act, label, cfg.dagger_episodes, seed)
+            steps += taken
+            data = aggregate(data, labelled)
+            agent.actor.load_state_dict(initial)
+            tagged = SimpleNamespace(
+                log_metrics=lambda row, r=r: run.log_metrics({**row, "dagger_round": r})
+            )
+            _behaviour_cloning(agent, data, cfg, recipe, tagged)
+            run.log_metrics(
+                {
+                    "step": steps,
+                    "dagger_round": r,
+                    "dagger_rows": len(data["obs"]),
+                    "dagger_rollout_success": rate,
+                }
+            )
+            rows = evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
+            run.log_metrics(eval_metrics(rows, steps))
+    return steps, rows
+
+
 def _critic_warm_start(
     agent: MTSAC, demos: DemoReplay, cfg: DemosConfig, recipe: MTSACRecipe, run: Any
 ) -> None:
@@ -285,6 +334,12 @@ def _train(
         if dcfg.reward == "sqil":
             demos["reward"] = np.ones_like(demos["reward"])
         demo_replay = DemoReplay(demos, env.num_tasks, recipe.device)
+    teacher = None
+    if dcfg is not None and dcfg.dagger_rounds:
+        from mtrl.demos.dagger import teacher_policy
+
+        teacher = dcfg.dagger_teacher
+        teacher_policy(teacher, env, recipe.env.label)  # a bad teacher fails here
     run = open_run(recipe, run_dir, resume)
     total_steps = recipe.budget(env.num_tasks)
     obs_dim = agent.actor.net.in_dim
@@ -405,15 +460,23 @@ def _train(
     t0 = time.perf_counter()
     if state is None and demos is not None and dcfg is not None:
         if dcfg.bc_steps:
+            initial = copy.deepcopy(agent.actor.state_dict())
             _behaviour_cloning(agent, demos, dcfg, recipe, run)
+            if teacher is not None:  # rollouts are env steps of the run
+                steps, final_rows = _dagger(agent, demos, initial, teacher, recipe, run)
+                if bar is not None:
+                    bar.update(steps)
             if proposal is not None:
                 proposal.freeze_clone()
         if dcfg.critic_steps and demo_replay is not None:
             _critic_warm_start(agent, demo_replay, dcfg, recipe, run)
-        if dcfg.bc_steps:  # the clone's success: where RL starts (BC alone)
+        if dcfg.bc_steps and teacher is None:  # the clone's success: where RL starts
             warm = evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
             run.log_metrics(eval_metrics(warm, steps))
+        ckpt.next = (steps // recipe.checkpoint_every + 1) * recipe.checkpoint_every
         ckpt.save(steps)  # the warm-started agent is where a resume starts
+        next_eval = (steps // recipe.eval_every + 1) * recipe.eval_every
+        next_log = (steps // recipe.log_every + 1) * recipe.log_every
     guard = InterruptGuard()
     try:
         guard.__enter__()

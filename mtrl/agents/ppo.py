@@ -105,7 +105,7 @@ class MTPPORecipe:
             )
         d = self.demos
         sac_only = ["critic_steps", "replay_share", "bc_weight", "clone_proposal"]
-        sac_only += ["conservative_weight", "self_imitation"]
+        sac_only += ["conservative_weight", "self_imitation", "dagger_rounds"]
         if d is not None and any(getattr(d, name) for name in sac_only):
             raise ConfigError(
                 "mtppo takes demos.bc_steps (behaviour-cloning initialisation) only; "

@@ -80,7 +80,9 @@ class _Episode:
         )
 
 
-def _policy(policy: str, env: Any, trained: Any) -> Callable[[Any], np.ndarray]:
+def policy_actions(policy: str, env: Any, trained: Any) -> Callable[[Any], np.ndarray]:
+    """Env-scale actions per sub-env: Meta-World's scripted experts when ``trained`` is
+    None (a clear error for other families), else the trained run's deterministic ones."""
     if trained is None:
         from mtrl.envs.policies import metaworld_expert_policy
 
@@ -164,7 +166,7 @@ def collect(
 
         trained = load(policy)
     env = make_multitask_env(cfg)
-    act = _policy(policy, env, trained)
+    act = policy_actions(policy, env, trained)
     n = env.num_envs
     bar = progress_bar(progress, episodes * env.num_tasks, 0, "episodes", "ep")
     with datasets_root(root) as path:

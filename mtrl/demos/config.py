@@ -63,6 +63,14 @@ class DemosConfig:
     # self-imitation (mtrl.demos.self_imitation): every successful training episode
     # joins its task's demonstrations (for replay_share, bc_weight, conservative_weight)
     self_imitation: bool = False
+    # DAgger (mtrl.demos.dagger) after cloning: each round rolls the clone out for
+    # dagger_episodes episodes per task, labels every state it visits with the
+    # teacher's action ("expert": Meta-World's scripted experts; or a run directory)
+    # and re-clones the actor on the demonstrations plus all labelled states. The
+    # rollouts count as the run's env steps; the labels train the clone only
+    dagger_rounds: int = bounded(0, ge=0)
+    dagger_episodes: int = bounded(10, ge=1)
+    dagger_teacher: str = "expert"
 
     def __post_init__(self) -> None:
         check_fields(self, "demos")
@@ -80,6 +88,11 @@ class DemosConfig:
         if self.clone_proposal and not self.bc_steps:
             raise ValueError(
                 "demos.clone_proposal keeps the behaviour-cloned actor as a second policy; "
+                "set demos.bc_steps > 0 to clone one"
+            )
+        if self.dagger_rounds and not self.bc_steps:
+            raise ValueError(
+                "demos.dagger_rounds re-clones the actor on the states its clone visits; "
                 "set demos.bc_steps > 0 to clone one"
             )
         if self.self_imitation and not (

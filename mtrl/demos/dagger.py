@@ -1,0 +1,108 @@
+"""DAgger (Ross, Gordon & Bagnell 2011) in the warm-start phase: the clone's own states,
+labelled by a teacher, join the demonstrations.
+
+A behaviour-cloned MT10 actor errs on the states its small mistakes lead to, which no
+demonstration shows (experiments/clone_drift.py: on the tasks it misses, its squared
+action error on its own states is 10-240 times that on the demonstrated ones), and more
+demonstrations of the same expert's states do not cover them. Each DAgger round rolls
+the current clone out (deterministic actions) in the run's evaluation env, records every
+state it visits with the teacher's action for it, and re-clones the actor from its
+initial weights on the demonstrations plus every labelled state so far.
+
+The labelled rows train the clone only: the env moved on with the clone's action, not
+the label, so they are not transitions for replay or the critics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtrl.demos.bc import normalize_actions
+from mtrl.errors import MtrlError
+
+VecPolicy = Callable[[dict[str, np.ndarray]], np.ndarray]
+KEYS = ("obs", "action", "task_id")  # what cloning reads
+
+
+def teacher_policy(teacher: str, env: Any, env_label: str) -> VecPolicy:
+    """``"expert"``: Meta-World's scripted expert per sub-env; otherwise a trained run
+    directory (deterministic actions) trained on the same env (``env_label``).
+    Env-scale actions."""
+    if teacher == "expert":
+        from mtrl.demos.collect import policy_actions
+
+        try:
+            return policy_actions("expert", env, None)
+        except MtrlError as err:
+            raise MtrlError(
+                f"demos.dagger_teacher = 'expert': {err}".replace("--policy RUN_DIR", "RUN_DIR")
+            ) from err
+    if not Path(teacher).is_dir():
+        raise MtrlError(
+            f"demos.dagger_teacher = {teacher!r} is neither 'expert' nor a run directory"
+        )
+    import mtrl
+
+    trained = mtrl.load(teacher)
+    label = getattr(trained.env_config, "label", None)
+    if label != env_label:
+        raise MtrlError(
+            f"demos.dagger_teacher {teacher!r} was trained on {label!r}; this run's env is "
+            f"{env_label!r}"
+        )
+    return lambda obs: trained.act(obs["observation"], obs["task_id"], deterministic=True)
+
+
+def labelled_rollouts(
+    env: Any, act: VecPolicy, teacher: VecPolicy, episodes: int, seed: int
+) -> tuple[dict[str, np.ndarray], int, float]:
+    """``episodes`` episodes per sub-env of ``act`` (env-scale actions), every visited
+    state paired with ``teacher``'s action in the actor's [-1, 1] scale. Returns the
+    rows, the env steps taken and the rollouts' success rate (NaN if the env reports
+    none)."""
+    low, high = env.single_action_space.low, env.single_action_space.high
+    n = env.num_envs
+    obs_rows: list[np.ndarray] = []
+    act_rows: list[np.ndarray] = []
+    tid_rows: list[np.ndarray] = []
+    successes: list[np.ndarray] = []
+    steps, reported = 0, False
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done = np.zeros(n, bool)
+        succeeded = np.zeros(n, bool)
+        while not done.all():
+            live = ~done
+            obs_rows.append(np.asarray(obs["observation"])[live])
+            tid_rows.append(np.asarray(obs["task_id"])[live])
+            act_rows.append(normalize_actions(np.asarray(teacher(obs))[live], low, high))
+            obs, _, term, trunc, info = env.step(act(obs))
+            steps += int(live.sum())
+            for part in (info, info.get("final_info", {})):  # ended episodes: final_info
+                if "success" in part:  # Meta-World's per-step flag (vector info: masked)
+                    reported = True
+                    succeeded |= live & _flag(part, "success", n)
+            done |= np.asarray(term, bool) | np.asarray(trunc, bool)
+        successes.append(succeeded)
+    rows: dict[str, np.ndarray] = {
+        "obs": np.concatenate(obs_rows).astype(np.float32),
+        "action": np.concatenate(act_rows).astype(np.float32),
+        "task_id": np.concatenate(tid_rows).astype(np.int64),
+    }
+    rate = float(np.mean(successes)) if reported else float("nan")
+    return rows, steps, rate
+
+
+def _flag(info: dict[str, Any], key: str, n: int) -> np.ndarray:
+    """Where a vector info's ``key`` is set and positive, per sub-env."""
+    mask = np.asarray(info.get(f"_{key}", np.ones(n, bool)), bool)
+    return mask & (np.nan_to_num(np.asarray(info[key], dtype=float)) > 0)
+
+
+def aggregate(demos: dict[str, np.ndarray], rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The cloning data (obs, action, task_id of ``demos``) followed by ``rows``."""
+    return {k: np.concatenate([demos[k], rows[k].astype(demos[k].dtype)]) for k in KEYS}
