@@ -109,7 +109,7 @@ def test_a_dataset_for_another_env_or_missing_is_refused_clearly(mt10: Path) -> 
 def test_an_interrupted_collection_keeps_finished_episodes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expert = collect_mod._policy
+    expert = collect_mod.policy_actions
     calls = {"n": 0}
 
     def ctrl_c_later(policy: str, env: object, trained: object) -> object:
@@ -123,7 +123,7 @@ def test_an_interrupted_collection_keeps_finished_episodes(
 
         return wrapped
 
-    monkeypatch.setattr(collect_mod, "_policy", ctrl_c_later)
+    monkeypatch.setattr(collect_mod, "policy_actions", ctrl_c_later)
     with pytest.raises(KeyboardInterrupt):
         collect("MT10", "expert", 5, tmp_path, max_episode_steps=20)
     data = open_dataset(dataset_id("MT10", "expert"), tmp_path)
