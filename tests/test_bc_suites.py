@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch.distributions import Normal
 
+import mtrl
 from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
 from mtrl.agents.ppo import MTPPORecipe, train_mtppo
 from mtrl.cli import main
@@ -264,3 +265,12 @@ def test_dagger_rounds_are_env_steps_of_the_run(three_tasks: Path, tmp_path: Pat
     assert run.latest_checkpoint().name == "step_3000.pt"
     assert results["mean_success"] == pytest.approx(float(evals[-1]["eval_success"]))
     print("DAgger evals:", [round(float(r["eval_success"]), 2) for r in evals])
+    # the run can teach another run on its env, and only on its env
+    cfg = eval_env_config(recipe.env)
+    with make_multitask_env(cfg) as env:
+        teacher = teacher_policy(str(tmp_path / "dagger"), env, cfg.label)
+        obs, _ = env.reset(seed=0)
+        trained = mtrl.load(tmp_path / "dagger")
+        np.testing.assert_array_equal(teacher(obs), trained.act(obs["observation"], obs["task_id"]))
+        with pytest.raises(MtrlError, match="was trained on"):
+            teacher_policy(str(tmp_path / "dagger"), env, "MT50")
