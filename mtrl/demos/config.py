@@ -16,7 +16,8 @@ BCLoss = Literal["nll", "mse"]
 class DemosConfig:
     """Demonstrations (a Minari dataset from `mtrl demos collect`) and the behaviour
     cloning of the actor on them before RL starts (part of the run: logged as
-    ``bc_loss`` rows and checkpointed at step 0)."""
+    ``bc_loss`` rows and checkpointed where RL starts: step 0, or after the DAgger
+    rounds' rollouts)."""
 
     dataset: str = ""  # Minari id, e.g. "mtrl/mt10-expert-v0"
     root: str = "datasets"  # the datasets root (MINARI_DATASETS_PATH)
