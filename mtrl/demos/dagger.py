@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mtrl.demos.bc import normalize_actions
+from mtrl.demos.self_imitation import episode_successes
 from mtrl.errors import MtrlError
 
 VecPolicy = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -62,15 +63,15 @@ def labelled_rollouts(
 ) -> tuple[dict[str, np.ndarray], int, float]:
     """``episodes`` episodes per sub-env of ``act`` (env-scale actions), every visited
     state paired with ``teacher``'s action in the actor's [-1, 1] scale. Returns the
-    rows, the env steps taken and the rollouts' success rate (NaN if the env reports
-    none)."""
+    rows, the env steps taken and the rollouts' success rate (episodes that succeeded
+    at any step, as self-imitation counts them; 0 where the env reports no success)."""
     low, high = env.single_action_space.low, env.single_action_space.high
     n = env.num_envs
     obs_rows: list[np.ndarray] = []
     act_rows: list[np.ndarray] = []
     tid_rows: list[np.ndarray] = []
     successes: list[np.ndarray] = []
-    steps, reported = 0, False
+    steps = 0
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         done = np.zeros(n, bool)
@@ -82,10 +83,7 @@ def labelled_rollouts(
             act_rows.append(normalize_actions(np.asarray(teacher(obs))[live], low, high))
             obs, _, term, trunc, info = env.step(act(obs))
             steps += int(live.sum())
-            for part in (info, info.get("final_info", {})):  # ended episodes: final_info
-                if "success" in part:  # Meta-World's per-step flag (vector info: masked)
-                    reported = True
-                    succeeded |= live & _flag(part, "success", n)
+            succeeded |= live & (episode_successes(info, n) > 0)
             done |= np.asarray(term, bool) | np.asarray(trunc, bool)
         successes.append(succeeded)
     rows: dict[str, np.ndarray] = {
@@ -93,14 +91,7 @@ def labelled_rollouts(
         "action": np.concatenate(act_rows).astype(np.float32),
         "task_id": np.concatenate(tid_rows).astype(np.int64),
     }
-    rate = float(np.mean(successes)) if reported else float("nan")
-    return rows, steps, rate
-
-
-def _flag(info: dict[str, Any], key: str, n: int) -> np.ndarray:
-    """Where a vector info's ``key`` is set and positive, per sub-env."""
-    mask = np.asarray(info.get(f"_{key}", np.ones(n, bool)), bool)
-    return mask & (np.nan_to_num(np.asarray(info[key], dtype=float)) > 0)
+    return rows, steps, float(np.mean(successes))
 
 
 def aggregate(demos: dict[str, np.ndarray], rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
