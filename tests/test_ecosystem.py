@@ -69,6 +69,7 @@ def test_onehot_observations_are_fresh_arrays() -> None:
     env = TaskIdentity(gym.make("Pendulum-v1"), 1, 3, encoding="onehot")
     first, _ = env.reset(seed=0)
     first["task_onehot"][:] = 7  # a user writing into an observation
+    env.action_space.seed(0)
     second, *_ = env.step(env.action_space.sample())
     np.testing.assert_array_equal(second["task_onehot"], [0, 1, 0])
     assert second["task_onehot"] is not first["task_onehot"]

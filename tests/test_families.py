@@ -33,6 +33,7 @@ def test_gym_make_registered_id_with_task(name: str) -> None:
     env = gym.make(fam.env_id, task=task)
     assert env.unwrapped.get_task() == task
     env.reset(seed=0)
+    env.action_space.seed(0)
     env.step(env.action_space.sample())
 
 

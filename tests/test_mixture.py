@@ -155,6 +155,7 @@ def test_a_curriculum_climbs_across_families() -> None:
     curriculum = build_curriculum(config, env_cfg, 2, seed=0)
     vec = make_multitask_env(env_cfg, scheduler=curriculum)
     vec.reset(seed=0)
+    vec.action_space.seed(0)
     seen = []
     for _ in range(400):
         seen.append(int(vec.task_ids[0]))

@@ -45,6 +45,7 @@ def test_changed_physics_of_a_gymnasium_env_come_back() -> None:
     model.geom_friction[:, 0] = 0.3
     model.opt.gravity[:] = [0.0, 0.0, -5.0]
     model.opt.timestep = 0.004
+    env.action_space.seed(0)
     for _ in range(7):
         env.step(env.action_space.sample())
     copy = restore(snapshot(env))
@@ -61,6 +62,7 @@ def test_meta_world_model_is_stored_by_file_not_meshes() -> None:
     env.set_task(benchmark.train_tasks[0])
     env.reset(seed=0)
     env.model.body_pos[3] += 0.01  # small arrays are stored by value
+    env.action_space.seed(0)
     env.step(env.action_space.sample())
     blob = snapshot(env)
     whole = len(snapshot((env.model, env.data)))  # a bare model: no file known

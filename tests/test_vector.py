@@ -18,6 +18,7 @@ def test_task_ids_in_observations_and_infos_task_sorted() -> None:
     assert env.num_envs == 6 and env.num_tasks == 3
     assert env.task_ids.tolist() == [0, 0, 1, 1, 2, 2]
     obs, info = env.reset(seed=0)
+    env.action_space.seed(0)
     assert obs["task_id"].tolist() == [0, 0, 1, 1, 2, 2]
     obs, _, _, _, info = env.step(env.action_space.sample())
     assert info["task_id"].tolist() == [0, 0, 1, 1, 2, 2]
