@@ -30,6 +30,7 @@ import numpy as np
 import tomli_w
 
 from mtrl.errors import ConfigError
+from mtrl.jobs import Job, run_job
 from mtrl.runs import dump_json
 from mtrl.stats import bootstrap_ci, iqm, probability_of_improvement, stratified_bootstrap_ci
 from mtrl.tables import format_table
@@ -334,17 +335,6 @@ def compare_table(doc: dict[str, Any]) -> str:
     return format_table(rows, cols) + (f"\n\n{extra}" if extra else "")
 
 
-@dataclass(frozen=True)
-class Job:
-    """One (variant, seed) run of a comparison and what to do with it."""
-
-    label: str
-    seed: int
-    overrides: tuple[str, ...]
-    run_dir: Path
-    action: str  # "reuse" (finished), "resume" (has a checkpoint) or "train"
-
-
 def plan(
     recipe_path: str | Path,
     grid: Sequence[Variant],
@@ -379,20 +369,6 @@ def plan(
                 action = "train"
             jobs.append(Job(v.label, s, overrides, run_dir, action))
     return jobs
-
-
-def run_job(recipe_path: str, job: Job, threads: int = 0) -> dict[str, Any]:
-    """Train (or resume) one job; returns its final results (per task, and continual
-    or curriculum numbers). ``threads`` caps torch's threads when the recipe sets none
-    (parallel jobs share the cores)."""
-    from mtrl.recipes import load_recipe
-
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    kind, cfg = load_recipe(recipe_path, job.overrides)
-    return dict(kind.train(cfg, job.run_dir, resume=job.action == "resume"))
 
 
 def _continual_section(

@@ -13,12 +13,10 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mtrl.errors import ConfigError
-
-if TYPE_CHECKING:
-    from mtrl.compare import Job
+from mtrl.jobs import Job, run_job
 
 
 def job_resources(recipe: Any) -> dict[str, float]:
@@ -30,8 +28,6 @@ def job_resources(recipe: Any) -> dict[str, float]:
 
 def _run_remote(recipe_text: str, name: str, job: Job) -> dict[str, Any]:
     """Runs on a Ray worker: write the recipe locally, then train as the local executor."""
-    from mtrl.compare import run_job
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_text(recipe_text)

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 from mtrl.config import bounded, check_fields
@@ -20,7 +19,7 @@ from mtrl.envs.metaworld_suites import RewardVersion
 from mtrl.envs.mixture import MixtureLayout, make_member_env, mixture_layout
 from mtrl.envs.registry import get_family
 from mtrl.envs.slots import TaskPool, TaskScheduler, TaskSlot
-from mtrl.envs.workers import WorkerVectorEnv
+from mtrl.envs.workers import WorkerVectorEnv, union_space
 from mtrl.envs.wrappers import EPISODE_KEY, TaskEncoding, TaskEpisodeStats, TaskIdentity
 from mtrl.errors import ConfigError, UnknownNameError
 from mtrl.tasks import ParametricFamily, Split, Task
@@ -165,7 +164,7 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
         family_ids: Sequence[int] | None = None,
     ) -> None:
         super().__init__(env)
-        self.single_observation_space = _union_space(env.observation_space, env.num_envs)
+        self.single_observation_space = union_space(env.observation_space, env.num_envs)
         self.tasks = list(tasks)
         # member families (one unless a mixture) and each task's member index
         self.families = list(families) if families else sorted({t.family for t in tasks})
@@ -344,17 +343,6 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
         if clear:
             self._episodes.clear()
         return rows
-
-
-def _union_space(batched: gym.Space[Any], n: int) -> gym.Space[Any]:
-    """The single-env space covering every sub-env of a batched space."""
-    if isinstance(batched, spaces.Dict):
-        return spaces.Dict({k: _union_space(v, n) for k, v in batched.spaces.items()})
-    if isinstance(batched, spaces.Box):
-        return spaces.Box(batched.low.min(axis=0), batched.high.max(axis=0), dtype=batched.dtype)
-    if isinstance(batched, spaces.MultiDiscrete):
-        return spaces.Discrete(int(batched.nvec.max()))
-    raise TypeError(f"unsupported batched observation space {batched}")
 
 
 def eval_env_config(e: MultiTaskEnvConfig) -> MultiTaskEnvConfig:

@@ -29,6 +29,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import (
     CloudpickleWrapper,
@@ -207,10 +208,19 @@ def _serve(env: gym.vector.SyncVectorEnv, command: str, payload: Any, publish: A
     raise ValueError(f"unknown worker command {command!r}")
 
 
-def _single_space(env: gym.vector.VectorEnv) -> gym.Space[Any]:
-    from mtrl.envs.vector import _union_space
+def union_space(batched: gym.Space[Any], n: int) -> gym.Space[Any]:
+    """The single-env space covering every sub-env of a batched space."""
+    if isinstance(batched, spaces.Dict):
+        return spaces.Dict({k: union_space(v, n) for k, v in batched.spaces.items()})
+    if isinstance(batched, spaces.Box):
+        return spaces.Box(batched.low.min(axis=0), batched.high.max(axis=0), dtype=batched.dtype)
+    if isinstance(batched, spaces.MultiDiscrete):
+        return spaces.Discrete(int(batched.nvec.max()))
+    raise TypeError(f"unsupported batched observation space {batched}")
 
-    return _union_space(env.observation_space, env.num_envs)
+
+def _single_space(env: gym.vector.VectorEnv) -> gym.Space[Any]:
+    return union_space(env.observation_space, env.num_envs)
 
 
 class WorkerVectorEnv(gym.vector.VectorEnv):
