@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mtrl.collect import collect
 from torch.distributions import Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
 from mtrl.agents.replay import Batch
 from mtrl.agents.sac import MTSAC
+from mtrl.collect import collect
 from mtrl.config import from_dict
 from mtrl.demos.bc import (
     balanced_indices,

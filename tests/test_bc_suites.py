@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from mtrl.collect import collect
 from torch.distributions import Normal
 
 import mtrl
 from mtrl.cli import main
+from mtrl.collect import collect
 from mtrl.config import from_dict
 from mtrl.demos.bc import gaussian_bc_loss, normalize_actions
 from mtrl.demos.config import DemosConfig

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mtrl.curriculum.continual import ContinualRecipe, cw_sac
 
 from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, SACConfig
 from mtrl.cli import main
-from mtrl.curriculum.continual import ContinualRecipe, cw_sac
 from mtrl.curriculum.methods import ContinualConfig, ContinualMethod
 from mtrl.curriculum.metrics import (
     average_performance,
@@ -246,6 +246,7 @@ def test_ewc_forgets_less_than_fine_tuning(tmp_path: Path) -> None:
     3,000 steps per task; ~1,500 learn one), 3 seeds: fine-tuning the shared trunk
     forgets earlier goals; EWC forgets strictly less on average."""
     from mtrl.curriculum.continual import train_continual
+
     from mtrl.recipes import load_recipe
 
     forgetting_of: dict[str, list[float]] = {"finetune": [], "ewc": []}

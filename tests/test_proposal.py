@@ -113,9 +113,8 @@ def test_the_clone_stays_frozen_through_rl_updates() -> None:
 def test_a_run_with_the_proposal_loads_acting_as_it_trained(tmp_path: Path) -> None:
     """`mtrl.load` rebuilds the proposal from the checkpoint: the loaded policy's
     deterministic actions are those of the training agent's final evaluation path."""
-    from mtrl.collect import collect
-
     import mtrl
+    from mtrl.collect import collect
     from mtrl.config import from_dict
     from mtrl.errors import ConfigError
     from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac

@@ -25,7 +25,7 @@ class Step(NamedTuple):
     obs: np.ndarray
     action: np.ndarray  # the actor's [-1, 1] action
     reward: np.ndarray
-    next_obs: np.ndarray  # the final observation where an episode ended
+    next_obs: np.ndarray  # off-policy: the final observation where an episode ended
     terminated: np.ndarray
     done: np.ndarray  # terminated or truncated
     task_ids: np.ndarray
@@ -44,7 +44,8 @@ class LoopComponent:
         return None
 
     def store(self, step: Step) -> Step:
-        """The step as it goes into replay (SQIL zeroes the agent's rewards)."""
+        """The step as it goes into replay or the rollout (SQIL zeroes the agent's
+        rewards; on-policy reward normalisation scales them as they come)."""
         return step
 
     def observe(self, step: Step, info: dict[str, Any]) -> None:

@@ -141,3 +141,21 @@ class ReplayRewardScaling(LoopComponent):
 
     def restore(self, state: dict[str, Any]) -> None:
         self.norm.load_state_dict(state["reward_norm"])
+
+
+class CollectedRewardScaling(LoopComponent):
+    """On-policy use of a normaliser: each step's rewards observed, then scaled by the
+    statistics so far, as they are collected."""
+
+    def __init__(self, norm: RewardNormalizer) -> None:
+        self.norm = norm
+
+    def store(self, step: Step) -> Step:
+        self.norm.observe(step.reward, step.done, step.task_ids)
+        return step._replace(reward=self.norm.normalize(step.reward, step.task_ids))
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"reward_norm": self.norm.state_dict()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.norm.load_state_dict(state["reward_norm"])

@@ -5,15 +5,17 @@ clock and the summary."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mtrl.agents.hooks import LoopComponent
 from mtrl.runs import RunDir
 from mtrl.training import Checkpointer, InterruptGuard, open_run, progress_bar, resume_state
 
 StateFn = Callable[[int], Mapping[str, Any]]
+Rows = list[dict[str, Any]]
 
 
 class TrainingContext:
@@ -59,6 +61,24 @@ class TrainingContext:
         """``steps`` more done (the progress bar)."""
         if self._bar is not None:
             self._bar.update(steps)
+
+    def phases(self, components: Sequence[LoopComponent], step: int) -> tuple[int, Rows]:
+        """A fresh run's phases before the loop (cloning, DAgger, warm starts), each
+        component's in turn from env step ``step``: the env steps they took and the last
+        evaluation rows. After any ran, a checkpoint, so a resume starts where the loop
+        starts."""
+        taken, ran = 0, False
+        rows: Rows = []
+        for c in components:
+            done = c.before_loop()
+            if done is not None:
+                ran = True
+                taken += done[0]
+                rows = done[1] or rows
+                self.advance(done[0])
+        if ran:
+            self.checkpoint_from(step + taken)
+        return taken, rows
 
     def periodic_checkpoint(self, step: int) -> None:
         assert self._ckpt is not None

@@ -62,11 +62,13 @@ class OffPolicyRun:
 def train_off_policy(ctx: TrainingContext, r: OffPolicyRun, seed: int) -> tuple[int, Rows]:
     """Run ``r`` to its budget (or a component's early stop); returns the env steps
     taken and the last evaluation's rows."""
-    s, final_rows = r.schedule, []
+    s = r.schedule
+    final_rows: Rows = []
     if r.obs is None:
         r.obs, _ = r.env.reset(seed=seed + r.steps)
     if ctx.state is None:
-        final_rows = _phases(ctx, r)
+        taken, final_rows = ctx.phases(r.components, r.steps)
+        r.steps += taken
     next_log = (r.steps // s.log_every + 1) * s.log_every
     next_eval = (r.steps // s.eval_every + 1) * s.eval_every
     with ctx.guarded(lambda: r.steps):
@@ -86,23 +88,6 @@ def train_off_policy(ctx: TrainingContext, r: OffPolicyRun, seed: int) -> tuple[
             ctx.periodic_checkpoint(r.steps)
     ctx.save(r.steps)
     return r.steps, final_rows or r.evaluate()
-
-
-def _phases(ctx: TrainingContext, r: OffPolicyRun) -> Rows:
-    """Phases before RL (cloning, DAgger, warm starts); a checkpoint after any ran, so
-    a resume starts where RL starts."""
-    rows: Rows = []
-    ran = False
-    for c in r.components:
-        done = c.before_loop()
-        if done is not None:
-            ran = True
-            taken, rows = done
-            r.steps += taken
-            ctx.advance(taken)
-    if ran:
-        ctx.checkpoint_from(r.steps)
-    return rows
 
 
 def _finished(r: OffPolicyRun) -> bool:
