@@ -97,6 +97,48 @@ def _env_config(
     )
 
 
+class _DatasetWriter:
+    """Appends finished episodes to a new Minari dataset (made with the first ones and
+    the ``mtrl_*`` metadata)."""
+
+    def __init__(self, ident: str, env: Any, cfg: Any, name: str, policy: str, seed: int):
+        self.ident, self.env, self.cfg = ident, env, cfg
+        self.name, self.policy, self.seed = name, policy, seed
+        self.dataset: Any = None
+        self.finished: list[Any] = []
+
+    def flush(self) -> None:
+        from minari import create_dataset_from_buffers as create
+
+        if not self.finished:
+            return
+        if self.dataset is not None:
+            self.dataset.update_dataset_from_buffer(list(self.finished))
+            self.finished.clear()
+            return
+        with warnings.catch_warnings():  # authoring hints (email, permalink, env spec)
+            warnings.simplefilter("ignore", UserWarning)
+            self.dataset = create(
+                self.ident,
+                list(self.finished),
+                observation_space=self.env.single_observation_space,
+                action_space=self.env.single_action_space,
+                algorithm_name=self.policy,
+                author="mtrl",
+                description=f"{self.name}: {self.policy} demonstrations collected by mtrl",
+            )
+        self.dataset.storage.update_metadata(
+            {
+                "mtrl_env": self.name,
+                "mtrl_tasks": [t.label for t in self.env.tasks],
+                "mtrl_reward_version": self.cfg.reward_version,
+                "mtrl_policy": self.policy,
+                "mtrl_seed": self.seed,
+            }
+        )
+        self.finished.clear()
+
+
 def collect(
     name: str,
     policy: str,
@@ -112,8 +154,6 @@ def collect(
     """Collect ``episodes`` episodes per task of ``name`` (or of its ``tasks``, by
     label) with ``policy`` ("expert" or a run directory) into a Minari dataset under
     ``root``, named ``ident`` (default :func:`dataset_id`); returns its id."""
-    from minari import create_dataset_from_buffers as create
-
     from mtrl.envs.vector import make_multitask_env
     from mtrl.training import progress_bar
 
@@ -132,7 +172,6 @@ def collect(
         trained = load(policy)
     env = make_multitask_env(cfg)
     act = policy_actions(policy, env, trained)
-    n = env.num_envs
     bar = progress_bar(progress, episodes * env.num_tasks, 0, "episodes", "ep")
     with datasets_root(root) as path:
         if (path / ident).exists():
@@ -140,73 +179,51 @@ def collect(
                 f"{path / ident} already exists; pick another --out or delete it "
                 f"(minari delete {ident})"
             )
-        dataset = None
-        done = np.zeros(n, dtype=np.int64)
-        finished: list[Any] = []
-
-        def flush() -> None:
-            nonlocal dataset
-            if not finished:
-                return
-            if dataset is None:
-                with warnings.catch_warnings():  # authoring hints (email, permalink, env spec)
-                    warnings.simplefilter("ignore", UserWarning)
-                    dataset = create(
-                        ident,
-                        list(finished),
-                        observation_space=env.single_observation_space,
-                        action_space=env.single_action_space,
-                        algorithm_name=policy,
-                        author="mtrl",
-                        description=f"{name}: {policy} demonstrations collected by mtrl",
-                    )
-                dataset.storage.update_metadata(
-                    {
-                        "mtrl_env": name,
-                        "mtrl_tasks": [t.label for t in env.tasks],
-                        "mtrl_reward_version": cfg.reward_version,
-                        "mtrl_policy": policy,
-                        "mtrl_seed": seed,
-                    }
-                )
-            else:
-                dataset.update_dataset_from_buffer(list(finished))
-            finished.clear()
-
+        writer = _DatasetWriter(ident, env, cfg, name, policy, seed)
         try:
-            obs, _ = env.reset(seed=seed)
-            eps = [_Episode() for _ in range(n)]
-            for i, ep in enumerate(eps):
-                ep.obs.append(np.array(obs["observation"][i]))
-                ep.task.append(int(obs["task_id"][i]))
-            while (done < episodes).any():
-                action = np.asarray(act(obs), dtype=np.float32)
-                obs, rew, term, trunc, info = env.step(action)
-                for i in range(n):
-                    ep = eps[i]
-                    if ep.obs == []:  # this step was the autoreset after an episode end
-                        ep.obs.append(np.array(obs["observation"][i]))
-                        ep.task.append(int(obs["task_id"][i]))
-                        continue
-                    ep.actions.append(np.array(action[i]))
-                    ep.rewards.append(float(rew[i]))
-                    ep.terms.append(bool(term[i]))
-                    ep.truncs.append(bool(trunc[i]))
-                    ep.success.append(float(info.get("success", np.full(n, np.nan))[i]))
-                    ep.obs.append(np.array(obs["observation"][i]))
-                    ep.task.append(int(obs["task_id"][i]))
-                    if term[i] or trunc[i]:
-                        if done[i] < episodes:
-                            finished.append(ep.buffer(seed if done[i] == 0 else None))
-                            done[i] += 1
-                            if bar is not None:
-                                bar.update(1)
-                        eps[i] = _Episode()
-                if len(finished) >= n:
-                    flush()
+            _run_episodes(env, act, episodes, seed, writer, bar)
         finally:
-            flush()  # an interrupted collection keeps the finished episodes
+            writer.flush()  # an interrupted collection keeps the finished episodes
             env.close()
             if bar is not None:
                 bar.close()
     return ident
+
+
+def _run_episodes(
+    env: Any, act: Any, episodes: int, seed: int, writer: _DatasetWriter, bar: Any
+) -> None:
+    """Step every sub-env until each has finished ``episodes`` episodes, handing them
+    to ``writer`` as they finish (the first of each sub-env carries ``seed``)."""
+    n = env.num_envs
+    done = np.zeros(n, dtype=np.int64)
+    obs, _ = env.reset(seed=seed)
+    eps = [_Episode() for _ in range(n)]
+    for i, ep in enumerate(eps):
+        ep.obs.append(np.array(obs["observation"][i]))
+        ep.task.append(int(obs["task_id"][i]))
+    while (done < episodes).any():
+        action = np.asarray(act(obs), dtype=np.float32)
+        obs, rew, term, trunc, info = env.step(action)
+        for i in range(n):
+            ep = eps[i]
+            if ep.obs == []:  # this step was the autoreset after an episode end
+                ep.obs.append(np.array(obs["observation"][i]))
+                ep.task.append(int(obs["task_id"][i]))
+                continue
+            ep.actions.append(np.array(action[i]))
+            ep.rewards.append(float(rew[i]))
+            ep.terms.append(bool(term[i]))
+            ep.truncs.append(bool(trunc[i]))
+            ep.success.append(float(info.get("success", np.full(n, np.nan))[i]))
+            ep.obs.append(np.array(obs["observation"][i]))
+            ep.task.append(int(obs["task_id"][i]))
+            if term[i] or trunc[i]:
+                if done[i] < episodes:
+                    writer.finished.append(ep.buffer(seed if done[i] == 0 else None))
+                    done[i] += 1
+                    if bar is not None:
+                        bar.update(1)
+                eps[i] = _Episode()
+        if len(writer.finished) >= n:
+            writer.flush()

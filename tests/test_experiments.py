@@ -27,11 +27,32 @@ def test_recipe_loads(path: Path) -> None:
         from_dict(RolloutConfig, data)
 
 
-def _readme_blocks(lang: str) -> list[str]:
-    text = (Path(__file__).parent.parent / "README.md").read_text()
+ROOT = Path(__file__).parent.parent
+# the README and its guides in reading order: a later page may use an earlier one's names
+PAGES = (
+    ["README.md"]
+    + [
+        f"docs/guides/{name}.md"
+        for name in ("training", "envs", "multitask", "demonstrations", "lifelong", "meta-learning")
+    ]
+    + ["docs/guides/scale-out.md"]
+)
+
+
+def _readme_blocks(lang: str) -> list[tuple[str, str]]:
+    """(page, block) of every ``lang`` block of the README and guides, in order."""
     fence = "`" * 3
-    parts = text.split(f"{fence}{lang}\n")[1:]
-    return [p.split(fence, 1)[0] for p in parts]
+    out = []
+    for page in PAGES:
+        parts = (ROOT / page).read_text().split(f"{fence}{lang}\n")[1:]
+        out += [(page, p.split(fence, 1)[0]) for p in parts]
+    return out
+
+
+def test_every_guide_is_read_in_order() -> None:
+    assert sorted(PAGES[1:]) == sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "guides").glob("*.md")
+    )
 
 
 def test_readme_recipes_load() -> None:
@@ -41,23 +62,23 @@ def test_readme_recipes_load() -> None:
 
     blocks = _readme_blocks("toml")
     assert blocks
-    for block in blocks:
-        kind, cfg = parse_recipe(tomllib.loads(block), "README.md")
+    for page, block in blocks:
+        kind, cfg = parse_recipe(tomllib.loads(block), page)
         assert kind.name == cfg.kind
 
 
 def test_readme_python_snippets_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Every Python block of the README, in order, in one namespace (a later block may
-    use an earlier one's names, as a reader pasting them would), from a fresh
-    directory."""
+    """Every Python block of the README and its guides, in order, in one namespace (a
+    later block may use an earlier one's names, as a reader pasting them would), from a
+    fresh directory."""
     monkeypatch.chdir(tmp_path)
     blocks = _readme_blocks("python")
     assert len(blocks) >= 5
     namespace: dict[str, object] = {"__name__": "__main__"}
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), namespace)
+    for page, block in blocks:
+        exec(compile(block, page, "exec"), namespace)
     out = capsys.readouterr().out
     assert "unlocked_at" in out  # the SB3 curriculum snippet's summary
     assert (tmp_path / "runs" / "nav_famo" / "summary.json").is_file()

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from mtrl.agents.ppo import balanced_minibatches
 from mtrl.cli import main
 from mtrl.config import from_dict
 from mtrl.envs import get_family
-from mtrl.kinds.mtppo import MTPPORecipe, _balanced_minibatches, train_mtppo
+from mtrl.kinds.mtppo import MTPPORecipe, train_mtppo
 from mtrl.returns import gae_continuing
 
 
@@ -31,7 +32,7 @@ def test_gae_continuing_resets_at_episode_ends_by_hand() -> None:
 
 def test_minibatches_hold_every_task_equally_and_sorted() -> None:
     tids = torch.tensor([0, 1, 2] * 8)
-    mbs = _balanced_minibatches(tids, 3, 4, torch.Generator().manual_seed(0))
+    mbs = balanced_minibatches(tids, 3, 4, torch.Generator().manual_seed(0))
     assert len(mbs) == 4
     for idx in mbs:
         assert tids[idx].tolist() == [0, 0, 1, 1, 2, 2]

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.loading import ActFn
+from mtrl.loops.context import TrainingContext
 from mtrl.meta.batched import stacked_sgd
 from mtrl.meta.functional import Params
 from mtrl.meta.maml import (
@@ -37,12 +38,7 @@ from mtrl.meta.rl_sampler import Episodes, EpisodeSampler
 from mtrl.returns import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize
 from mtrl.tasks import ParametricFamily, Task
 from mtrl.training import (
-    Checkpointer,
-    InterruptGuard,
     init_weights,
-    open_run,
-    progress_bar,
-    resume_state,
 )
 
 
@@ -309,64 +305,53 @@ def train_meta_rl(
 ) -> dict[str, Any]:
     """Meta-train, logging pre/post-adaptation returns; checkpoints resume exactly."""
     family_of(recipe)  # a bad env name fails before the run directory is made
-    run = open_run(recipe, run_dir, resume)  # seeds the network initialisation below
+    ctx = TrainingContext(recipe, run_dir, resume)  # seeds the initialisation below
     algo, family = build(recipe, recipe.meta_batch, recipe.episodes_per_task)
     if not resume:
         init_weights(algo.mp, init_from, "meta_policy")
     rng = train_rng(recipe.seed)
-    start = 0
-    state = resume_state(run, resume)
+    it, state = 0, ctx.state
     if state is not None:
         algo.mp.load_state_dict(state["meta_policy"])
         algo.opt.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["task_rng"]
         torch.set_rng_state(state["torch_rng"])
-        start = int(state["iteration"])
+        it = int(state["iteration"])
     last: dict[str, float] = dict(state.get("last", {})) if state is not None else {}
-    ckpt = Checkpointer(
-        run,
-        recipe.checkpoint_every,
-        recipe.iterations,
-        start,
-        lambda it: {
+    ctx.start(
+        lambda i: {
             "meta_policy": algo.mp.state_dict(),
             "optimizer": algo.opt.state_dict(),
             "task_rng": rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
-            "iteration": it,
+            "iteration": i,
             "last": dict(last),
         },
+        every=recipe.checkpoint_every,
+        total=recipe.iterations,
+        step=it,
         keep=recipe.keep_checkpoints or None,
+        progress=progress,
+        desc="meta-train",
+        unit="it",
     )
-
-    bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it", run)
-    it = start
-    guard = InterruptGuard()
     try:
-        guard.__enter__()
-        while it < recipe.iterations:
-            guard.check()  # Ctrl-C stops between iterations
-            t0 = time.perf_counter()
-            tasks = family.sample_tasks(recipe.meta_batch, rng)
-            last = algo.step(tasks)
-            it += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(pre=f"{last['pre_return']:.1f}", post=f"{last['post_return']:.1f}")
-            if it % recipe.log_every == 0 or it == recipe.iterations:
-                run.log_metrics({"iteration": it, **last, "seconds": time.perf_counter() - t0})
-            ckpt.step(it)
-    except KeyboardInterrupt:
-        ckpt.save(it)
-        raise
+        with ctx.guarded(lambda: it):
+            while it < recipe.iterations:
+                ctx.check()  # Ctrl-C stops between iterations
+                t0 = time.perf_counter()
+                last = algo.step(family.sample_tasks(recipe.meta_batch, rng))
+                it += 1
+                pre, post = f"{last['pre_return']:.1f}", f"{last['post_return']:.1f}"
+                ctx.advance(1, pre=pre, post=post)
+                if it % recipe.log_every == 0 or it == recipe.iterations:
+                    ctx.log({"iteration": it, **last, "seconds": time.perf_counter() - t0})
+                ctx.periodic_checkpoint(it)
     finally:
-        guard.__exit__(None, None, None)
-        if bar is not None:
-            bar.close()
         algo.sampler.close()
-    ckpt.save(it)
+    ctx.save(it)
     results = {"iterations": it, **{f"final_{k}": v for k, v in last.items()}}
-    run.write_summary(seed=recipe.seed, results=results, kind=recipe.kind, env=recipe.env)
+    ctx.finish(results, kind=recipe.kind, env=recipe.env)
     return results
 
 

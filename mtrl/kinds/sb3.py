@@ -34,14 +34,10 @@ from mtrl.envs.vector import MultiTaskEnvConfig, eval_env_config, make_multitask
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
 from mtrl.loading import ActFn
+from mtrl.loops.context import TrainingContext
 from mtrl.runs import RunDir
 from mtrl.training import (
-    Checkpointer,
-    InterruptGuard,
     divergence_advice,
-    open_run,
-    progress_bar,
-    resume_state,
 )
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
@@ -127,45 +123,26 @@ def policy_fn(model: BaseAlgorithm) -> Any:
 class _RunCallback(BaseCallback):
     """Writes per-task training returns to metrics.csv every ``log_every`` steps,
     checkpoints the model at the first rollout end past every ``checkpoint_every``
-    steps, shows mtrl's progress bar, and stops SB3 at the next step on Ctrl-C."""
+    steps, moves the progress bar, and stops SB3 at the next step on Ctrl-C."""
 
-    def __init__(
-        self, run: RunDir, recipe: SB3Recipe, progress: bool, guard: InterruptGuard
-    ) -> None:
+    def __init__(self, ctx: TrainingContext, recipe: SB3Recipe) -> None:
         super().__init__()
-        self.run, self.recipe, self.progress, self.guard = run, recipe, progress, guard
+        self.ctx, self.recipe = ctx, recipe
         self.episodes: dict[int, list[tuple[float, float]]] = defaultdict(list)
         self.next_log = 0
-        self.ckpt: Checkpointer | None = None
-        self.bar: Any = None
         self.shown = 0
 
     def _on_training_start(self) -> None:
-        r, n = self.recipe, self.num_timesteps
-        self.bar = progress_bar(self.progress, r.total_steps, n, "env steps", "step", self.run)
-        self.shown = n
-        self.next_log = (n // r.log_every + 1) * r.log_every
-        self.ckpt = Checkpointer(
-            self.run,
-            r.checkpoint_every,
-            r.total_steps,
-            n,
-            lambda step: model_state(self.model, step),
-            keep=r.keep_checkpoints or None,
-        )
-
-    def _on_training_end(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        n = self.shown = self.num_timesteps
+        self.next_log = (n // self.recipe.log_every + 1) * self.recipe.log_every
 
     def _on_step(self) -> bool:
         n = self.num_timesteps
         actions = self.locals.get("actions")
         if actions is not None and not np.all(np.isfinite(np.asarray(actions, dtype=float))):
-            raise TrainingDivergedError(diverged_message(n, self.run))
-        if self.bar is not None:
-            self.bar.update(n - self.shown)
-            self.shown = n
+            raise TrainingDivergedError(diverged_message(n, self.ctx.run))
+        self.ctx.advance(n - self.shown)
+        self.shown = n
         for tid, ret, success in finished_episodes(self.locals.get("infos", [])):
             self.episodes[tid].append((ret, success))
         if n >= self.next_log:
@@ -178,15 +155,14 @@ class _RunCallback(BaseCallback):
                     row[f"return/{tid}"] = t["return"]
                     if not math.isnan(t["success"]):
                         row[f"success/{tid}"] = t["success"]
-            self.run.log_metrics(row)
+            self.ctx.log(row)
             self.next_log += self.recipe.log_every
-        return not self.guard.requested  # Ctrl-C: SB3 stops after this step
+        return not self.ctx.interrupted()  # Ctrl-C: SB3 stops after this step
 
     def _on_rollout_end(self) -> None:
         # periodic checkpoints at rollout boundaries: a resume collects the same
         # rollouts as the uninterrupted run would from there
-        if self.ckpt is not None:
-            self.ckpt.step(self.num_timesteps)
+        self.ctx.periodic_checkpoint(self.num_timesteps)
 
 
 def diverged_message(steps: int, run: RunDir) -> str:
@@ -237,32 +213,33 @@ def train_sb3(
         model = build_model(recipe, env)  # bad kwargs fail before the run dir exists
         if init_from is not None and not resume:
             init_sb3_weights(model, init_from)
-        run = open_run(recipe, run_dir, resume)
-        state = resume_state(run, resume)
-        if state is not None:
-            model = load_model(state, recipe, env)
-        guard = InterruptGuard()
-        callback = CallbackList(
-            [PerTaskStatsCallback(), _RunCallback(run, recipe, progress, guard)]
+        ctx = TrainingContext(recipe, run_dir, resume)
+        if ctx.state is not None:
+            model = load_model(ctx.state, recipe, env)
+        ctx.start(
+            lambda step: model_state(model, step),
+            every=recipe.checkpoint_every,
+            total=recipe.total_steps,
+            step=model.num_timesteps,
+            keep=recipe.keep_checkpoints or None,
+            progress=progress,
+            desc="env steps",
+            unit="step",
         )
+        callback = CallbackList([PerTaskStatsCallback(), _RunCallback(ctx, recipe)])
         remaining = recipe.total_steps - model.num_timesteps
-        keep = recipe.keep_checkpoints or None
-        with guard:  # a second Ctrl-C cannot cut the checkpoint below short
+        with ctx.guarded(lambda: model.num_timesteps):  # Ctrl-C: a checkpoint, then stop
             try:
                 if remaining > 0:
                     model.learn(remaining, callback=callback, reset_num_timesteps=False)
-                guard.check()  # stopped by Ctrl-C: save below, then stop
-            except KeyboardInterrupt:
-                state = model_state(model, model.num_timesteps)
-                run.save_checkpoint(state, model.num_timesteps, keep)
-                raise
+                ctx.check()
             except ValueError as exc:  # torch.distributions' argument check on NaN outputs
                 # (off once torch.compile has run in the process: the callback's check covers it)
                 if "invalid values" not in str(exc):
                     raise
-                raise TrainingDivergedError(diverged_message(model.num_timesteps, run)) from exc
-        run.save_checkpoint(model_state(model, model.num_timesteps), model.num_timesteps, keep)
-        model.save(run.path / "model.zip")  # what SB3's own `PPO.load` / `SAC.load` open
+                raise TrainingDivergedError(diverged_message(model.num_timesteps, ctx.run)) from exc
+        ctx.save(model.num_timesteps)
+        model.save(ctx.run.path / "model.zip")  # what SB3's own `PPO.load` / `SAC.load` open
     finally:
         env.close()
     rows = evaluate_model(model, recipe, recipe.eval_episodes, recipe.seed + 1)
@@ -274,14 +251,14 @@ def train_sb3(
         "mean_return": agg["return"].get("mean"),
         "mean_success": agg["success"].get("mean"),
     }
-    run.log_metrics(
+    ctx.log(
         {
             "step": model.num_timesteps,
             "eval_return": agg["return"].get("mean", math.nan),
             "eval_success": agg["success"].get("mean", math.nan),
         }
     )
-    run.write_summary(seed=recipe.seed, results=results, kind=recipe.kind, env=recipe.env.label)
+    ctx.finish(results, kind=recipe.kind, env=recipe.env.label)
     return results
 
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.loading import ActFn
+from mtrl.loops.context import TrainingContext
 from mtrl.meta.maml import MetaLearner, MetaLearnerConfig
 from mtrl.meta.sine import SineBatch, SineTaskConfig, sample_sine_batch
 from mtrl.nets import mlp
@@ -22,13 +23,8 @@ from mtrl.runs import RunDir
 from mtrl.seeding import global_rng_state, set_global_rng_state
 from mtrl.stats import mean_ci95
 from mtrl.training import (
-    Checkpointer,
-    InterruptGuard,
     divergence_advice,
     init_weights,
-    open_run,
-    progress_bar,
-    resume_state,
 )
 
 Backend = Literal["mtrl", "learn2learn"]
@@ -135,70 +131,51 @@ def train_regression(
     ``resume`` continues from the newest checkpoint of ``run_dir`` (the recipe there
     must be the one given). Ctrl-C saves a checkpoint before stopping.
     """
-    run = open_run(recipe, run_dir, resume)  # seeds the network initialisation below
+    ctx = TrainingContext(recipe, run_dir, resume)  # seeds the initialisation below
     learner = build_learner(recipe)
     if not resume:
         init_weights(learner, init_from, "learner")
     opt = torch.optim.Adam(learner.parameters(), lr=recipe.meta_lr)
     gen = torch.Generator().manual_seed(recipe.seed)
-    start = 0
-    state = resume_state(run, resume)
+    it, state = 0, ctx.state
     if state is not None:
         learner.load_state_dict(state["learner"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
-        start = int(state["iteration"])
+        it = int(state["iteration"])
     window: list[float] = list(state.get("window", [])) if state is not None else []
     query = recipe.query_shots or recipe.shots
     meta_loss = _meta_loss_fn(learner, recipe)
-    ckpt = Checkpointer(
-        run,
-        recipe.checkpoint_every,
-        recipe.iterations,
-        start,
-        lambda it: {
+    ctx.start(
+        lambda i: {
             "learner": learner.state_dict(),
             "optimizer": opt.state_dict(),
             "generator": gen.get_state(),
-            "iteration": it,
+            "iteration": i,
             "window": list(window),  # losses since the last logged row
             "global_rng": global_rng_state(),
         },
+        every=recipe.checkpoint_every,
+        total=recipe.iterations,
+        step=it,
         keep=recipe.keep_checkpoints or None,
+        progress=progress,
+        desc="meta-train",
+        unit="it",
     )
     if state is not None and state.get("global_rng") is not None:
         set_global_rng_state(state["global_rng"])
-
-    bar = progress_bar(progress, recipe.iterations, start, "meta-train", "it", run)
-    it = start
     t0 = time.perf_counter()
-    guard = InterruptGuard()
-    try:
-        guard.__enter__()
+    with ctx.guarded(lambda: it):
         while it < recipe.iterations:
-            guard.check()  # Ctrl-C stops between iterations
+            ctx.check()  # Ctrl-C stops between iterations
             batch = sample_sine_batch(recipe.meta_batch, recipe.shots, query, gen, recipe.task)
-            loss = meta_loss(batch)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TrainingDivergedError(
-                    f"meta-loss is {value} at iteration {it + 1}; "
-                    + divergence_advice(
-                        run,
-                        f"meta_lr (now {recipe.meta_lr}) or meta.inner_lr "
-                        f"(now {recipe.meta.inner_lr})",
-                    )
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            window.append(_outer_step(meta_loss(batch), opt, it, ctx, recipe))
             it += 1
-            window.append(value)
-            if bar is not None:
-                bar.update(1)
+            ctx.advance(1)
             if it % recipe.log_every == 0 or it == recipe.iterations:
                 dt = time.perf_counter() - t0
-                run.log_metrics(
+                ctx.log(
                     {
                         "iteration": it,
                         "meta_loss": sum(window) / len(window),
@@ -206,15 +183,8 @@ def train_regression(
                     }
                 )
                 window, t0 = [], time.perf_counter()
-            ckpt.step(it)
-    except KeyboardInterrupt:
-        ckpt.save(it)
-        raise
-    finally:
-        guard.__exit__(None, None, None)
-        if bar is not None:
-            bar.close()
-    ckpt.save(it)
+            ctx.periodic_checkpoint(it)
+    ctx.save(it)
     curve = adaptation_curve(
         learner, eval_tasks(recipe), recipe.eval.max_steps, device=recipe.device
     )
@@ -225,14 +195,28 @@ def train_regression(
         "mse_after_1_step": curve[1]["mse"],
         "mse_after_1_step_ci95": curve[1]["ci95"],
     }
-    run.write_summary(
-        seed=recipe.seed,
-        results=results,
-        kind=recipe.kind,
-        algorithm=recipe.meta.algorithm,
-        backend=recipe.backend,
-    )
+    ctx.finish(results, kind=recipe.kind, algorithm=recipe.meta.algorithm, backend=recipe.backend)
     return results
+
+
+def _outer_step(
+    loss: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    it: int,
+    ctx: TrainingContext,
+    recipe: RegressionRecipe,
+) -> float:
+    """One Adam step on the meta-loss; a non-finite one stops the run with advice."""
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        lrs = f"meta_lr (now {recipe.meta_lr}) or meta.inner_lr (now {recipe.meta.inner_lr})"
+        raise TrainingDivergedError(
+            f"meta-loss is {value} at iteration {it + 1}; " + divergence_advice(ctx.run, lrs)
+        )
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return value
 
 
 def load_learner(run: RunDir, recipe: RegressionRecipe) -> MetaLearner:

@@ -57,10 +57,12 @@ class TrainingContext:
     def log(self, row: Mapping[str, Any]) -> None:
         self.run.log_metrics(row)
 
-    def advance(self, steps: int) -> None:
-        """``steps`` more done (the progress bar)."""
+    def advance(self, steps: int, **postfix: str) -> None:
+        """``steps`` more done (the progress bar, with ``postfix`` numbers beside it)."""
         if self._bar is not None:
             self._bar.update(steps)
+            if postfix:
+                self._bar.set_postfix(**postfix)
 
     def phases(self, components: Sequence[LoopComponent], step: int) -> tuple[int, Rows]:
         """A fresh run's phases before the loop (cloning, DAgger, warm starts), each
@@ -95,6 +97,10 @@ class TrainingContext:
     def save(self, step: int) -> None:
         assert self._ckpt is not None
         self._ckpt.save(step)
+
+    def interrupted(self) -> bool:
+        """Whether Ctrl-C was pressed (for loops that stop by returning, as SB3's)."""
+        return self._guard is not None and bool(self._guard.requested)
 
     def check(self) -> None:
         """Raise KeyboardInterrupt if Ctrl-C was pressed (call where the state is whole)."""
