@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from recipes import CONTINUAL
 
 from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, SACConfig
@@ -170,31 +171,7 @@ def test_continual_config_errors() -> None:
     assert cw_sac().actor.hidden == [256, 256, 256, 256] and cw_sac().actor.layer_norm
 
 
-RECIPE = """
-kind = "continual"
-steps_per_task = 400
-learning_starts = 100
-batch_size = 32
-buffer_capacity = 1000
-eval_every = 200
-eval_episodes = 1
-log_every = 200
-[env]
-name = "navigation2d"
-task_params = [{goal = [0.3, 0.0]}, {goal = [-0.3, 0.0]}]
-[continual]
-method = "ewc"
-explore_steps = 100
-importance_samples = 8
-[sac.actor]
-arch = "multihead"
-hidden = [16, 16]
-encoder = "none"
-[sac.critic]
-arch = "multihead"
-hidden = [16, 16]
-encoder = "none"
-"""
+RECIPE = CONTINUAL  # two Navigation2D goals, EWC (tests/recipes.py)
 
 
 def test_continual_run_reports_cw_metrics(

@@ -15,138 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
-from test_continual import RECIPE as CONTINUAL_RECIPE
-
-TIMING = {"env_steps_per_s", "steps_per_s", "tasks_per_s", "wall_s", "fps"}
-
-MTSAC = """
-kind = "mtsac"
-seed = 3
-threads = 1
-total_steps = 1600
-learning_starts = 200
-batch_size = 32
-buffer_capacity = 2000
-eval_every = 400
-eval_episodes = 1
-log_every = 100
-checkpoint_every = 500
-[env]
-name = "pendulum"
-num_tasks = 2
-[sac.actor]
-hidden = [16, 16]
-[sac.critic]
-hidden = [16, 16]
-"""
-
-CURRICULUM = (
-    MTSAC.replace("num_tasks = 2", 'num_tasks = 3\nnum_envs = 2\norder = "difficulty"')
-    + """
-[curriculum]
-unlock = "budget"
-budget = 300
-sampler = "learning_progress"
-mastery_metric = "return"
-target_return = [-200.0]
-random_return = [-1200.0]
-"""
-)
-
-MIXTURE = MTSAC.replace(
-    'name = "pendulum"\nnum_tasks = 2', 'name = ["pendulum", "navigation2d"]\nnum_tasks = [1, 1]'
-).replace("checkpoint_every = 500", 'checkpoint_every = 500\nreward_norm = "return_std"')
+from golden import GOLDEN_DIR, TIMING, results
+from recipes import CONTINUAL as CONTINUAL_RECIPE
+from recipes import CURRICULUM, DEMOS, MIXTURE, MTPPO, MTSAC, SB3, SINE, collect_datasets
 
 # test_continual's two-goal recipe, longer, checkpointed mid-task
 CONTINUAL = (
     CONTINUAL_RECIPE.replace("steps_per_task = 400", "steps_per_task = 600")
-    .replace("eval_every = 200", "eval_every = 200\ncheckpoint_every = 500\nseed = 1\nthreads = 1")
+    .replace("eval_every = 200", "eval_every = 200\ncheckpoint_every = 500\nseed = 1")
     .replace("log_every = 200", "log_every = 100")
-)
-
-# a mixture of two families with per-task reward normalisation (its statistics resume)
-MTPPO = """
-kind = "mtppo"
-seed = 2
-threads = 1
-total_steps = 12288
-eval_every = 4096
-eval_episodes = 1
-checkpoint_every = 3000
-reward_norm = "return_std"
-[env]
-name = "cartpole+cartpole-goal"
-num_tasks = 1
-envs_per_task = 2
-[ppo]
-n_steps = 64
-epochs = 2
-[ppo.actor]
-hidden = [16]
-[ppo.critic]
-hidden = [16]
-"""
-
-SINE = """
-kind = "sine"
-seed = 4
-threads = 1
-shots = 5
-meta_batch = 8
-iterations = 1500
-hidden = [16, 16]
-log_every = 25
-checkpoint_every = 400
-[eval]
-tasks = 20
-max_steps = 2
-"""
-
-SB3 = """
-kind = "sb3"
-seed = 0
-threads = 1
-total_steps = 6144
-net_arch = [16]
-log_every = 128
-checkpoint_every = 1000
-eval_episodes = 1
-[env]
-name = "navigation2d"
-num_tasks = 2
-envs_per_task = 2
-[algo_kwargs]
-n_steps = 32
-batch_size = 64
-"""
-
-# demonstrations: cloning, the critic warm start, demo replay, cloning kept in RL,
-# conservatism on demonstration states, the frozen clone proposing actions, and a
-# DAgger round (500 env steps of the clone, labelled by the experts) before RL
-# (@DATASETS@: the module's expert dataset, collected once)
-DEMOS = (
-    MTSAC.replace(
-        'name = "pendulum"\nnum_tasks = 2', 'name = "MT10"\nmax_episode_steps = 50'
-    ).replace("batch_size = 32", "batch_size = 30")
-    + """
-[demos]
-dataset = "mtrl/mt10-expert-v0"
-root = "@DATASETS@"
-bc_steps = 20
-batch_size = 30
-log_every = 10
-critic_steps = 10
-replay_share = 0.5
-replay_decay_steps = 1000
-bc_weight = 1.0
-bc_decay_steps = 1000
-clone_proposal = true
-conservative_weight = 1.0
-conservative_samples = 3
-self_imitation = true
-dagger_rounds = 1
-dagger_episodes = 1
-"""
 )
 
 RECIPES = {
@@ -158,6 +35,9 @@ RECIPES = {
     "mtppo": MTPPO,
     "sine": SINE,
 }
+# the uninterrupted runs of these recipes are golden runs (tests/golden/)
+GOLDEN_OF = {"mtsac": "mtsac", "demos": "demos", "curriculum": "curriculum"}
+GOLDEN_OF |= {"mixture": "mixture", "mtppo": "mtppo", "sine": "sine_maml"}
 
 
 def _mtrl(*args: str) -> subprocess.Popen[bytes]:
@@ -182,8 +62,9 @@ def _rows(run: Path) -> list[dict[str, str]]:
 
 
 def _summary(run: Path) -> dict[str, object]:
-    doc = json.loads((run / "summary.json").read_text())
-    return doc["results"]  # type: ignore[no-any-return]
+    """A run's results (timing dropped); a golden run keeps them in results.json."""
+    golden = run / "results.json"
+    return json.loads(golden.read_text()) if golden.is_file() else results(run)  # type: ignore[no-any-return]
 
 
 def _wait_for(predicate: object, timeout: float = 300.0) -> None:
@@ -217,11 +98,7 @@ def _kill_9_then_resume(recipe: Path, run: Path, rows_before_kill: int) -> None:
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mtrl.demos.collect import collect
-
-    root = tmp_path_factory.mktemp("datasets")
-    collect("MT10", "expert", 1, root, max_episode_steps=50)
-    return root
+    return collect_datasets(tmp_path_factory.mktemp("datasets"))
 
 
 def _recipe_text(name: str, datasets: Path) -> str:
@@ -229,13 +106,13 @@ def _recipe_text(name: str, datasets: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, datasets: Path) -> dict[str, Path]:
-    """The uninterrupted run of every recipe."""
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The uninterrupted run of each recipe: its golden run, or trained here."""
     root = tmp_path_factory.mktemp("reference")
-    out = {}
-    for name in RECIPES:
+    out = {name: GOLDEN_DIR / golden for name, golden in GOLDEN_OF.items()}
+    for name in RECIPES.keys() - GOLDEN_OF.keys():
         recipe = root / f"{name}.toml"
-        recipe.write_text(_recipe_text(name, datasets))
+        recipe.write_text(RECIPES[name])
         _train(recipe, root / name)
         out[name] = root / name
     return out

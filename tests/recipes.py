@@ -1,0 +1,270 @@
+"""Small recipes of every kind and component, shared by the tests: the resume tests
+interrupt them, the golden runs pin their numbers. Each sets ``threads = 1``, so that
+torch's float sums do not depend on how many threads a machine or pytest-xdist gives.
+``@DATASETS@`` stands for the datasets root of :func:`collect_datasets` (MT10's
+scripted experts, one episode a task).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MTSAC = """
+kind = "mtsac"
+seed = 3
+threads = 1
+total_steps = 1600
+learning_starts = 200
+batch_size = 32
+buffer_capacity = 2000
+eval_every = 400
+eval_episodes = 1
+log_every = 100
+checkpoint_every = 500
+[env]
+name = "pendulum"
+num_tasks = 2
+[sac.actor]
+hidden = [16, 16]
+[sac.critic]
+hidden = [16, 16]
+"""
+
+# a learning-progress curriculum over three pendulums, unlocked by budget
+CURRICULUM = (
+    MTSAC.replace("num_tasks = 2", 'num_tasks = 3\nnum_envs = 2\norder = "difficulty"')
+    + """
+[curriculum]
+unlock = "budget"
+budget = 300
+sampler = "learning_progress"
+mastery_metric = "return"
+target_return = [-200.0]
+random_return = [-1200.0]
+"""
+)
+
+# a chain unlocked by mastery of the return (thresholds a short run reaches)
+MASTERY = (
+    MTSAC.replace("num_tasks = 2", 'num_tasks = 3\nnum_envs = 2\norder = "difficulty"')
+    + """
+[curriculum]
+unlock = "mastery"
+mastery_metric = "return"
+mastery_threshold = 0.3
+mastery_window = 2
+target_return = [-200.0]
+random_return = [-1200.0]
+"""
+)
+
+# a mixture of two families with per-task reward normalisation (its statistics resume)
+MIXTURE = MTSAC.replace(
+    'name = "pendulum"\nnum_tasks = 2', 'name = ["pendulum", "navigation2d"]\nnum_tasks = [1, 1]'
+).replace("checkpoint_every = 500", 'checkpoint_every = 500\nreward_norm = "return_std"')
+
+# the sub-envs stepped in two worker processes
+ASYNC = MTSAC.replace("num_tasks = 2", 'num_tasks = 2\nvectorization = "async"\nworkers = 2')
+
+# two Navigation2D goals in sequence; [continual] method by name (EWC here)
+CONTINUAL = """
+kind = "continual"
+threads = 1
+steps_per_task = 400
+learning_starts = 100
+batch_size = 32
+buffer_capacity = 1000
+eval_every = 200
+eval_episodes = 1
+log_every = 200
+[env]
+name = "navigation2d"
+task_params = [{goal = [0.3, 0.0]}, {goal = [-0.3, 0.0]}]
+[continual]
+method = "ewc"
+explore_steps = 100
+importance_samples = 8
+[sac.actor]
+arch = "multihead"
+hidden = [16, 16]
+encoder = "none"
+[sac.critic]
+arch = "multihead"
+hidden = [16, 16]
+encoder = "none"
+"""
+
+MTPPO = """
+kind = "mtppo"
+seed = 2
+threads = 1
+total_steps = 12288
+eval_every = 4096
+eval_episodes = 1
+checkpoint_every = 3000
+reward_norm = "return_std"
+[env]
+name = "cartpole+cartpole-goal"
+num_tasks = 1
+envs_per_task = 2
+[ppo]
+n_steps = 64
+epochs = 2
+[ppo.actor]
+hidden = [16]
+[ppo.critic]
+hidden = [16]
+"""
+
+SINE = """
+kind = "sine"
+seed = 4
+threads = 1
+shots = 5
+meta_batch = 8
+iterations = 1500
+hidden = [16, 16]
+log_every = 25
+checkpoint_every = 400
+[eval]
+tasks = 20
+max_steps = 2
+"""
+
+MAML_RL = """
+kind = "maml-rl"
+seed = 1
+threads = 1
+env = "navigation2d"
+iterations = 4
+meta_batch = 3
+episodes_per_task = 3
+horizon = 20
+hidden = [16]
+log_every = 1
+checkpoint_every = 2
+"""
+
+SB3 = """
+kind = "sb3"
+seed = 0
+threads = 1
+total_steps = 6144
+net_arch = [16]
+log_every = 128
+checkpoint_every = 1000
+eval_episodes = 1
+[env]
+name = "navigation2d"
+num_tasks = 2
+envs_per_task = 2
+[algo_kwargs]
+n_steps = 32
+batch_size = 64
+"""
+
+# MT-SAC on MT10 (50-step episodes) for the demonstration techniques
+_MT10 = MTSAC.replace(
+    'name = "pendulum"\nnum_tasks = 2', 'name = "MT10"\nmax_episode_steps = 50'
+).replace("batch_size = 32", "batch_size = 30")
+
+_DEMOS = """
+[demos]
+dataset = "mtrl/mt10-expert-v0"
+root = "@DATASETS@"
+batch_size = 30
+log_every = 10
+"""
+
+# every technique at once: cloning, the critic warm start, demo replay, cloning kept in
+# RL, conservatism on demonstration states, the frozen clone proposing actions (IBRL),
+# self-imitation and a DAgger round (the clone's rollouts labelled by the experts)
+DEMOS = (
+    _MT10
+    + _DEMOS
+    + """bc_steps = 20
+critic_steps = 10
+replay_share = 0.5
+replay_decay_steps = 1000
+bc_weight = 1.0
+bc_decay_steps = 1000
+clone_proposal = true
+conservative_weight = 1.0
+conservative_samples = 3
+self_imitation = true
+dagger_rounds = 1
+dagger_episodes = 1
+"""
+)
+
+# AQIL-style: cloning (cosine rate), critic warm start, the clone evaluated, replay
+DEMOS_AQIL = (
+    _MT10
+    + _DEMOS
+    + """bc_steps = 20
+lr_schedule = "cosine"
+critic_steps = 10
+replay_share = 0.5
+bc_weight = 0.5
+"""
+)
+
+# SQIL: demonstrations rewarded 1, the agent's own transitions 0
+DEMOS_SQIL = _MT10 + _DEMOS + 'bc_steps = 0\nreplay_share = 0.5\nreward = "sqil"\n'
+
+# MT-PPO initialised by behaviour cloning on the same demonstrations
+MTPPO_BC = (
+    MTPPO.replace(
+        'name = "cartpole+cartpole-goal"\nnum_tasks = 1\nenvs_per_task = 2',
+        'name = "MT10"\nmax_episode_steps = 50',
+    )
+    .replace("total_steps = 12288", "total_steps = 1280")
+    .replace("eval_every = 4096", "eval_every = 640")
+    .replace('reward_norm = "return_std"\n', "")
+    + _DEMOS
+    + "bc_steps = 20\n"
+)
+
+CONTINUAL_METHODS = ["finetune", "l2", "ewc", "mas", "clonex", "perfect_memory", "packnet", "agem"]
+
+
+def continual(method: str) -> str:
+    """The continual recipe with ``method`` (and its defaults)."""
+    text = CONTINUAL.replace('method = "ewc"', f'method = "{method}"')
+    return text if method in ("ewc", "mas") else text.replace("importance_samples = 8\n", "")
+
+
+GOLDEN: dict[str, str] = {
+    "mtsac": MTSAC,
+    "curriculum": CURRICULUM,
+    "mastery": MASTERY,
+    "mixture": MIXTURE,
+    "async": ASYNC,
+    "demos": DEMOS,
+    "demos_aqil": DEMOS_AQIL,
+    "demos_sqil": DEMOS_SQIL,
+    "mtppo": MTPPO,
+    "mtppo_bc": MTPPO_BC,
+    "sb3": SB3,
+    "sine_maml": SINE,
+    "sine_metasgd": SINE + '[meta]\nalgorithm = "metasgd"\n',
+    "maml_rl": MAML_RL,
+    **{f"continual_{m}": continual(m) for m in CONTINUAL_METHODS},
+}
+
+
+def collect_datasets(root: Path) -> Path:
+    """MT10's scripted experts, one 50-step episode a task, under ``root``."""
+    from mtrl.demos.collect import collect
+
+    collect("MT10", "expert", 1, root, max_episode_steps=50)
+    return root
+
+
+def recipe_text(name: str, datasets: Path | None = None) -> str:
+    """The golden recipe ``name`` with its datasets root filled in."""
+    text = GOLDEN[name]
+    if "@DATASETS@" in text:
+        assert datasets is not None, f"{name} needs the datasets root"
+        text = text.replace("@DATASETS@", str(datasets))
+    return text
