@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 import mtrl
-from mtrl.demos.collect import datasets_root
+from mtrl.collect import datasets_root
 from mtrl.envs.policies import metaworld_expert_policy
 from mtrl.tables import format_table
 

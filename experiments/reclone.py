@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 import mtrl
-from mtrl.agents.mtsac_train import _behaviour_cloning, evaluate_agent, make_agent
 from mtrl.demos.dataset import demo_transitions
 from mtrl.evaluation import eval_metrics
+from mtrl.kinds.mtsac import _behaviour_cloning, evaluate_agent, make_agent
 from mtrl.runs import RunDir
 from mtrl.seeding import seed_everything
 

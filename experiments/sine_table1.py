@@ -34,7 +34,7 @@ PUBLISHED = {  # (mean, 95% CI) from Li et al. 2017, Table 1
 
 
 def _cell(out: str, algorithm: str, shots: int, sets: list[str]) -> tuple[str, int, dict]:
-    from mtrl.meta.regression import train_regression
+    from mtrl.kinds.sine import train_regression
 
     run_dir = Path(out) / f"{algorithm}_{shots}shot"
     if (run_dir / "summary.json").is_file():

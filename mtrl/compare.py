@@ -376,8 +376,8 @@ def _continual_section(
 ) -> dict[str, Any]:
     """A continual run's metrics, with forward transfer where its single-task reference
     runs are cached (``train``: train the missing ones first)."""
-    from mtrl.curriculum.reference import reference_aucs
     from mtrl.curriculum.report import continual_results
+    from mtrl.kinds.continual import reference_aucs
     from mtrl.recipes import load_recipe
     from mtrl.runs import RunDir
 

@@ -41,8 +41,7 @@ class TrainedRun:
 
     def make_env(self) -> Any:
         """The run's multi-task env as its evaluation builds it (no curriculum)."""
-        from mtrl.agents.mtsac_train import eval_env_config
-        from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
+        from mtrl.envs.vector import MultiTaskEnvConfig, eval_env_config, make_multitask_env
 
         if not isinstance(self.env_config, MultiTaskEnvConfig):
             raise MtrlError(f"a {self.kind!r} run has no multi-task env; use .model")
@@ -75,97 +74,5 @@ def load(run_dir: str | Path) -> TrainedRun:
     run, kind, cfg = load_run(run_dir)
     state = run.load_checkpoint()  # the newest intact one
     assert run.loaded_checkpoint is not None
-    model, act = _LOADERS[kind.name](cfg, state)
+    model, act = kind.load(cfg, state)
     return TrainedRun(kind.name, cfg, run.path, run.loaded_checkpoint, model, act)
-
-
-def _env_for(cfg: Any) -> Any:
-    from mtrl.agents.mtsac_train import eval_env_config
-    from mtrl.envs.vector import make_multitask_env
-
-    return make_multitask_env(eval_env_config(cfg.env))
-
-
-def _sac(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn]:
-    from mtrl.agents.mtsac_train import load_agent, policy_fn
-
-    env = _env_for(cfg)  # spaces and task count; closed once the agent is built
-    try:
-        agent = load_agent(cfg, env, state)
-        fns = {d: policy_fn(agent, env, cfg.device, d) for d in (True, False)}
-    finally:
-        env.close()
-    return agent, lambda obs, d: fns[d](obs)
-
-
-def _ppo(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn]:
-    import torch
-
-    from mtrl.agents.ppo import make_actor_critic, policy_fn
-
-    env = _env_for(cfg)
-    try:
-        ac = make_actor_critic(cfg, env)
-    finally:
-        env.close()
-    ac.load_state_dict(state["actor_critic"])
-    mode = policy_fn(ac, env, cfg.device)
-
-    @torch.no_grad()
-    def act(obs: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
-        if deterministic:
-            return np.asarray(mode(obs))
-        o = torch.as_tensor(obs["observation"], device=cfg.device)
-        t = torch.as_tensor(obs["task_id"], device=cfg.device)
-        return np.asarray(ac.env_actions(ac.dist(o, t).sample()))
-
-    return ac, act
-
-
-def _sb3(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn]:
-    from mtrl.agents.sb3_train import load_model
-
-    model = load_model(state, cfg, None)
-
-    def act(obs: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
-        return np.asarray(model.predict(obs, deterministic=deterministic)[0])
-
-    return model, act
-
-
-def _maml_rl(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn]:
-    import torch
-
-    from mtrl.meta.rl_train import build
-
-    meta, _ = build(cfg, 1, 1)
-    meta.sampler.close()
-    meta.mp.load_state_dict(state["meta_policy"])
-    policy = meta.mp.policy
-
-    @torch.no_grad()
-    def act(obs: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
-        o = torch.as_tensor(obs["observation"], dtype=torch.float32)
-        if deterministic:  # the meta-learned initial policy, before any adaptation
-            return policy(o).numpy()
-        return policy.distribution(dict(policy.named_parameters()), o[None]).sample()[0].numpy()
-
-    return meta.mp, act
-
-
-def _sine(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn | None]:
-    from mtrl.meta.regression import build_learner
-
-    learner = build_learner(cfg)
-    learner.load_state_dict(state["learner"])
-    return learner, None
-
-
-_LOADERS: dict[str, Callable[[Any, dict[str, Any]], tuple[Any, ActFn | None]]] = {
-    "mtsac": _sac,
-    "continual": _sac,
-    "mtppo": _ppo,
-    "sb3": _sb3,
-    "maml-rl": _maml_rl,
-    "sine": _sine,
-}

@@ -16,21 +16,24 @@ from mtrl.runs import RunDir
 
 @dataclass(frozen=True)
 class RecipeKind:
-    """A trainable kind: its config class and its training entry point."""
+    """A trainable kind: its config class, its training entry point and its loader
+    (``load(cfg, checkpoint state) -> (model, act)``, for ``mtrl.load``)."""
 
     name: str
     config_cls: type
     train: Callable[..., dict[str, Any]]
+    load: Callable[[Any, dict[str, Any]], tuple[Any, Any]]
 
 
-# kind -> (module, config class, train function); imported only when used.
+# kind -> (module, config class, train function); imported only when used. Each module
+# also has ``load_policy``.
 KINDS: dict[str, tuple[str, str, str]] = {
-    "sine": ("mtrl.meta.regression", "RegressionRecipe", "train_regression"),
-    "maml-rl": ("mtrl.meta.rl_train", "MetaRLRecipe", "train_meta_rl"),
-    "mtsac": ("mtrl.agents.mtsac_train", "MTSACRecipe", "train_mtsac"),
-    "mtppo": ("mtrl.agents.ppo", "MTPPORecipe", "train_mtppo"),
-    "sb3": ("mtrl.agents.sb3_train", "SB3Recipe", "train_sb3"),
-    "continual": ("mtrl.curriculum.continual", "ContinualRecipe", "train_continual"),
+    "sine": ("mtrl.kinds.sine", "RegressionRecipe", "train_regression"),
+    "maml-rl": ("mtrl.kinds.maml_rl", "MetaRLRecipe", "train_meta_rl"),
+    "mtsac": ("mtrl.kinds.mtsac", "MTSACRecipe", "train_mtsac"),
+    "mtppo": ("mtrl.kinds.mtppo", "MTPPORecipe", "train_mtppo"),
+    "sb3": ("mtrl.kinds.sb3", "SB3Recipe", "train_sb3"),
+    "continual": ("mtrl.kinds.continual", "ContinualRecipe", "train_continual"),
 }
 
 
@@ -42,7 +45,7 @@ def recipe_kind(name: str) -> RecipeKind:
         )
     module, cls, fn = KINDS[name]
     mod = importlib.import_module(module)
-    return RecipeKind(name, getattr(mod, cls), getattr(mod, fn))
+    return RecipeKind(name, getattr(mod, cls), getattr(mod, fn), mod.load_policy)
 
 
 def parse_recipe(data: dict[str, Any], source: str) -> tuple[RecipeKind, Any]:

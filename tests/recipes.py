@@ -255,7 +255,7 @@ GOLDEN: dict[str, str] = {
 
 def collect_datasets(root: Path) -> Path:
     """MT10's scripted experts, one 50-step episode a task, under ``root``."""
-    from mtrl.demos.collect import collect
+    from mtrl.collect import collect
 
     collect("MT10", "expert", 1, root, max_episode_steps=50)
     return root

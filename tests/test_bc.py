@@ -11,9 +11,9 @@ import torch
 from torch.distributions import Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
-from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
 from mtrl.agents.replay import Batch
 from mtrl.agents.sac import MTSAC
+from mtrl.collect import collect
 from mtrl.config import from_dict
 from mtrl.demos.bc import (
     balanced_indices,
@@ -23,10 +23,10 @@ from mtrl.demos.bc import (
     normalize_actions,
     squashed_log_prob,
 )
-from mtrl.demos.collect import collect
 from mtrl.demos.config import DemosConfig
 from mtrl.demos.replay import DemoReplay, demo_share
 from mtrl.errors import ConfigError, MtrlError
+from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac
 from mtrl.runs import RunDir
 from mtrl.seeding import seed_everything
 
@@ -255,7 +255,7 @@ def test_cloning_kept_in_rl_updates_is_the_weighted_loss_and_holds_the_clone() -
 
 
 def test_cloning_weight_with_a_continual_method_is_refused() -> None:
-    from mtrl.curriculum.continual import ContinualRecipe
+    from mtrl.kinds.continual import ContinualRecipe
 
     with pytest.raises(ConfigError, match="bc_weight"):
         from_dict(

@@ -14,17 +14,17 @@ import torch
 from torch.distributions import Normal
 
 import mtrl
-from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
-from mtrl.agents.ppo import MTPPORecipe, train_mtppo
 from mtrl.cli import main
+from mtrl.collect import collect
 from mtrl.config import from_dict
 from mtrl.demos.bc import gaussian_bc_loss, normalize_actions
-from mtrl.demos.collect import collect
 from mtrl.demos.config import DemosConfig
 from mtrl.demos.dagger import aggregate, labelled_rollouts, teacher_policy
 from mtrl.demos.dataset import open_dataset, per_task_summary
 from mtrl.envs.vector import MultiTaskEnvConfig, eval_env_config, make_multitask_env
 from mtrl.errors import ConfigError, MtrlError
+from mtrl.kinds.mtppo import MTPPORecipe, train_mtppo
+from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac
 from mtrl.runs import RunDir
 
 # three MT10 tasks whose scripted experts succeed on every episode
@@ -193,7 +193,7 @@ def test_dagger_labels_are_the_experts_actions_on_the_states_visited() -> None:
 
     cfg = eval_env_config(MultiTaskEnvConfig(name="MT10", tasks=TASKS, max_episode_steps=150))
     with make_multitask_env(cfg) as env:
-        expert = teacher_policy("expert", env, cfg.label)
+        expert = teacher_policy("expert", env, cfg.label, mtrl.load)
         zero = np.zeros((3, 4), np.float32)
         rows, steps, _ = labelled_rollouts(env, lambda obs: zero, expert, 2, seed=5)
         assert steps == len(rows["obs"]) == 2 * 3 * 150
@@ -214,7 +214,7 @@ def test_dagger_config_errors(three_tasks: Path, tmp_path: Path) -> None:
         from_dict(MTPPORecipe, base | {"demos": {"dataset": DATASET, "dagger_rounds": 1}})
     pendulum = make_multitask_env(MultiTaskEnvConfig(name="pendulum", num_tasks=2))
     with pendulum as env, pytest.raises(MtrlError, match="Meta-World suite"):
-        teacher_policy("expert", env, "pendulum")
+        teacher_policy("expert", env, "pendulum", mtrl.load)
     recipe = from_dict(
         MTSACRecipe,
         _common(three_tasks)
@@ -268,9 +268,9 @@ def test_dagger_rounds_are_env_steps_of_the_run(three_tasks: Path, tmp_path: Pat
     # the run can teach another run on its env, and only on its env
     cfg = eval_env_config(recipe.env)
     with make_multitask_env(cfg) as env:
-        teacher = teacher_policy(str(tmp_path / "dagger"), env, cfg.label)
+        teacher = teacher_policy(str(tmp_path / "dagger"), env, cfg.label, mtrl.load)
         obs, _ = env.reset(seed=0)
         trained = mtrl.load(tmp_path / "dagger")
         np.testing.assert_array_equal(teacher(obs), trained.act(obs["observation"], obs["task_id"]))
         with pytest.raises(MtrlError, match="was trained on"):
-            teacher_policy(str(tmp_path / "dagger"), env, "MT50")
+            teacher_policy(str(tmp_path / "dagger"), env, "MT50", mtrl.load)

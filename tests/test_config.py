@@ -87,8 +87,8 @@ def test_missing_and_malformed_recipe_files(tmp_path: Path) -> None:
 
 
 def test_partial_nested_table_keeps_the_fields_own_defaults() -> None:
-    from mtrl.agents.ppo import MTPPORecipe
-    from mtrl.curriculum.continual import ContinualRecipe
+    from mtrl.kinds.continual import ContinualRecipe
+    from mtrl.kinds.mtppo import MTPPORecipe
 
     ppo = from_dict(MTPPORecipe, {"ppo": {"actor": {"arch": "multihead"}}})
     assert ppo.ppo.actor.hidden == [64, 64] and ppo.ppo.actor.activation == "tanh"
@@ -100,7 +100,7 @@ def test_partial_nested_table_keeps_the_fields_own_defaults() -> None:
 
 
 def test_python_built_configs_are_validated_like_toml() -> None:
-    from mtrl.agents.ppo import PPOConfig
+    from mtrl.kinds.mtppo import PPOConfig
     from mtrl.meta import MetaLearnerConfig
     from mtrl.nets import NetConfig
 

@@ -14,7 +14,6 @@ from recipes import CONTINUAL
 from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, SACConfig
 from mtrl.cli import main
-from mtrl.curriculum.continual import ContinualRecipe, cw_sac
 from mtrl.curriculum.methods import ContinualConfig, ContinualMethod
 from mtrl.curriculum.metrics import (
     average_performance,
@@ -31,6 +30,7 @@ from mtrl.curriculum.penalties import (
     squared_importance,
 )
 from mtrl.errors import ConfigError
+from mtrl.kinds.continual import ContinualRecipe, cw_sac
 from mtrl.nets import NetConfig
 
 
@@ -222,7 +222,7 @@ def test_ewc_forgets_less_than_fine_tuning(tmp_path: Path) -> None:
     """Three hidden Navigation2D goals in sequence (experiments/continual_nav2d.toml at
     3,000 steps per task; ~1,500 learn one), 3 seeds: fine-tuning the shared trunk
     forgets earlier goals; EWC forgets strictly less on average."""
-    from mtrl.curriculum.continual import train_continual
+    from mtrl.kinds.continual import train_continual
     from mtrl.recipes import load_recipe
 
     forgetting_of: dict[str, list[float]] = {"finetune": [], "ewc": []}

@@ -11,9 +11,9 @@ import minari
 import numpy as np
 import pytest
 
-import mtrl.demos.collect as collect_mod
+import mtrl.collect as collect_mod
 from mtrl.cli import main
-from mtrl.demos.collect import collect, dataset_id
+from mtrl.collect import collect, dataset_id
 from mtrl.demos.dataset import (
     check_matches,
     list_datasets,

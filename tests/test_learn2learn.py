@@ -67,7 +67,7 @@ def test_meta_gradients_and_rate_gradients_agree_with_learn2learn_metasgd() -> N
 def test_the_learn2learn_backend_trains_a_sine_recipe(tmp_path: object) -> None:
     from pathlib import Path
 
-    from mtrl.meta.regression import RegressionEvalConfig, RegressionRecipe, train_regression
+    from mtrl.kinds.sine import RegressionEvalConfig, RegressionRecipe, train_regression
 
     recipe = RegressionRecipe(
         backend="learn2learn",

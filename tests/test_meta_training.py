@@ -12,14 +12,14 @@ import torch
 from mtrl.cli import main
 from mtrl.config import write_toml
 from mtrl.errors import TrainingDivergedError
-from mtrl.meta import MetaLearnerConfig
-from mtrl.meta.regression import (
+from mtrl.kinds.maml_rl import MetaRLRecipe, adapt_policy, advantages, build, vpg_losses
+from mtrl.kinds.sine import (
     RegressionEvalConfig,
     RegressionRecipe,
     load_learner,
     train_regression,
 )
-from mtrl.meta.rl_train import MetaRLRecipe, adapt_policy, advantages, build, vpg_losses
+from mtrl.meta import MetaLearnerConfig
 from mtrl.runs import RunDir
 
 SMALL_EVAL = RegressionEvalConfig(tasks=50, query=20, max_steps=2)
@@ -185,7 +185,7 @@ def test_maml_learns_sine_regression_within_a_small_budget(tmp_path: Path) -> No
 def test_maml_rl_adapts_on_navigation2d(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     recipe = MetaRLRecipe(meta_batch=10, episodes_per_task=10, iterations=25, log_every=5)
     train_meta_rl_dir = tmp_path / "run"
-    from mtrl.meta.rl_train import train_meta_rl
+    from mtrl.kinds.maml_rl import train_meta_rl
 
     train_meta_rl(recipe, train_meta_rl_dir)
     assert (
@@ -213,7 +213,7 @@ def test_maml_rl_adapts_on_navigation2d(tmp_path: Path, capsys: pytest.CaptureFi
 
 @pytest.mark.parametrize("env", ["halfcheetah-vel", "halfcheetah-dir"])
 def test_maml_rl_runs_on_the_mujoco_families(env: str, tmp_path: Path) -> None:
-    from mtrl.meta.rl_train import train_meta_rl
+    from mtrl.kinds.maml_rl import train_meta_rl
 
     recipe = MetaRLRecipe(env=env, meta_batch=2, episodes_per_task=2, horizon=20, iterations=2)
     res = train_meta_rl(recipe, tmp_path / "run")

@@ -13,7 +13,6 @@ from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3 import PPO
 
-from mtrl.agents.mtsac_train import train_mtsac
 from mtrl.agents.sb3 import SB3MultiTaskVecEnv
 from mtrl.curriculum import CurriculumConfig
 from mtrl.curriculum.baselines import build_curriculum
@@ -21,6 +20,7 @@ from mtrl.envs import get_family
 from mtrl.envs.mixture import FamilyPadding, MixtureLayout, pad_observation, unpad_action
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env, resolve_mixture
 from mtrl.errors import ConfigError
+from mtrl.kinds.mtsac import train_mtsac
 from mtrl.recipes import parse_recipe
 
 MIX = MultiTaskEnvConfig(name=["pendulum", "navigation2d", "halfcheetah-vel"], num_tasks=[2, 2, 1])

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from mtrl.agents.ppo import MTPPORecipe, _balanced_minibatches, train_mtppo
 from mtrl.cli import main
 from mtrl.config import from_dict
 from mtrl.envs import get_family
+from mtrl.kinds.mtppo import MTPPORecipe, _balanced_minibatches, train_mtppo
 from mtrl.returns import gae_continuing
 
 

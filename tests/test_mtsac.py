@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
 from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, SACConfig, per_task_mean, squashed_sample
 from mtrl.cli import main
 from mtrl.config import from_dict
 from mtrl.errors import ConfigError
+from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac
 from mtrl.nets import NetConfig
 
 

@@ -16,11 +16,11 @@ from test_continual import _agent, _fill
 from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, SACConfig
 from mtrl.cli import main
-from mtrl.curriculum.continual import ContinualRecipe
 from mtrl.curriculum.methods import ContinualConfig, ContinualMethod
 from mtrl.curriculum.packnet import FREE, keep_share, prune_free, view_mask
 from mtrl.curriculum.penalties import agem_project
 from mtrl.errors import ConfigError
+from mtrl.kinds.continual import ContinualRecipe
 from mtrl.nets import NetConfig
 
 

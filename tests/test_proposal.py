@@ -114,10 +114,10 @@ def test_a_run_with_the_proposal_loads_acting_as_it_trained(tmp_path: Path) -> N
     """`mtrl.load` rebuilds the proposal from the checkpoint: the loaded policy's
     deterministic actions are those of the training agent's final evaluation path."""
     import mtrl
-    from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
+    from mtrl.collect import collect
     from mtrl.config import from_dict
-    from mtrl.demos.collect import collect
     from mtrl.errors import ConfigError
+    from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac
 
     root = tmp_path / "datasets"
     collect("MT10", "expert", 1, root, max_episode_steps=50)

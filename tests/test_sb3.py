@@ -17,11 +17,11 @@ from mtrl.agents.sb3 import (
     TaskConditionedSACPolicy,
     TaskHead,
 )
-from mtrl.agents.sb3_train import SB3Recipe, train_sb3
 from mtrl.cli import main
 from mtrl.config import from_dict
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
 from mtrl.errors import ConfigError, TrainingDivergedError
+from mtrl.kinds.sb3 import SB3Recipe, train_sb3
 
 
 def _env(num_tasks: int = 2, per_task: int = 2, **kw: object) -> SB3MultiTaskVecEnv:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
 from mtrl.config import from_dict
 from mtrl.envs.rollout_run import RolloutConfig
+from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac
 from mtrl.plotting import column_name, short_task_labels
 from mtrl.progress import ProgressLog, duration, latest_scores, progress_line
 from mtrl.runs import RunDir

@@ -17,6 +17,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from mtrl.agents.hooks import LoopComponent, Step
+from mtrl.agents.replay import Batch
+
 RewardNorm = Literal["none", "return_std"]
 
 
@@ -118,3 +121,23 @@ def make_normalizer(
 ) -> RewardNormalizer | None:
     """The normaliser a recipe's ``reward_norm`` asks for (None for ``"none"``)."""
     return RewardNormalizer(num_tasks, num_envs, gamma) if kind == "return_std" else None
+
+
+class ReplayRewardScaling(LoopComponent):
+    """Off-policy use of a normaliser: raw rewards are stored and observed as they come;
+    each batch's rewards are scaled by the statistics as they are at update time."""
+
+    def __init__(self, norm: RewardNormalizer) -> None:
+        self.norm = norm
+
+    def observe(self, step: Step, info: dict[str, Any]) -> None:
+        self.norm.observe(step.reward, step.done, step.task_ids)
+
+    def mix(self, batch: Batch, steps: int, generator: torch.Generator) -> Batch:
+        return batch._replace(rewards=self.norm.normalize_tensor(batch.rewards, batch.task_ids))
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"reward_norm": self.norm.state_dict()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.norm.load_state_dict(state["reward_norm"])

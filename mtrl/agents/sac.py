@@ -2,7 +2,7 @@
 entropy temperature per task (Yu et al. 2019, Meta-World's MT-SAC).
 
 :class:`MTSAC` holds the networks and performs one gradient update on a task-sorted
-batch; the environment loop lives in :mod:`mtrl.agents.mtsac_train`.
+batch; the environment loop lives in :mod:`mtrl.kinds.mtsac`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 
 
 def _cmd_demos_collect(args: argparse.Namespace) -> int:
-    from mtrl.demos.collect import collect
+    from mtrl.collect import collect
     from mtrl.demos.dataset import open_dataset, per_task_summary
     from mtrl.tables import format_table
 

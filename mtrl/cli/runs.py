@@ -58,7 +58,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
-    from mtrl.meta.adaptation import adaptation_table, write_adaptation
+    from mtrl.kinds.adaptation import adaptation_table, write_adaptation
     from mtrl.recipes import load_run
 
     if args.steps < 1 or args.tasks < 2:
@@ -67,12 +67,12 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         raise MtrlError("--pretrain-iterations must be >= 0 (0 leaves the baseline out)")
     run, kind, cfg = load_run(args.run_dir)
     if kind.name == "sine":
-        from mtrl.meta.adaptation import adapt_regression
+        from mtrl.kinds.adaptation import adapt_regression
 
         budget = 2000 if args.pretrain_iterations is None else args.pretrain_iterations
         doc = adapt_regression(run, cfg, args.steps, budget, args.seed)
     elif kind.name == "maml-rl":
-        from mtrl.meta.rl_adapt import adapt_meta_rl
+        from mtrl.kinds.maml_rl_adapt import adapt_meta_rl
 
         doc = adapt_meta_rl(run, cfg, args.steps, args.tasks, args.pretrain_iterations, args.seed)
     else:
@@ -95,8 +95,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if kind.name not in ("mtsac", "mtppo", "sb3", "continual"):
         hint = "mtrl adapt" if kind.name in ("sine", "maml-rl") else "mtrl plot"
         raise MtrlError(f"{args.run_dir} is a {kind.name!r} run; use `{hint} {args.run_dir}`")
-    from mtrl.agents.mtsac_train import eval_env_config
-    from mtrl.envs.vector import make_multitask_env
+    from mtrl.envs.vector import eval_env_config, make_multitask_env
     from mtrl.evaluation import evaluate, results_table, summarize
 
     state = run.load_checkpoint()
@@ -104,21 +103,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     env = make_multitask_env(eval_env_config(cfg.env))
     try:
         if kind.name in ("mtsac", "continual"):
-            from mtrl.agents.mtsac_train import load_agent
-            from mtrl.agents.mtsac_train import policy_fn as sac_policy
+            from mtrl.kinds.mtsac import load_agent
+            from mtrl.kinds.mtsac import policy_fn as sac_policy
 
             agent = load_agent(cfg, env, state)
             policy = sac_policy(agent, env, cfg.device, True)
         elif kind.name == "mtppo":
-            from mtrl.agents.ppo import make_actor_critic
-            from mtrl.agents.ppo import policy_fn as ppo_policy
+            from mtrl.kinds.mtppo import make_actor_critic
+            from mtrl.kinds.mtppo import policy_fn as ppo_policy
 
             ac = make_actor_critic(cfg, env)
             ac.load_state_dict(state["actor_critic"])
             policy = ppo_policy(ac, env, cfg.device)
         else:
-            from mtrl.agents.sb3_train import load_model
-            from mtrl.agents.sb3_train import policy_fn as sb3_policy
+            from mtrl.kinds.sb3 import load_model
+            from mtrl.kinds.sb3 import policy_fn as sb3_policy
 
             policy = sb3_policy(load_model(state, cfg, None))
         rows = evaluate(env, policy, args.episodes, args.seed)
@@ -126,8 +125,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         env.close()
     doc = {"episodes_per_task": args.episodes, "per_task": rows, "aggregate": summarize(rows)}
     if kind.name == "continual":
-        from mtrl.curriculum.reference import reference_aucs
         from mtrl.curriculum.report import continual_results
+        from mtrl.kinds.continual import reference_aucs
 
         refs = reference_aucs(
             cfg, train=args.reference, log=lambda line: print(line, file=sys.stderr)

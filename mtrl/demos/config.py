@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mtrl.config import bounded, check_fields
-from mtrl.demos.collect import DATASET_ID
+from mtrl.demos.store import DATASET_ID
 
 BCLoss = Literal["nll", "mse"]
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from mtrl.agents.hooks import LoopComponent
 from mtrl.agents.sac import ExtensionWrapper, UpdateExtension
 from mtrl.demos.replay import DemoReplay
 
@@ -33,7 +34,7 @@ def margin_penalty(q_demo: Tensor, q_near: Tensor) -> Tensor:
     return torch.relu(q_near - q_demo.unsqueeze(-1)).mean()
 
 
-class DemoConservatism(ExtensionWrapper):
+class DemoConservatism(ExtensionWrapper, LoopComponent):
     """``weight`` x the margin penalty of both critics, added to the critics' loss."""
 
     def __init__(
@@ -52,6 +53,9 @@ class DemoConservatism(ExtensionWrapper):
         self.weight, self.noise, self.samples = weight, noise, samples
         self.per = max(1, rows_per_task)
         self.last_penalty = 0.0  # the unweighted penalty of the last critic update
+
+    def update_metrics(self) -> dict[str, float]:
+        return {"conservative_penalty": self.last_penalty}
 
     def critic_penalty(self) -> Tensor | None:
         base = self.inner.critic_penalty()

@@ -23,21 +23,22 @@ import numpy as np
 
 from mtrl.demos.bc import normalize_actions
 from mtrl.demos.self_imitation import episode_successes
+from mtrl.envs.policies import expert_policy
 from mtrl.errors import MtrlError
 
 VecPolicy = Callable[[dict[str, np.ndarray]], np.ndarray]
 KEYS = ("obs", "action", "task_id")  # what cloning reads
 
 
-def teacher_policy(teacher: str, env: Any, env_label: str) -> VecPolicy:
+def teacher_policy(
+    teacher: str, env: Any, env_label: str, load_run: Callable[[str], Any]
+) -> VecPolicy:
     """``"expert"``: Meta-World's scripted expert per sub-env; otherwise a trained run
-    directory (deterministic actions) trained on the same env (``env_label``).
-    Env-scale actions."""
+    directory (deterministic actions) trained on the same env (``env_label``), opened
+    with ``load_run`` (``mtrl.load``). Env-scale actions."""
     if teacher == "expert":
-        from mtrl.demos.collect import policy_actions
-
         try:
-            return policy_actions("expert", env, None)
+            return expert_policy(env)
         except MtrlError as err:
             raise MtrlError(
                 f"demos.dagger_teacher = 'expert': {err}".replace("--policy RUN_DIR", "RUN_DIR")
@@ -46,9 +47,7 @@ def teacher_policy(teacher: str, env: Any, env_label: str) -> VecPolicy:
         raise MtrlError(
             f"demos.dagger_teacher = {teacher!r} is neither 'expert' nor a run directory"
         )
-    import mtrl
-
-    trained = mtrl.load(teacher)
+    trained = load_run(teacher)
     label = getattr(trained.env_config, "label", None)
     if label != env_label:
         raise MtrlError(

@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from mtrl.demos.collect import DEFAULT_ROOT, datasets_root
+from mtrl.demos.store import DEFAULT_ROOT, datasets_root
 from mtrl.errors import MtrlError
 
 

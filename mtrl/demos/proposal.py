@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from mtrl.agents.hooks import LoopComponent
 from mtrl.agents.sac import Actor, ExtensionWrapper, UpdateExtension
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def pick(q_actor: Tensor, q_clone: Tensor, actor_action: Tensor, clone_action: T
     return torch.where(take_clone, clone_action, actor_action)
 
 
-class CloneProposal(ExtensionWrapper):
+class CloneProposal(ExtensionWrapper, LoopComponent):
     """Acting and bootstrapping with the better of the actor's and the frozen clone's
     actions (the clone acts deterministically: its mean, which cloning fitted)."""
 
@@ -52,6 +53,16 @@ class CloneProposal(ExtensionWrapper):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.clone.load_state_dict(state["clone"])
         self._taken, self._proposed = state["counts"]
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"proposal": self.state_dict()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["proposal"])
+
+    def log_metrics(self) -> dict[str, Any]:
+        taken = self.clone_share()  # training actions taken from the clone
+        return {} if taken is None else {"clone_share": taken}
 
     def clone_share(self) -> float | None:
         """The share of training actions taken from the clone since the last call."""

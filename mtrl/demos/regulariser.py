@@ -16,16 +16,19 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from mtrl.agents.hooks import LoopComponent
 from mtrl.agents.sac import UpdateExtension
 from mtrl.demos.bc import BCLoss, bc_loss
-from mtrl.demos.replay import DemoReplay
+from mtrl.demos.replay import DemoReplay, demo_share
 
 if TYPE_CHECKING:
     from mtrl.agents.sac import MTSAC
 
 
-class DemoBCRegulariser(UpdateExtension):
-    """The cloning loss on demonstrations, added to every actor update at ``weight``."""
+class DemoBCRegulariser(UpdateExtension, LoopComponent):
+    """The cloning loss on demonstrations, added to every actor update at ``weight``:
+    ``start_weight`` decaying linearly to 0 over ``decay_steps`` env steps after
+    ``learning_starts`` (0: fixed)."""
 
     def __init__(
         self,
@@ -34,11 +37,20 @@ class DemoBCRegulariser(UpdateExtension):
         rows_per_task: int,
         loss_kind: BCLoss,
         generator: torch.Generator,
+        schedule: tuple[float, int, int] = (0.0, 0, 0),  # start weight, decay, learning starts
     ) -> None:
         self.agent, self.demos, self.loss_kind, self.generator = agent, demos, loss_kind, generator
         self.per = max(1, rows_per_task)
+        self.schedule = schedule
         self.weight = 0.0
         self.last_loss = 0.0  # the cloning loss of the last update (0 when weight is 0)
+
+    def before_update(self, steps: int) -> None:
+        start, decay, learning_starts = self.schedule
+        self.weight = demo_share(start, decay, steps - learning_starts)
+
+    def update_metrics(self) -> dict[str, float]:
+        return {"bc_weight": self.weight, "rl_bc_loss": self.last_loss}
 
     def actor_penalty(self) -> Tensor | None:
         tasks = self.demos.tasks()  # grows with self-imitation

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mtrl.agents.hooks import LoopComponent, Step
 from mtrl.demos.replay import DemoReplay
 from mtrl.envs.wrappers import EPISODE_KEY
 
@@ -37,12 +38,12 @@ def episode_successes(info: dict[str, Any], num_envs: int) -> np.ndarray:
     return np.where(np.asarray(mask, dtype=bool), success, 0.0)
 
 
-class SelfImitation:
+class SelfImitation(LoopComponent):
     """Collects each sub-env's episode; a finished successful one is appended to its
-    task's demonstrations in ``demos``."""
+    task's demonstrations in ``demos`` (with reward 1 under SQIL, ``sqil``)."""
 
-    def __init__(self, demos: DemoReplay, num_envs: int) -> None:
-        self.demos = demos
+    def __init__(self, demos: DemoReplay, num_envs: int, sqil: bool = False) -> None:
+        self.demos, self.sqil = demos, sqil
         self.pending: list[dict[str, list[np.ndarray]]] = [_empty() for _ in range(num_envs)]
         self.added: list[tuple[int, dict[str, np.ndarray]]] = []  # (task, episode)
 
@@ -63,6 +64,22 @@ class SelfImitation:
                     self.demos.extend(int(task_ids[i]), rows)
                     self.added.append((int(task_ids[i]), rows))
                 self.pending[i] = _empty()
+
+    def observe(self, step: Step, info: dict[str, Any]) -> None:
+        reward = np.ones_like(step.reward) if self.sqil else step.reward
+        moved = {"obs": step.obs, "action": step.action, "reward": reward}
+        moved |= {"next_obs": step.next_obs, "terminated": step.terminated}
+        n = len(step.done)
+        self.record(moved, step.task_ids, step.done, episode_successes(info, n))
+
+    def log_metrics(self) -> dict[str, Any]:
+        return {"imitated_episodes": self.episodes_added()}  # successes added so far
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"self_imitation": self.state_dict()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["self_imitation"])
 
     def episodes_added(self) -> int:
         return len(self.added)

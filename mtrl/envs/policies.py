@@ -25,6 +25,17 @@ def random_policy(action_space: gym.Space[Any], seed: int) -> VecPolicy:
     return lambda obs: np.asarray(action_space.sample())
 
 
+def expert_policy(env: Any) -> VecPolicy:
+    """Meta-World's scripted experts for a multi-task env's sub-envs; other families
+    have none (the error says to pass a trained run)."""
+    if env.tasks[0].family != "metaworld":
+        raise MtrlError(
+            f"--policy expert needs a Meta-World suite (scripted experts); for "
+            f"{env.tasks[0].family}, pass a trained run: --policy RUN_DIR"
+        )
+    return metaworld_expert_policy(env.tasks, env.task_ids)
+
+
 def metaworld_expert_policy(tasks: Sequence[Task], task_ids: np.ndarray) -> VecPolicy:
     """Meta-World's scripted expert for each sub-env's task (MT suites: goal visible)."""
     from metaworld.policies import ENV_POLICY_MAP

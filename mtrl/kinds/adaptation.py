@@ -17,7 +17,7 @@ def adapt_regression(
     Baselines adapt with the recipe's fixed inner loop: a randomly initialised network,
     and the same network pretrained on pooled tasks by plain regression.
     """
-    from mtrl.meta.regression import (
+    from mtrl.kinds.sine import (
         adaptation_curve,
         eval_tasks,
         load_learner,

@@ -21,7 +21,6 @@ from stable_baselines3 import A2C, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from mtrl.agents.mtsac_train import eval_env_config
 from mtrl.agents.sb3 import (
     PerTaskStatsCallback,
     SB3MultiTaskVecEnv,
@@ -31,9 +30,10 @@ from mtrl.agents.sb3 import (
     per_task_means,
 )
 from mtrl.config import bounded, check_fields
-from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
+from mtrl.envs.vector import MultiTaskEnvConfig, eval_env_config, make_multitask_env
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import evaluate, summarize
+from mtrl.loading import ActFn
 from mtrl.runs import RunDir
 from mtrl.training import (
     Checkpointer,
@@ -290,3 +290,13 @@ def evaluate_model(
 ) -> list[dict[str, Any]]:
     with make_multitask_env(eval_env_config(recipe.env)) as env:
         return evaluate(env, policy_fn(model), episodes, seed)
+
+
+def load_policy(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn]:
+    """The trained model and its act function, for ``mtrl.load``."""
+    model = load_model(state, cfg, None)
+
+    def act(obs: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
+        return np.asarray(model.predict(obs, deterministic=deterministic)[0])
+
+    return model, act

@@ -10,45 +10,17 @@ reward version, the collecting policy and the seed (keys ``mtrl_*``).
 
 from __future__ import annotations
 
-import os
-import re
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mtrl.demos.store import DATASET_ID, DEFAULT_ROOT, dataset_id, datasets_root
+from mtrl.envs.policies import expert_policy
 from mtrl.errors import MtrlError
-
-DEFAULT_ROOT = "datasets"
-DATASET_ID = re.compile(r"^[\w.-]+/[\w.-]+-v\d+$")  # Minari's namespace/name-vN
-
-
-def dataset_id(name: str, policy: str, tasks: list[str] | None = None) -> str:
-    """``mtrl/mt10-expert-v0`` (``mtrl/mt10-3tasks-expert-v0`` for a subset of the
-    suite's tasks): Minari's ``namespace/name-vN`` form."""
-    label = "expert" if policy == "expert" else Path(policy).name
-    subset = f"-{len(tasks)}tasks" if tasks else ""
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{name}{subset}-{label}".lower()).strip("-")
-    return f"mtrl/{slug}-v0"
-
-
-@contextmanager
-def datasets_root(root: str | Path) -> Iterator[Path]:
-    """Point Minari at ``root`` (its ``MINARI_DATASETS_PATH``) for the block."""
-    old = os.environ.get("MINARI_DATASETS_PATH")
-    path = Path(root).resolve()
-    os.environ["MINARI_DATASETS_PATH"] = str(path)
-    try:
-        yield path
-    finally:
-        if old is None:
-            os.environ.pop("MINARI_DATASETS_PATH", None)
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = old
 
 
 @dataclass
@@ -84,14 +56,7 @@ def policy_actions(policy: str, env: Any, trained: Any) -> Callable[[Any], np.nd
     """Env-scale actions per sub-env: Meta-World's scripted experts when ``trained`` is
     None (a clear error for other families), else the trained run's deterministic ones."""
     if trained is None:
-        from mtrl.envs.policies import metaworld_expert_policy
-
-        if env.tasks[0].family != "metaworld":
-            raise MtrlError(
-                f"--policy expert needs a Meta-World suite (scripted experts); for "
-                f"{env.tasks[0].family}, pass a trained run: --policy RUN_DIR"
-            )
-        return metaworld_expert_policy(env.tasks, env.task_ids)
+        return expert_policy(env)
     return lambda obs: trained.act(obs["observation"], obs["task_id"], deterministic=True)
 
 

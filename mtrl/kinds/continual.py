@@ -9,25 +9,39 @@ per task, actor and critic 4 x 256 with LayerNorm after the first layer and one 
 head per task, batch 128, learning rate 1e-3, replay buffer and optimiser reset at
 each task switch, 10k random-action steps at the start of each task, critic not
 regularised, 10 evaluation episodes per task every 20k steps.
+
+Forward transfer compares the area under a task's success curve while the sequence
+trains it against the same task trained alone from scratch with the same settings:
+:func:`reference_recipe` makes that single-task recipe (fine-tuning, the task alone);
+:func:`reference_aucs` trains the missing ones into
+``$MTRL_CACHE_DIR/references/<hash of the recipe>/`` and returns their AUCs, so every
+run and comparison with the same settings shares them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mtrl.agents.mtsac_train import MTSACRecipe, train_mtsac
+import numpy as np
+
 from mtrl.agents.sac import SACConfig
-from mtrl.config import bounded
+from mtrl.config import bounded, to_dict
 from mtrl.curriculum.config import CurriculumConfig
 from mtrl.curriculum.methods import ContinualConfig
+from mtrl.curriculum.report import continual_results, success_matrix
 from mtrl.envs import get_family
-from mtrl.envs.metaworld_suites import MetaWorldSuite
-from mtrl.envs.vector import MultiTaskEnvConfig
+from mtrl.envs.metaworld_suites import MetaWorldSuite, cache_root
+from mtrl.envs.vector import MultiTaskEnvConfig, resolve_tasks
 from mtrl.errors import ConfigError
+from mtrl.kinds.mtsac import MTSACRecipe, load_policy, train_mtsac
 from mtrl.nets import NetConfig
+from mtrl.runs import RunDir
 
 
 def cw_net() -> NetConfig:
@@ -108,6 +122,14 @@ class ContinualRecipe(MTSACRecipe):
     def budget(self, num_tasks: int) -> int:
         return self.steps_per_task * num_tasks
 
+    def final_results(self, run: RunDir) -> dict[str, Any]:
+        """Continual World's metrics, forward transfer where reference runs are cached."""
+        refs = reference_aucs(self)
+        return {"continual": continual_results(run, self.steps_per_task, refs)}
+
+
+__all__ = ["ContinualRecipe", "load_policy", "train_continual"]
+
 
 def train_continual(
     recipe: ContinualRecipe,
@@ -119,3 +141,53 @@ def train_continual(
 ) -> dict[str, Any]:
     """MT-SAC's loop with the sequence as its curriculum and the recipe's method."""
     return train_mtsac(recipe, run_dir, resume=resume, progress=progress, init_from=init_from)
+
+
+def reference_recipe(recipe: ContinualRecipe, task_index: int) -> ContinualRecipe:
+    """Task ``task_index`` of the sequence alone, fine-tuned from scratch."""
+    tasks = resolve_tasks(recipe.env)
+    task = tasks[task_index]
+    env = dataclasses.replace(recipe.env, num_tasks=None, order="given")
+    if task.family == "metaworld":
+        env = dataclasses.replace(env, tasks=[task.label], task_params=None)
+    else:
+        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in task.params}
+        env = dataclasses.replace(env, tasks=None, task_params=[params])  # type: ignore[list-item]
+    cont = ContinualConfig(
+        explore_steps=recipe.continual.explore_steps,
+        reset_optimizer=recipe.continual.reset_optimizer,
+    )
+    return dataclasses.replace(recipe, env=env, continual=cont)
+
+
+def reference_dir(recipe: ContinualRecipe) -> Path:
+    """Where the reference run of a single-task recipe is cached."""
+    doc = to_dict(recipe)
+    for key in ("threads", "device", "log_every", "checkpoint_every", "checkpoint_buffer"):
+        doc.pop(key, None)  # do not change the numbers
+    digest = hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_root() / "references" / digest
+
+
+def reference_aucs(
+    recipe: ContinualRecipe,
+    *,
+    train: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> list[float] | None:
+    """Per task, the AUC of its cached reference run (training missing ones when
+    ``train``; None if any is missing and ``train`` is false)."""
+    aucs = []
+    for i in range(len(resolve_tasks(recipe.env))):
+        ref = reference_recipe(recipe, i)
+        path = reference_dir(ref)
+        if not (path / "summary.json").is_file():
+            if not train:
+                return None
+            resume = any((path / "checkpoints").glob("step_*.pt"))
+            log(f"reference run for task {i}: {'resuming' if resume else 'training'} in {path}")
+            train_continual(ref, path, resume=resume)
+        steps, success = success_matrix(RunDir.open(path), 1)
+        inside = steps <= ref.steps_per_task
+        aucs.append(float(np.mean(success[inside, 0])) if inside.any() else float("nan"))
+    return aucs

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
+from mtrl.loading import ActFn
 from mtrl.meta.batched import stacked_sgd
 from mtrl.meta.functional import Params
 from mtrl.meta.maml import (
@@ -367,3 +368,20 @@ def train_meta_rl(
     results = {"iterations": it, **{f"final_{k}": v for k, v in last.items()}}
     run.write_summary(seed=recipe.seed, results=results, kind=recipe.kind, env=recipe.env)
     return results
+
+
+def load_policy(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn]:
+    """The trained model and its act function, for ``mtrl.load``."""
+    meta, _ = build(cfg, 1, 1)
+    meta.sampler.close()
+    meta.mp.load_state_dict(state["meta_policy"])
+    policy = meta.mp.policy
+
+    @torch.no_grad()
+    def act(obs: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
+        o = torch.as_tensor(obs["observation"], dtype=torch.float32)
+        if deterministic:  # the meta-learned initial policy, before any adaptation
+            return policy(o).numpy()
+        return policy.distribution(dict(policy.named_parameters()), o[None]).sample()[0].numpy()
+
+    return meta.mp, act

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from mtrl.meta.rl_train import MetaRLRecipe, build, eval_rng
+from mtrl.kinds.maml_rl import MetaRLRecipe, build, eval_rng
 from mtrl.runs import RunDir
 from mtrl.seeding import seed_everything
 from mtrl.stats import mean_ci95

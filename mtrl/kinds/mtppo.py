@@ -32,11 +32,13 @@ from mtrl.demos.config import DemosConfig
 from mtrl.envs.vector import (
     MultiTaskEnvConfig,
     MultiTaskVecEnv,
+    eval_env_config,
     make_multitask_env,
     resolve_tasks,
 )
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.evaluation import eval_metrics, evaluate, summarize
+from mtrl.loading import ActFn
 from mtrl.nets import MultiTaskNet, NetConfig
 from mtrl.returns import gae_continuing
 from mtrl.seeding import seed_everything
@@ -182,8 +184,6 @@ def policy_fn(ac: ActorCritic, env: MultiTaskVecEnv, device: str) -> Any:
 
 
 def _eval(ac: ActorCritic, recipe: MTPPORecipe) -> list[dict[str, Any]]:
-    from mtrl.agents.mtsac_train import eval_env_config
-
     with make_multitask_env(eval_env_config(recipe.env)) as env:
         return evaluate(
             env, policy_fn(ac, env, recipe.device), recipe.eval_episodes, recipe.seed + 1
@@ -477,3 +477,24 @@ def _train(
         **({"init_from": str(init_from)} if init_from is not None else {}),
     )
     return results
+
+
+def load_policy(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn]:
+    """The trained model and its act function, for ``mtrl.load``."""
+    env = make_multitask_env(eval_env_config(cfg.env))
+    try:
+        ac = make_actor_critic(cfg, env)
+    finally:
+        env.close()
+    ac.load_state_dict(state["actor_critic"])
+    mode = policy_fn(ac, env, cfg.device)
+
+    @torch.no_grad()
+    def act(obs: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
+        if deterministic:
+            return np.asarray(mode(obs))
+        o = torch.as_tensor(obs["observation"], device=cfg.device)
+        t = torch.as_tensor(obs["task_id"], device=cfg.device)
+        return np.asarray(ac.env_actions(ac.dist(o, t).sample()))
+
+    return ac, act

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
+from mtrl.loading import ActFn
 from mtrl.meta.maml import MetaLearner, MetaLearnerConfig
 from mtrl.meta.sine import SineBatch, SineTaskConfig, sample_sine_batch
 from mtrl.nets import mlp
@@ -272,3 +273,10 @@ def pretrain_baseline(recipe: RegressionRecipe, iterations: int, seed: int) -> M
 def random_baseline(recipe: RegressionRecipe, seed: int) -> MetaLearner:
     """A randomly initialised network adapted with the recipe's fixed inner loop."""
     return pretrain_baseline(recipe, 0, seed)
+
+
+def load_policy(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn | None]:
+    """The trained model and its act function, for ``mtrl.load``."""
+    learner = build_learner(cfg)
+    learner.load_state_dict(state["learner"])
+    return learner, None

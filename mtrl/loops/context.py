@@ -1,0 +1,103 @@
+"""The training context every loop shares: the locked run directory, the checkpoint a
+resume starts from, progress, the deferred Ctrl-C, periodic checkpoints, the wall
+clock and the summary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mtrl.runs import RunDir
+from mtrl.training import Checkpointer, InterruptGuard, open_run, progress_bar, resume_state
+
+StateFn = Callable[[int], Mapping[str, Any]]
+
+
+class TrainingContext:
+    """One run being trained. ``state`` is the checkpoint to resume from (None on a
+    fresh run); :meth:`start` names what a checkpoint holds and starts the clock."""
+
+    def __init__(self, recipe: Any, run_dir: str | Path, resume: bool) -> None:
+        self.recipe = recipe
+        self.run: RunDir = open_run(recipe, run_dir, resume)
+        self.state: dict[str, Any] | None = resume_state(self.run, resume)
+        self._ckpt: Checkpointer | None = None
+        self._bar: Any = None
+        self._guard: InterruptGuard | None = None
+        self._elapsed, self._t0 = 0.0, time.perf_counter()
+
+    def start(
+        self,
+        state: StateFn,
+        *,
+        every: int,
+        total: int,
+        step: int,
+        keep: int | None,
+        progress: bool,
+        desc: str,
+        unit: str,
+        elapsed: float = 0.0,
+    ) -> None:
+        """Checkpoint ``state(step)`` every ``every`` steps of ``total``; show progress
+        from ``step``; count ``elapsed`` seconds already trained (a resume's)."""
+        self._ckpt = Checkpointer(self.run, every, total, step, state, keep=keep)
+        self._bar = progress_bar(progress, total, step, desc, unit, self.run)
+        self._elapsed, self._t0 = elapsed, time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds trained, across resumes."""
+        return self._elapsed + time.perf_counter() - self._t0
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        self.run.log_metrics(row)
+
+    def advance(self, steps: int) -> None:
+        """``steps`` more done (the progress bar)."""
+        if self._bar is not None:
+            self._bar.update(steps)
+
+    def periodic_checkpoint(self, step: int) -> None:
+        assert self._ckpt is not None
+        self._ckpt.step(step)
+
+    def checkpoint_from(self, step: int) -> None:
+        """Save now and count the next periodic checkpoint from ``step`` (after a phase
+        that took steps before the loop)."""
+        assert self._ckpt is not None
+        every = self._ckpt.every
+        self._ckpt.next = (step // every + 1) * every
+        self._ckpt.save(step)
+
+    def save(self, step: int) -> None:
+        assert self._ckpt is not None
+        self._ckpt.save(step)
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if Ctrl-C was pressed (call where the state is whole)."""
+        assert self._guard is not None
+        self._guard.check()
+
+    @contextmanager
+    def guarded(self, step: Callable[[], int]) -> Iterator[None]:
+        """Ctrl-C deferred to :meth:`check`; on it, a checkpoint at ``step()`` before
+        the interrupt goes on; the progress bar closed either way."""
+        self._guard = InterruptGuard()
+        try:
+            with self._guard:
+                try:
+                    yield
+                except KeyboardInterrupt:
+                    self.save(step())
+                    raise
+        finally:
+            self._guard = None
+            if self._bar is not None:
+                self._bar.close()
+
+    def finish(self, results: Mapping[str, Any], **summary: Any) -> None:
+        """Write ``summary.json``: the seed, the results and ``summary``'s entries."""
+        self.run.write_summary(seed=self.recipe.seed, results=results, **summary)
