@@ -43,6 +43,17 @@ def aggregate(values: Sequence[float], seed: int = 0) -> dict[str, float]:
     }
 
 
+def final_results(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A run's results from its last evaluation: the rows, their aggregates and means."""
+    agg = summarize(rows)
+    return {
+        "per_task": list(rows),
+        "aggregate": agg,
+        "mean_return": agg["return"].get("mean"),
+        "mean_success": agg["success"].get("mean"),
+    }
+
+
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Aggregates of per-task return and success rate."""
     return {

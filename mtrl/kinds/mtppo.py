@@ -32,7 +32,7 @@ from mtrl.envs.vector import (
     resolve_tasks,
 )
 from mtrl.errors import ConfigError
-from mtrl.evaluation import evaluate, summarize
+from mtrl.evaluation import evaluate, final_results
 from mtrl.loading import ActFn
 from mtrl.loops.context import TrainingContext
 from mtrl.loops.onpolicy import OnPolicyRun, train_on_policy
@@ -193,14 +193,7 @@ def _train(
         elapsed=elapsed,
     )
     steps, rows = train_on_policy(ctx, r, recipe.seed)
-    agg = summarize(rows)
-    results = {
-        "steps": steps,
-        "per_task": rows,
-        "aggregate": agg,
-        "mean_return": agg["return"].get("mean"),
-        "mean_success": agg["success"].get("mean"),
-    }
+    results = {"steps": steps, **final_results(rows)}
     if curriculum is not None:
         results["curriculum"] = curriculum.summary([t.label for t in env.tasks])
     extra = {"init_from": str(init_from)} if init_from is not None else {}

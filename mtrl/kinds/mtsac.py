@@ -37,7 +37,7 @@ from mtrl.envs.vector import (
     resolve_tasks,
 )
 from mtrl.errors import ConfigError
-from mtrl.evaluation import evaluate, summarize
+from mtrl.evaluation import evaluate, final_results
 from mtrl.loading import ActFn, load
 from mtrl.loops.context import TrainingContext
 from mtrl.loops.offpolicy import OffPolicyRun, Schedule, train_off_policy
@@ -436,14 +436,7 @@ def _train(
         elapsed=elapsed,
     )
     steps, rows = train_off_policy(ctx, r, recipe.seed)
-    results = {
-        "steps": steps,
-        "updates": r.updates,
-        "per_task": rows,
-        "aggregate": summarize(rows),
-        "mean_return": summarize(rows)["return"].get("mean"),
-        "mean_success": summarize(rows)["success"].get("mean"),
-    }
+    results = {"steps": steps, "updates": r.updates, **final_results(rows)}
     if curriculum is not None:
         results["curriculum"] = curriculum.summary([t.label for t in env.tasks])
     results.update(recipe.final_results(ctx.run))

@@ -32,7 +32,7 @@ from mtrl.agents.sb3 import (
 from mtrl.config import bounded, check_fields
 from mtrl.envs.vector import MultiTaskEnvConfig, eval_env_config, make_multitask_env
 from mtrl.errors import ConfigError, TrainingDivergedError
-from mtrl.evaluation import evaluate, summarize
+from mtrl.evaluation import evaluate, final_results
 from mtrl.loading import ActFn
 from mtrl.loops.context import TrainingContext
 from mtrl.runs import RunDir
@@ -243,14 +243,8 @@ def train_sb3(
     finally:
         env.close()
     rows = evaluate_model(model, recipe, recipe.eval_episodes, recipe.seed + 1)
-    agg = summarize(rows)
-    results = {
-        "steps": model.num_timesteps,
-        "per_task": rows,
-        "aggregate": agg,
-        "mean_return": agg["return"].get("mean"),
-        "mean_success": agg["success"].get("mean"),
-    }
+    results = {"steps": model.num_timesteps, **final_results(rows)}
+    agg = results["aggregate"]
     ctx.log(
         {
             "step": model.num_timesteps,
