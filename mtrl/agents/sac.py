@@ -2,7 +2,8 @@
 entropy temperature per task (Yu et al. 2019, Meta-World's MT-SAC).
 
 :class:`MTSAC` holds the networks and performs one gradient update on a task-sorted
-batch; the environment loop lives in :mod:`mtrl.kinds.mtsac`.
+batch; the environment loop is :mod:`mtrl.loops.offpolicy`, the recipe
+:mod:`mtrl.kinds.mtsac`.
 """
 
 from __future__ import annotations
