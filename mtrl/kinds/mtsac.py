@@ -426,13 +426,9 @@ def _train(
     elapsed = _restore(ctx.state, r) if ctx.state is not None else 0.0
     ctx.start(
         _checkpoint(ctx, r, recipe),
-        every=recipe.checkpoint_every,
         total=schedule.total_steps,
         step=r.steps,
-        keep=recipe.keep_checkpoints or None,
         progress=progress,
-        desc="env steps",
-        unit="step",
         elapsed=elapsed,
     )
     steps, rows = train_off_policy(ctx, r, recipe.seed)

@@ -218,13 +218,9 @@ def train_sb3(
             model = load_model(ctx.state, recipe, env)
         ctx.start(
             lambda step: model_state(model, step),
-            every=recipe.checkpoint_every,
             total=recipe.total_steps,
             step=model.num_timesteps,
-            keep=recipe.keep_checkpoints or None,
             progress=progress,
-            desc="env steps",
-            unit="step",
         )
         callback = CallbackList([PerTaskStatsCallback(), _RunCallback(ctx, recipe)])
         remaining = recipe.total_steps - model.num_timesteps

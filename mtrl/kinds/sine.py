@@ -155,10 +155,8 @@ def train_regression(
             "window": list(window),  # losses since the last logged row
             "global_rng": global_rng_state(),
         },
-        every=recipe.checkpoint_every,
         total=recipe.iterations,
         step=it,
-        keep=recipe.keep_checkpoints or None,
         progress=progress,
         desc="meta-train",
         unit="it",

@@ -35,17 +35,17 @@ class TrainingContext:
         self,
         state: StateFn,
         *,
-        every: int,
         total: int,
         step: int,
-        keep: int | None,
         progress: bool,
-        desc: str,
-        unit: str,
+        desc: str = "env steps",
+        unit: str = "step",
         elapsed: float = 0.0,
     ) -> None:
-        """Checkpoint ``state(step)`` every ``every`` steps of ``total``; show progress
-        from ``step``; count ``elapsed`` seconds already trained (a resume's)."""
+        """Checkpoint ``state(step)`` every ``recipe.checkpoint_every`` steps of
+        ``total`` (the newest ``recipe.keep_checkpoints`` kept); show progress from
+        ``step``; count ``elapsed`` seconds already trained (a resume's)."""
+        every, keep = self.recipe.checkpoint_every, self.recipe.keep_checkpoints or None
         self._ckpt = Checkpointer(self.run, every, total, step, state, keep=keep)
         self._bar = progress_bar(progress, total, step, desc, unit, self.run)
         self._elapsed, self._t0 = elapsed, time.perf_counter()
