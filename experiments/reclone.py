@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 import mtrl
 from mtrl.demos.dataset import demo_transitions
-from mtrl.evaluation import eval_metrics
-from mtrl.kinds.mtsac import _behaviour_cloning, evaluate_agent, make_agent
+from mtrl.demos.warm_start import Phases, WarmStart
+from mtrl.kinds.mtsac import evaluate_agent, make_agent
 from mtrl.runs import RunDir
 from mtrl.seeding import seed_everything
 
@@ -46,14 +45,26 @@ def main() -> None:
     env = loaded.make_env()
     demos = demo_transitions(cfg.dataset, cfg.root, env, cfg.episodes_per_task)
     demos = with_imitated(demos, added)
-    if args.bc_steps is not None:
-        cfg = replace(cfg, bc_steps=args.bc_steps)
+    bc = cfg.bc if args.bc_steps is None else replace(cfg.bc, steps=args.bc_steps)
     seed_everything(recipe.seed)
     agent = make_agent(recipe, env, balanced=True)
     env.close()
-    _behaviour_cloning(agent, demos, cfg, recipe, SimpleNamespace(log_metrics=lambda row: None))
-    rows = evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
-    metrics = eval_metrics(rows, int(state["steps"]))
+
+    def evaluate() -> list[dict[str, Any]]:
+        return evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
+
+    logged: list[dict[str, Any]] = []
+    args_ = (
+        lambda row: logged.append(dict(row)),
+        evaluate,
+        None,
+        recipe.seed,
+        recipe.batch_size,
+        recipe.device,
+    )
+    WarmStart(agent, Phases(bc, None, None), demos, None, None, *args_).before_loop()
+    [clone] = [row for row in logged if "eval_success" in row]  # the clone's evaluation
+    metrics = {**clone, "step": int(state["steps"])}
     per = np.bincount([t for t, _ in added], minlength=env.num_tasks)
     print(f"{args.run} at step {state['steps']}: imitated episodes per task {per.tolist()}")
     print(f"re-cloned mean success {metrics['eval_success']:.2f}; per task:")

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import tomli_w
 
-from mtrl.errors import ConfigError
+from mtrl.errors import ConfigError, UnknownKeyError
 
 T = TypeVar("T")
 
@@ -139,13 +139,17 @@ def from_dict(cls: type[T], data: Any, *, prefix: str = "") -> T:
     assert dataclasses.is_dataclass(cls)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    moved: Mapping[str, str] = getattr(cls, "moved_keys", {})
     for key in data:
+        if key in moved and key not in fields:
+            raise ConfigError(f"{_join(prefix, key)!r} has moved: it is now {moved[key]}")
         if key not in fields:
             close = difflib.get_close_matches(key, fields, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ConfigError(
+            raise UnknownKeyError(
+                _join(prefix, key),
                 f"unknown key {_join(prefix, key)!r}.{hint} Allowed keys in {where}: "
-                + ", ".join(sorted(fields))
+                + ", ".join(sorted(fields)),
             )
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
@@ -170,6 +174,20 @@ def from_dict(cls: type[T], data: Any, *, prefix: str = "") -> T:
         return cls(**kwargs)
     except ValueError as exc:  # cross-field checks in __post_init__
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def has_key(cls: type, dotted: str) -> bool:
+    """Whether the config class ``cls`` has the (dotted) key, through nested tables."""
+    name, _, rest = dotted.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    if name not in fields:
+        return False
+    if not rest:
+        return True
+    tp = typing.get_type_hints(cls)[name]
+    options = [tp, *typing.get_args(tp)]
+    tables = [t for t in options if dataclasses.is_dataclass(t) and isinstance(t, type)]
+    return any(has_key(t, rest) for t in tables)
 
 
 def check_fields(obj: Any, prefix: str = "") -> None:
@@ -247,9 +265,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Return a copy of ``data`` with ``key=value`` overrides applied (dotted keys nest)."""
+    """Return a copy of ``data`` with ``key=value`` overrides applied (dotted keys nest);
+    ``~key`` removes a key or table (as Hydra's overrides do), e.g. ``~demos.bc``."""
     out: dict[str, Any] = _deepcopy(data)
     for text in overrides:
+        if text.startswith("~"):
+            _remove(out, text)
+            continue
         path, value = parse_override(text)
         node = out
         for part in path[:-1]:
@@ -259,6 +281,16 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             node = child
         node[path[-1]] = value
     return out
+
+
+def _remove(data: dict[str, Any], text: str) -> None:
+    path = [p for p in text[1:].strip().split(".") if p]
+    node: Any = data
+    for part in path[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not path or not isinstance(node, dict) or path[-1] not in node:
+        raise ConfigError(f"--set {text!r}: the recipe has no key {text[1:]!r} to remove")
+    del node[path[-1]]
 
 
 def _deepcopy(d: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,14 @@ class ConfigError(MtrlError, ValueError):
     """A recipe or config value is missing, unknown, of the wrong type or out of range."""
 
 
+class UnknownKeyError(ConfigError):
+    """A recipe key no field of its table has; ``key`` is its dotted name."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class UnknownNameError(MtrlError, KeyError):
     """A name (env, family, suite, task) is not known; the message lists close matches."""
 

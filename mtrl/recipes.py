@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtrl.config import apply_overrides, from_dict, read_toml
-from mtrl.errors import ConfigError, UnknownNameError
+from mtrl.config import apply_overrides, from_dict, has_key, read_toml
+from mtrl.errors import ConfigError, UnknownKeyError, UnknownNameError
 from mtrl.runs import RunDir
 
 
@@ -56,7 +56,18 @@ def parse_recipe(data: dict[str, Any], source: str) -> tuple[RecipeKind, Any]:
             f"{source}: missing key 'kind'; set kind = one of {', '.join(sorted(KINDS))}"
         )
     kind = recipe_kind(str(kind_name))
-    return kind, from_dict(kind.config_cls, data)
+    try:
+        return kind, from_dict(kind.config_cls, data)
+    except UnknownKeyError as err:
+        others = [
+            k for k in KINDS if k != kind.name and has_key(recipe_kind(k).config_cls, err.key)
+        ]
+        if not others:
+            raise
+        raise ConfigError(
+            f"{err} ({err.key} belongs to kind {' or '.join(repr(k) for k in others)}; "
+            f"kind {kind.name!r} does not take it)"
+        ) from None
 
 
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> tuple[RecipeKind, Any]:

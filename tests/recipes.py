@@ -172,28 +172,35 @@ _DEMOS = """
 [demos]
 dataset = "mtrl/mt10-expert-v0"
 root = "@DATASETS@"
-batch_size = 30
-log_every = 10
 """
 
-# every technique at once: cloning, the critic warm start, demo replay, cloning kept in
-# RL, conservatism on demonstration states, the frozen clone proposing actions (IBRL),
-# self-imitation and a DAgger round (the clone's rollouts labelled by the experts)
+# every technique at once: cloning, a DAgger round (the clone's rollouts labelled by
+# the experts), the critic warm start, demo replay, cloning kept in RL, conservatism on
+# demonstration states, the frozen clone proposing actions (IBRL) and self-imitation
 DEMOS = (
     _MT10
     + _DEMOS
-    + """bc_steps = 20
-critic_steps = 10
-replay_share = 0.5
-replay_decay_steps = 1000
-bc_weight = 1.0
-bc_decay_steps = 1000
-clone_proposal = true
-conservative_weight = 1.0
-conservative_samples = 3
-self_imitation = true
-dagger_rounds = 1
-dagger_episodes = 1
+    + """[demos.bc]
+steps = 20
+batch_size = 30
+log_every = 10
+[demos.dagger]
+rounds = 1
+episodes = 1
+[demos.critic_warm_start]
+steps = 10
+log_every = 10
+[demos.replay]
+share = 0.5
+decay_steps = 1000
+[demos.regulariser]
+weight = 1.0
+decay_steps = 1000
+[demos.conservative]
+weight = 1.0
+samples = 3
+[demos.proposal]
+[demos.self_imitation]
 """
 )
 
@@ -201,16 +208,23 @@ dagger_episodes = 1
 DEMOS_AQIL = (
     _MT10
     + _DEMOS
-    + """bc_steps = 20
+    + """[demos.bc]
+steps = 20
+batch_size = 30
+log_every = 10
 lr_schedule = "cosine"
-critic_steps = 10
-replay_share = 0.5
-bc_weight = 0.5
+[demos.critic_warm_start]
+steps = 10
+log_every = 10
+[demos.replay]
+share = 0.5
+[demos.regulariser]
+weight = 0.5
 """
 )
 
 # SQIL: demonstrations rewarded 1, the agent's own transitions 0
-DEMOS_SQIL = _MT10 + _DEMOS + 'bc_steps = 0\nreplay_share = 0.5\nreward = "sqil"\n'
+DEMOS_SQIL = _MT10 + _DEMOS + "[demos.replay]\nshare = 0.5\n[demos.sqil]\n"
 
 # MT-PPO initialised by behaviour cloning on the same demonstrations
 MTPPO_BC = (
@@ -222,7 +236,7 @@ MTPPO_BC = (
     .replace("eval_every = 4096", "eval_every = 640")
     .replace('reward_norm = "return_std"\n', "")
     + _DEMOS
-    + "bc_steps = 20\n"
+    + "[demos.bc]\nsteps = 20\nbatch_size = 30\nlog_every = 10\n"
 )
 
 CONTINUAL_METHODS = ["finetune", "l2", "ewc", "mas", "clonex", "perfect_memory", "packnet", "agem"]

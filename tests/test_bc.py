@@ -16,6 +16,7 @@ from mtrl.agents.sac import MTSAC
 from mtrl.collect import collect
 from mtrl.config import from_dict
 from mtrl.demos.bc import (
+    CloningConfig,
     balanced_indices,
     bc_loss,
     bc_lr,
@@ -69,9 +70,7 @@ def _recipe(root: Path, **kw: object) -> MTSACRecipe:
         "demos": {
             "dataset": "mtrl/mt10-expert-v0",
             "root": str(root),
-            "bc_steps": 60,
-            "batch_size": 64,
-            "log_every": 20,
+            "bc": {"steps": 60, "batch_size": 64, "log_every": 20},
         },
     }
     return from_dict(MTSACRecipe, base | kw)
@@ -121,13 +120,14 @@ def test_cosine_cloning_rate_by_hand_and_in_the_optimiser() -> None:
     # distance travelled is the sum of the schedule's rates (half a constant run's)
     for schedule, total in (("constant", 0.2 * 50), ("cosine", 0.2 * 25 + 0.1)):
         p = torch.nn.Parameter(torch.tensor([100.0]))
-        cfg = DemosConfig(dataset="mtrl/x-v0", bc_steps=50, lr=0.2, lr_schedule=schedule)  # type: ignore[arg-type]
+        cfg = CloningConfig(steps=50, lr=0.2, lr_schedule=schedule)  # type: ignore[arg-type]
         rows: list[dict[str, float]] = []
         clone([p], lambda idx, p=p: (p**2).sum(), np.zeros(8, int), cfg, 0, log_metrics=rows.append)
         assert 100.0 - p.item() == pytest.approx(total, rel=0.02)
         assert rows[-1]["bc_lr"] == pytest.approx(bc_lr(schedule, 0.2, 50, 50))
-    with pytest.raises(ConfigError, match="lr_schedule"):
-        from_dict(DemosConfig, {"dataset": "mtrl/x-v0", "lr_schedule": "linear"}, prefix="demos")
+    with pytest.raises(ConfigError, match=r"demos\.bc\.lr_schedule = 'linear'"):
+        data = {"dataset": "mtrl/x-v0", "bc": {"lr_schedule": "linear"}}
+        from_dict(DemosConfig, data, prefix="demos")
 
 
 def test_demo_share_decays_linearly_to_zero() -> None:
@@ -187,10 +187,8 @@ def test_critic_warm_start_moves_the_critics_only(demos: Path, tmp_path: Path) -
         demos={
             "dataset": "mtrl/mt10-expert-v0",
             "root": str(demos),
-            "bc_steps": 0,
-            "critic_steps": 40,
-            "log_every": 20,
-            "replay_share": 0.5,
+            "critic_warm_start": {"steps": 40, "log_every": 20},
+            "replay": {"share": 0.5},
         },
     )
     train_mtsac(recipe, tmp_path / "run")
@@ -217,7 +215,7 @@ def test_cloning_kept_in_rl_updates_is_the_weighted_loss_and_holds_the_clone() -
         torch.manual_seed(0)
         agent = MTSAC(SACConfig(), 3, 2, 2)
         gen = torch.Generator().manual_seed(3)
-        reg = DemoBCRegulariser(agent, DemoReplay(arrays, 2), 4, "mse", gen)
+        reg = DemoBCRegulariser(agent, agent.extension, DemoReplay(arrays, 2), 4, "mse", gen)
         reg.weight = weight
         agent.extension = reg
         return agent, reg
@@ -254,34 +252,62 @@ def test_cloning_kept_in_rl_updates_is_the_weighted_loss_and_holds_the_clone() -
     assert distance_after_rl(5.0) < 0.25 < distance_after_rl(0.0)
 
 
-def test_cloning_weight_with_a_continual_method_is_refused() -> None:
+def test_cloning_regulariser_and_a_continual_penalty_add_up() -> None:
+    """A continual recipe takes [demos.regulariser]: the regulariser wraps the method,
+    and the actor's extra loss is the method's penalty plus the weighted cloning loss."""
+    from mtrl.agents.replay import TaskReplayBuffer
+    from mtrl.agents.sac import SACConfig
+    from mtrl.curriculum.methods import ContinualConfig, ContinualMethod
+    from mtrl.demos.regulariser import RegulariserConfig
+    from mtrl.demos.setup import DemoSetup
     from mtrl.kinds.continual import ContinualRecipe
 
-    with pytest.raises(ConfigError, match="bc_weight"):
-        from_dict(
-            ContinualRecipe,
-            {
-                "kind": "continual",
-                "env": {"name": "MT10", "tasks": TASKS},
-                "demos": {"dataset": "mtrl/mt10-expert-v0", "bc_weight": 1.0},
-            },
-        )
+    demos = {"dataset": "mtrl/mt10-expert-v0", "regulariser": {"weight": 1.0}}
+    recipe = from_dict(
+        ContinualRecipe,
+        {"kind": "continual", "env": {"name": "MT10", "tasks": TASKS}, "demos": demos},
+    )
+    assert recipe.demos is not None and recipe.demos.regulariser == RegulariserConfig()
+    torch.manual_seed(0)
+    agent = MTSAC(SACConfig(), 3, 2, 2)
+    method = ContinualMethod(ContinualConfig(method="l2", reg_coef=10.0), agent, 0)
+    buffer = TaskReplayBuffer(2, 8, 3, 2)
+    buffer.add(
+        *(np.zeros((4, k)) for k in (3, 2)),
+        np.zeros(4),
+        np.zeros((4, 3)),
+        np.zeros(4),
+        np.zeros(4, int),
+    )
+    method.end_task(0, buffer)
+    with torch.no_grad():
+        for p in agent.actor.parameters():
+            p.add_(0.1)  # away from the anchors: the L2 penalty is positive
+    agent.extension = method
+    setup = DemoSetup(
+        agent, DemoReplay(_demo_arrays([0, 1], 0.5), 2), torch.Generator(), 4, 0, 2, False
+    )
+    (reg,) = recipe.demos.build(setup)
+    assert agent.extension is reg and reg.inner is method
+    reg.before_update(0)  # weight 1.0
+    l2 = method.actor_penalty()
+    total = reg.actor_penalty()
+    assert l2 is not None and total is not None and float(l2) > 0
+    assert float(total) > float(l2) and reg.last_loss > 0
 
 
 def test_sqil_rewards_are_one_for_demonstrations_and_zero_for_the_agent(
     demos: Path, tmp_path: Path
 ) -> None:
-    sqil = {
+    sqil: dict[str, object] = {
         "dataset": "mtrl/mt10-expert-v0",
         "root": str(demos),
-        "bc_steps": 0,
-        "critic_steps": 20,
-        "log_every": 20,
-        "replay_share": 0.5,
-        "reward": "sqil",
+        "critic_warm_start": {"steps": 20, "log_every": 20},
+        "replay": {"share": 0.5},
+        "sqil": {},
     }
-    with pytest.raises(ConfigError, match="replay_share"):
-        _recipe(demos, demos=sqil | {"replay_share": 0.0})
+    with pytest.raises(ConfigError, match=r"\[demos.sqil\] needs \[demos.replay\]"):
+        _recipe(demos, demos={k: v for k, v in sqil.items() if k != "replay"})
     with pytest.raises(ConfigError, match="reward_norm"):
         _recipe(demos, demos=sqil, reward_norm="return_std")
     recipe = _recipe(

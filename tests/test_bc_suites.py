@@ -19,12 +19,15 @@ from mtrl.collect import collect
 from mtrl.config import from_dict
 from mtrl.demos.bc import gaussian_bc_loss, normalize_actions
 from mtrl.demos.config import DemosConfig
-from mtrl.demos.dagger import aggregate, labelled_rollouts, teacher_policy
+from mtrl.demos.dagger import DaggerConfig, aggregate, labelled_rollouts, teacher_policy
 from mtrl.demos.dataset import open_dataset, per_task_summary
+from mtrl.demos.regulariser import RegulariserConfig
+from mtrl.demos.self_imitation import SelfImitationConfig
 from mtrl.envs.vector import MultiTaskEnvConfig, eval_env_config, make_multitask_env
 from mtrl.errors import ConfigError, MtrlError
 from mtrl.kinds.mtppo import MTPPORecipe, train_mtppo
 from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac
+from mtrl.recipes import parse_recipe
 from mtrl.runs import RunDir
 
 # three MT10 tasks whose scripted experts succeed on every episode
@@ -70,7 +73,7 @@ def _common(root: Path) -> dict[str, Any]:
         "threads": 1,
         "eval_episodes": 10,
         "env": {"name": "MT10", "tasks": TASKS},
-        "demos": {"dataset": DATASET, "root": str(root), "bc_steps": 2000, "batch_size": 255},
+        "demos": {"dataset": DATASET, "root": str(root), "bc": {"batch_size": 255}},
     }
 
 
@@ -82,11 +85,31 @@ def _clone_success(run_dir: Path) -> list[float]:
 
 
 def test_mtppo_takes_cloning_only() -> None:
+    """MT-PPO's [demos] has the cloning table only: MT-SAC's tables are unknown keys
+    there, and the error names the kinds that take them."""
     base = {"kind": "mtppo", "env": {"name": "MT10", "tasks": TASKS}}
-    demos = {"dataset": DATASET, "bc_steps": 10}
-    with pytest.raises(ConfigError, match=r"mtppo takes demos\.bc_steps"):
-        from_dict(MTPPORecipe, base | {"demos": demos | {"critic_steps": 5}})
-    assert from_dict(MTPPORecipe, base | {"demos": demos}).demos is not None
+    demos = {"dataset": DATASET, "bc": {"steps": 10}}
+    for table in ("critic_warm_start", "dagger", "replay", "proposal"):
+        recipe = base | {"demos": demos | {table: {}}}
+        with pytest.raises(
+            ConfigError, match=rf"'demos\.{table}'.* belongs to kind 'mtsac' or 'continual'"
+        ):
+            parse_recipe(recipe, "recipe.toml")
+    assert parse_recipe(base | {"demos": demos}, "recipe.toml")[1].demos is not None
+    with pytest.raises(ConfigError, match="no technique uses it"):
+        from_dict(MTPPORecipe, base | {"demos": {"dataset": DATASET}})
+
+
+def test_old_flat_demos_keys_name_their_new_place() -> None:
+    base = {"kind": "mtsac", "env": {"name": "MT10", "tasks": TASKS}}
+    for old, new in (
+        ("bc_steps", "demos.bc.steps"),
+        ("critic_steps", "demos.critic_warm_start.steps"),
+        ("clone_proposal", r"the table \[demos.proposal\]"),
+        ("reward", r"the table \[demos.sqil\]"),
+    ):
+        with pytest.raises(ConfigError, match=rf"'demos\.{old}' has moved: it is now {new}"):
+            parse_recipe(base | {"demos": {"dataset": DATASET, old: 1}}, "recipe.toml")
 
 
 @pytest.mark.slow
@@ -154,7 +177,10 @@ def test_self_imitation_adds_the_clones_successful_episodes(
     )
     demos = recipe.demos
     assert demos is not None
-    recipe = replace(recipe, demos=replace(demos, bc_weight=1.0, self_imitation=True))
+    recipe = replace(
+        recipe,
+        demos=replace(demos, regulariser=RegulariserConfig(), self_imitation=SelfImitationConfig()),
+    )
     train_mtsac(recipe, tmp_path / "sil")
     run = RunDir.open(tmp_path / "sil")
     [last] = [r for r in run.read_metrics() if r.get("imitated_episodes")]
@@ -207,11 +233,8 @@ def test_dagger_labels_are_the_experts_actions_on_the_states_visited() -> None:
 
 
 def test_dagger_config_errors(three_tasks: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"demos\.bc_steps > 0"):
-        DemosConfig(dataset=DATASET, bc_steps=0, dagger_rounds=1)
-    with pytest.raises(ConfigError, match="dagger_rounds"):
-        base = {"kind": "mtppo", "env": {"name": "MT10", "tasks": TASKS}}
-        from_dict(MTPPORecipe, base | {"demos": {"dataset": DATASET, "dagger_rounds": 1}})
+    with pytest.raises(ValueError, match=r"\[demos.dagger\] needs \[demos.bc\]"):
+        DemosConfig(dataset=DATASET, dagger=DaggerConfig())
     pendulum = make_multitask_env(MultiTaskEnvConfig(name="pendulum", num_tasks=2))
     with pendulum as env, pytest.raises(MtrlError, match="Meta-World suite"):
         teacher_policy("expert", env, "pendulum", mtrl.load)
@@ -222,7 +245,7 @@ def test_dagger_config_errors(three_tasks: Path, tmp_path: Path) -> None:
     )
     demos = recipe.demos
     assert demos is not None
-    missing = replace(recipe, demos=replace(demos, dagger_rounds=1, dagger_teacher="runs/x"))
+    missing = replace(recipe, demos=replace(demos, dagger=DaggerConfig(teacher="runs/x")))
     with pytest.raises(MtrlError, match="neither 'expert' nor a run directory"):
         train_mtsac(missing, tmp_path / "run")
     assert not (tmp_path / "run").exists()  # refused before the run directory
@@ -250,7 +273,7 @@ def test_dagger_rounds_are_env_steps_of_the_run(three_tasks: Path, tmp_path: Pat
     demos = recipe.demos
     assert demos is not None
     recipe = replace(
-        recipe, demos=replace(demos, episodes_per_task=1, dagger_rounds=2, dagger_episodes=1)
+        recipe, demos=replace(demos, episodes_per_task=1, dagger=DaggerConfig(rounds=2, episodes=1))
     )
     results = train_mtsac(recipe, tmp_path / "dagger")
     run = RunDir.open(tmp_path / "dagger")

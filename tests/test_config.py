@@ -114,3 +114,27 @@ def test_python_built_configs_are_validated_like_toml() -> None:
         MetaLearnerConfig(inner_steps=0)
     with pytest.raises(ConfigError, match="lr = -1"):
         PPOConfig(lr=-1)
+
+
+def test_technique_tables_are_enabled_by_presence_and_removed_with_a_tilde(
+    tmp_path: Path,
+) -> None:
+    """``--set 'demos.proposal={}'`` adds a table with its defaults, ``~demos.bc``
+    removes one, and a recipe with empty tables survives config.toml's round trip."""
+    from recipes import DEMOS_AQIL
+
+    from mtrl.demos.proposal import ProposalConfig
+    from mtrl.recipes import load_recipe
+
+    path = tmp_path / "r.toml"
+    path.write_text(DEMOS_AQIL)
+    _, cfg = load_recipe(path, ["demos.proposal={}", "~demos.critic_warm_start"])
+    assert cfg.demos.proposal == ProposalConfig() and cfg.demos.critic_warm_start is None
+    assert cfg.demos.tables() == ["bc", "replay", "regulariser", "proposal"]
+    out = tmp_path / "out.toml"
+    write_toml(out, cfg)
+    assert load_recipe(out)[1] == cfg
+    with pytest.raises(ConfigError, match="no key 'demos.dagger' to remove"):
+        load_recipe(path, ["~demos.dagger"])
+    with pytest.raises(ConfigError, match=r"\[demos.proposal\] needs \[demos.bc\]"):
+        load_recipe(path, ["demos.proposal={}", "~demos.bc"])

@@ -121,12 +121,9 @@ def test_a_run_with_the_proposal_loads_acting_as_it_trained(tmp_path: Path) -> N
 
     root = tmp_path / "datasets"
     collect("MT10", "expert", 1, root, max_episode_steps=50)
-    demos = {"dataset": "mtrl/mt10-expert-v0", "root": str(root), "log_every": 20}
-    with pytest.raises(ConfigError, match="bc_steps"):
-        from_dict(
-            MTSACRecipe,
-            {"kind": "mtsac", "demos": demos | {"bc_steps": 0, "clone_proposal": True}},
-        )
+    demos = {"dataset": "mtrl/mt10-expert-v0", "root": str(root)}
+    with pytest.raises(ConfigError, match=r"\[demos.proposal\] needs \[demos.bc\]"):
+        from_dict(MTSACRecipe, {"kind": "mtsac", "demos": demos | {"proposal": {}}})
     recipe = from_dict(
         MTSACRecipe,
         {
@@ -139,7 +136,8 @@ def test_a_run_with_the_proposal_loads_acting_as_it_trained(tmp_path: Path) -> N
             "buffer_capacity": 2000,
             "env": {"name": "MT10", "max_episode_steps": 50},
             "sac": {"actor": {"hidden": [32]}, "critic": {"hidden": [32]}},
-            "demos": demos | {"bc_steps": 40, "batch_size": 30, "clone_proposal": True},
+            "demos": demos
+            | {"bc": {"steps": 40, "batch_size": 30, "log_every": 20}, "proposal": {}},
         },
     )
     train_mtsac(recipe, tmp_path / "run")

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from mtrl.demos.config import DemosConfig
+from mtrl.demos.regulariser import RegulariserConfig
 from mtrl.demos.replay import DemoReplay
-from mtrl.demos.self_imitation import SelfImitation, episode_successes
+from mtrl.demos.self_imitation import SelfImitation, SelfImitationConfig, episode_successes
 from mtrl.envs.policies import metaworld_expert_policy
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env, resolve_tasks
 
@@ -138,5 +139,9 @@ def test_a_resumed_collection_adds_the_same_episodes(
 
 def test_self_imitation_needs_a_use_for_the_episodes() -> None:
     with pytest.raises(ValueError, match="nothing uses them"):
-        DemosConfig(dataset="mtrl/mt10-expert-v0", self_imitation=True)
-    DemosConfig(dataset="mtrl/mt10-expert-v0", self_imitation=True, bc_weight=1.0)
+        DemosConfig(dataset="mtrl/mt10-expert-v0", self_imitation=SelfImitationConfig())
+    DemosConfig(
+        dataset="mtrl/mt10-expert-v0",
+        self_imitation=SelfImitationConfig(),
+        regulariser=RegulariserConfig(),
+    )

@@ -13,4 +13,7 @@ Examples for every kind are in experiments/ (e.g. experiments/mtsac_nav2d.toml).
 --set KEY=VALUE overrides a recipe key with a TOML value; dotted keys reach into
 tables: --set total_steps=20000 --set sac.actor.hidden=[64,64] --set env.name='"MT10"'
 """
-SET_HELP = "override a recipe key with a TOML value, e.g. sac.actor.hidden=[64,64] (repeatable)"
+SET_HELP = (
+    "override a recipe key with a TOML value, e.g. sac.actor.hidden=[64,64], or remove "
+    "one with ~KEY, e.g. ~demos.bc (repeatable)"
+)

@@ -1,77 +1,67 @@
-"""The ``[demos]`` table of an mtsac or mtppo recipe: which dataset, and the warm start
-(mtppo takes the cloning options only)."""
+"""The ``[demos]`` table: which dataset, and one sub-table per technique, enabled by
+being present (``[demos.bc]``, ``[demos.dagger]``, ``[demos.replay]``, ...).
+
+A technique used during RL registers here with one field: its config class (in its own
+module) builds its component (:class:`~mtrl.demos.setup.Technique`), and the fields'
+order is the order they are built in. MT-PPO takes :class:`PolicyDemosConfig`, which has
+the cloning table only, so any other table is an unknown key there.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar
 
-from mtrl.config import bounded, check_fields
+from mtrl.agents.hooks import LoopComponent
+from mtrl.config import check_fields
+from mtrl.demos.bc import CloningConfig
+from mtrl.demos.conservative import ConservativeConfig
+from mtrl.demos.dagger import DaggerConfig
+from mtrl.demos.mixing import ReplayConfig, SQILConfig
+from mtrl.demos.proposal import ProposalConfig
+from mtrl.demos.regulariser import RegulariserConfig
+from mtrl.demos.self_imitation import SelfImitationConfig
+from mtrl.demos.setup import DemoSetup, Technique
 from mtrl.demos.store import DATASET_ID
+from mtrl.demos.warm_start import CriticWarmStartConfig, Phases
 
-BCLoss = Literal["nll", "mse"]
+# the flat keys of the single [demos] table before the technique tables (an old recipe
+# gets an error naming each one's new place)
+MOVED = {
+    "bc_steps": "demos.bc.steps",
+    "batch_size": "demos.bc.batch_size",
+    "lr": "demos.bc.lr",
+    "lr_schedule": "demos.bc.lr_schedule",
+    "bc_loss": "demos.bc.loss (and demos.regulariser.loss)",
+    "log_every": "demos.bc.log_every (and demos.critic_warm_start.log_every)",
+    "critic_steps": "demos.critic_warm_start.steps",
+    "replay_share": "demos.replay.share",
+    "replay_decay_steps": "demos.replay.decay_steps",
+    "reward": "the table [demos.sqil] (present: reward 'sqil'; absent: 'env')",
+    "bc_weight": "demos.regulariser.weight",
+    "bc_decay_steps": "demos.regulariser.decay_steps",
+    "clone_proposal": "the table [demos.proposal] (present: true)",
+    "conservative_weight": "demos.conservative.weight",
+    "conservative_noise": "demos.conservative.noise",
+    "conservative_samples": "demos.conservative.samples",
+    "self_imitation": "the table [demos.self_imitation] (present: true)",
+    "dagger_rounds": "demos.dagger.rounds",
+    "dagger_episodes": "demos.dagger.episodes",
+    "dagger_teacher": "demos.dagger.teacher",
+}
 
 
 @dataclass(frozen=True)
-class DemosConfig:
-    """Demonstrations (a Minari dataset from `mtrl demos collect`) and the behaviour
-    cloning of the actor on them before RL starts (part of the run: logged as
-    ``bc_loss`` rows and checkpointed where RL starts: step 0, or after the DAgger
-    rounds' rollouts)."""
+class DemoSource:
+    """A Minari dataset from `mtrl demos collect`."""
+
+    moved_keys: ClassVar[dict[str, str]] = MOVED
 
     dataset: str = ""  # Minari id, e.g. "mtrl/mt10-expert-v0"
     root: str = "datasets"  # the datasets root (MINARI_DATASETS_PATH)
     # the first N episodes of each task (few-demonstration runs); all when absent
     episodes_per_task: int | None = None
-    bc_steps: int = bounded(2000, ge=0)  # actor gradient steps on the demonstrations
-    batch_size: int = bounded(256, ge=1)  # per BC step, balanced across tasks
-    lr: float = bounded(1e-3, gt=0.0)
-    # "cosine": the learning rate falls from lr to 0 over bc_steps (cosine), so the
-    # clone ends at a minimum rather than at Adam's noise floor at a constant lr
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    log_every: int = bounded(100, ge=1)  # BC steps between bc_loss rows
-    # "mse": squared error of the deterministic action (MT10, 20 expert episodes per
-    # task, 10k steps, 3 seeds: 0.90 mean success); "nll": the demonstrations'
-    # likelihood under the squashed Gaussian (same: 0.21; clipped expert actions pull it)
-    bc_loss: BCLoss = "mse"
-    # AQIL's Q-imitation phase: critic-only SAC updates on demonstration batches
-    # (environment rewards; targets from the cloned actor) after cloning, before RL
-    critic_steps: int = bounded(0, ge=0)
-    # share of every RL batch drawn from the demonstrations (per task, as RLPD's
-    # symmetric sampling at 0.5), decaying linearly to 0 over replay_decay_steps env
-    # steps after learning starts (0: fixed share)
-    replay_share: float = bounded(0.0, ge=0.0, lt=1.0)
-    replay_decay_steps: int = bounded(0, ge=0)
-    # cloning kept in the actor's loss during RL (TD3+BC-style, unitless against the
-    # -Q term: mtrl.demos.regulariser), decaying linearly to 0 over bc_decay_steps env
-    # steps after learning starts (0: fixed); keeps RL from wrecking the clone
-    bc_weight: float = bounded(0.0, ge=0.0)
-    bc_decay_steps: int = bounded(0, ge=0)
-    # "env": every transition keeps the environment's reward; "sqil": imitation as in
-    # SQIL (Reddy et al. 2020) - demonstrations carry reward 1 and the agent's own
-    # transitions 0 (needs replay_share > 0; the environment's reward is only logged)
-    reward: Literal["env", "sqil"] = "env"
-    # IBRL (Hu et al. 2023): the clone is kept frozen beside the RL actor, and the agent
-    # acts with and bootstraps from whichever of their actions the critics value higher
-    # (mtrl.demos.proposal); needs bc_steps > 0
-    clone_proposal: bool = False
-    # conservatism on demonstration states (mtrl.demos.conservative): every critic
-    # update (warm start included) adds weight x how far the critics value
-    # N(0, noise^2) perturbations (samples per state) of a demonstrated action above it
-    conservative_weight: float = bounded(0.0, ge=0.0)
-    conservative_noise: float = bounded(0.1, gt=0.0)
-    conservative_samples: int = bounded(10, ge=1)
-    # self-imitation (mtrl.demos.self_imitation): every successful training episode
-    # joins its task's demonstrations (for replay_share, bc_weight, conservative_weight)
-    self_imitation: bool = False
-    # DAgger (mtrl.demos.dagger) after cloning: each round rolls the clone out for
-    # dagger_episodes episodes per task, labels every state it visits with the
-    # teacher's action ("expert": Meta-World's scripted experts; or a run directory)
-    # and re-clones the actor on the demonstrations plus all labelled states. The
-    # rollouts count as the run's env steps; the labels train the clone only
-    dagger_rounds: int = bounded(0, ge=0)
-    dagger_episodes: int = bounded(10, ge=1)
-    dagger_teacher: str = "expert"
 
     def __post_init__(self) -> None:
         check_fields(self, "demos")
@@ -80,32 +70,91 @@ class DemosConfig:
                 f"demos.episodes_per_task = {self.episodes_per_task} must be >= 1 "
                 "(or absent for every episode)"
             )
-        if self.reward == "sqil" and not self.replay_share:
-            raise ValueError(
-                "demos.reward = 'sqil' learns from demonstrations (reward 1) against the "
-                "agent's own transitions (reward 0) in each batch; set demos.replay_share "
-                "> 0 (SQIL uses 0.5)"
-            )
-        if self.clone_proposal and not self.bc_steps:
-            raise ValueError(
-                "demos.clone_proposal keeps the behaviour-cloned actor as a second policy; "
-                "set demos.bc_steps > 0 to clone one"
-            )
-        if self.dagger_rounds and not self.bc_steps:
-            raise ValueError(
-                "demos.dagger_rounds re-clones the actor on the states its clone visits; "
-                "set demos.bc_steps > 0 to clone one"
-            )
-        if self.self_imitation and not (
-            self.replay_share or self.bc_weight or self.conservative_weight
-        ):
-            raise ValueError(
-                "demos.self_imitation adds successful episodes to the demonstrations, but "
-                "nothing uses them during RL; set demos.bc_weight, demos.replay_share or "
-                "demos.conservative_weight > 0"
-            )
         if not DATASET_ID.match(self.dataset):
             raise ValueError(
                 f"demos.dataset = {self.dataset!r} is not a Minari dataset id "
                 "('namespace/name-vN', e.g. 'mtrl/mt10-expert-v0'; `mtrl demos list` shows them)"
             )
+        if not self.tables():
+            raise ValueError(
+                "[demos] names a dataset but no technique uses it; add a table such as "
+                f"[demos.bc] (this kind takes: {', '.join(self.table_names())})"
+            )
+
+    @classmethod
+    def table_names(cls) -> list[str]:
+        """The technique tables this kind accepts."""
+        source = {f.name for f in dataclasses.fields(DemoSource)}
+        return [f.name for f in dataclasses.fields(cls) if f.name not in source]
+
+    def tables(self) -> list[str]:
+        """The technique tables present."""
+        return [n for n in self.table_names() if getattr(self, n) is not None]
+
+
+@dataclass(frozen=True)
+class PolicyDemosConfig(DemoSource):
+    """MT-PPO's demonstrations: the policy cloned before RL."""
+
+    bc: CloningConfig | None = None
+
+
+@dataclass(frozen=True)
+class DemosConfig(DemoSource):
+    """MT-SAC's demonstrations: the warm-start phases before RL (cloning, DAgger, the
+    critic warm start) and the techniques used during RL, built in this order."""
+
+    bc: CloningConfig | None = None
+    dagger: DaggerConfig | None = None
+    critic_warm_start: CriticWarmStartConfig | None = None
+    sqil: SQILConfig | None = None
+    replay: ReplayConfig | None = None
+    regulariser: RegulariserConfig | None = None
+    conservative: ConservativeConfig | None = None
+    proposal: ProposalConfig | None = None
+    self_imitation: SelfImitationConfig | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        needs = [
+            (
+                self.sqil,
+                self.replay,
+                "sqil",
+                "replay",
+                "SQIL mixes demonstrations, reward 1, into "
+                "every batch against the agent's transitions, reward 0; SQIL's share is 0.5",
+            ),
+            (self.proposal, self.bc, "proposal", "bc", "it keeps the cloned actor"),
+            (
+                self.dagger,
+                self.bc,
+                "dagger",
+                "bc",
+                "it re-clones the actor on the states the clone visits",
+            ),
+        ]
+        for table, needed, name, other, why in needs:
+            if table is not None and needed is None:
+                raise ValueError(f"[demos.{name}] needs [demos.{other}]: {why}")
+        users = (self.replay, self.regulariser, self.conservative)
+        if self.self_imitation is not None and all(u is None for u in users):
+            raise ValueError(
+                "[demos.self_imitation] adds successful episodes to the demonstrations, but "
+                "nothing uses them during RL; add [demos.replay], [demos.regulariser] or "
+                "[demos.conservative]"
+            )
+
+    def phases(self) -> Phases:
+        """The warm start's phases, before RL."""
+        return Phases(self.bc, self.dagger, self.critic_warm_start)
+
+    def build(self, setup: DemoSetup) -> list[LoopComponent]:
+        """The components of the techniques present, built in field order (update
+        terms wrap the agent's extension in that order)."""
+        built = (t.build(setup) for t in self._techniques())
+        return [c for c in built if c is not None]
+
+    def _techniques(self) -> list[Technique]:
+        values = (getattr(self, name) for name in self.tables())
+        return [v for v in values if isinstance(v, Technique)]

@@ -8,13 +8,14 @@ walked away from the clone into failing actions. This component adds to every cr
 update (warm start included) a hinge on demonstration states: how far the critics
 value perturbed actions above the demonstrated one (CQL-style conservatism, Kumar et
 al. 2020, restricted to a neighbourhood of the expert's actions, which are assumed
-near-optimal). An :class:`~mtrl.agents.sac.ExtensionWrapper`; perturbations and
-demonstrations are drawn with the loop's seeded generator, so a resumed run draws the
-same ones.
+near-optimal). ``[demos.conservative]``; an
+:class:`~mtrl.agents.sac.ExtensionWrapper`; perturbations and demonstrations are drawn
+with the loop's seeded generator, so a resumed run draws the same ones.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -22,7 +23,9 @@ from torch import Tensor
 
 from mtrl.agents.hooks import LoopComponent
 from mtrl.agents.sac import ExtensionWrapper, UpdateExtension
+from mtrl.config import bounded, check_fields
 from mtrl.demos.replay import DemoReplay
+from mtrl.demos.setup import DemoSetup
 
 if TYPE_CHECKING:
     from mtrl.agents.sac import MTSAC
@@ -74,3 +77,27 @@ class DemoConservatism(ExtensionWrapper, LoopComponent):
         self.last_penalty = float(penalty.detach())
         weighted = self.weight * penalty
         return weighted if base is None else base + weighted
+
+
+@dataclass(frozen=True)
+class ConservativeConfig:
+    """``[demos.conservative]``: every critic update (warm start included) adds
+    ``weight`` x how far the critics value N(0, noise²) perturbations (``samples`` per
+    state) of a demonstrated action above it."""
+
+    weight: float = bounded(1.0, ge=0.0)
+    noise: float = bounded(0.1, gt=0.0)
+    samples: int = bounded(10, ge=1)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "demos.conservative")
+
+    def build(self, setup: DemoSetup) -> LoopComponent | None:
+        if setup.replay is None or setup.generator is None:
+            return None
+        agent = setup.agent
+        per = setup.batch_size // (agent.num_tasks * self.samples)
+        args = (self.weight, self.noise, self.samples, setup.generator)
+        # as many (state, perturbation) pairs as the TD batch has rows
+        agent.extension = DemoConservatism(agent, agent.extension, setup.replay, per, *args)
+        return agent.extension

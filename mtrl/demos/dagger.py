@@ -1,5 +1,5 @@
-"""DAgger (Ross, Gordon & Bagnell 2011) in the warm-start phase: the clone's own states,
-labelled by a teacher, join the demonstrations.
+"""``[demos.dagger]``: DAgger (Ross, Gordon & Bagnell 2011) in the warm-start phase:
+the clone's own states, labelled by a teacher, join the demonstrations.
 
 A behaviour-cloned MT10 actor errs on the states its small mistakes lead to, which no
 demonstration shows (experiments/clone_drift.py: on the tasks it misses, its squared
@@ -16,11 +16,13 @@ the label, so they are not transitions for replay or the critics.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mtrl.config import bounded, check_fields
 from mtrl.demos.bc import normalize_actions
 from mtrl.demos.self_imitation import episode_successes
 from mtrl.envs.policies import expert_policy
@@ -28,6 +30,20 @@ from mtrl.errors import MtrlError
 
 VecPolicy = Callable[[dict[str, np.ndarray]], np.ndarray]
 KEYS = ("obs", "action", "task_id")  # what cloning reads
+
+
+@dataclass(frozen=True)
+class DaggerConfig:
+    """``[demos.dagger]`` (needs ``[demos.bc]``): ``rounds`` of ``episodes`` rollouts per
+    task of the clone, labelled by ``teacher`` ("expert": Meta-World's scripted experts;
+    or a run directory on the same env). The rollouts count as the run's env steps."""
+
+    rounds: int = bounded(1, ge=1)
+    episodes: int = bounded(10, ge=1)
+    teacher: str = "expert"
+
+    def __post_init__(self) -> None:
+        check_fields(self, "demos.dagger")
 
 
 def teacher_policy(
@@ -41,17 +57,17 @@ def teacher_policy(
             return expert_policy(env)
         except MtrlError as err:
             raise MtrlError(
-                f"demos.dagger_teacher = 'expert': {err}".replace("--policy RUN_DIR", "RUN_DIR")
+                f"demos.dagger.teacher = 'expert': {err}".replace("--policy RUN_DIR", "RUN_DIR")
             ) from err
     if not Path(teacher).is_dir():
         raise MtrlError(
-            f"demos.dagger_teacher = {teacher!r} is neither 'expert' nor a run directory"
+            f"demos.dagger.teacher = {teacher!r} is neither 'expert' nor a run directory"
         )
     trained = load_run(teacher)
     label = getattr(trained.env_config, "label", None)
     if label != env_label:
         raise MtrlError(
-            f"demos.dagger_teacher {teacher!r} was trained on {label!r}; this run's env is "
+            f"demos.dagger.teacher {teacher!r} was trained on {label!r}; this run's env is "
             f"{env_label!r}"
         )
     return lambda obs: trained.act(obs["observation"], obs["task_id"], deterministic=True)

@@ -1,4 +1,4 @@
-"""MT-PPO's phase before RL: the policy cloned on demonstrations (``demos.bc_steps``),
+"""MT-PPO's phase before RL: the policy cloned on demonstrations (``[demos.bc]``),
 then evaluated: where RL starts."""
 
 from __future__ import annotations
@@ -12,19 +12,18 @@ from torch import Tensor, nn
 
 from mtrl.agents.hooks import LoopComponent
 from mtrl.agents.ppo import ActorCritic
-from mtrl.demos.bc import clone, gaussian_bc_loss
-from mtrl.demos.config import DemosConfig
+from mtrl.demos.bc import CloningConfig, clone, gaussian_bc_loss
 from mtrl.evaluation import eval_metrics
 
 
 class PolicyCloning(LoopComponent):
-    """Box actions: ``demos.bc_loss`` of the Gaussian ("mse" fits the mean, "nll" also
+    """Box actions: ``demos.bc.loss`` of the Gaussian ("mse" fits the mean, "nll" also
     the per-task spread); Discrete: the actions' cross-entropy. Seeded by ``seed``."""
 
     def __init__(
         self,
         ac: ActorCritic,
-        cfg: DemosConfig,
+        cfg: CloningConfig,
         demos: dict[str, np.ndarray],
         log: Callable[[Mapping[str, Any]], None],
         evaluate: Callable[[], list[dict[str, Any]]],
@@ -46,7 +45,7 @@ class PolicyCloning(LoopComponent):
             if ac.discrete:
                 return nn.functional.cross_entropy(out, a[idx].long().reshape(-1))
             act = a[idx].float().reshape(out.shape)
-            return gaussian_bc_loss(self.cfg.bc_loss, act, out, ac.log_std[t[idx]]).mean()
+            return gaussian_bc_loss(self.cfg.loss, act, out, ac.log_std[t[idx]]).mean()
 
         params = [*ac.pi.parameters(), ac.log_std]
         clone(params, batch_loss, demos["task_id"], self.cfg, self.seed + 17, dev, self.log)

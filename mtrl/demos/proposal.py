@@ -6,7 +6,8 @@ bootstrapping the TD target. RL can then only replace the clone's action where t
 critics judge the actor's better, so fine-tuning does not wreck a good clone, while
 the actor is free of any cloning loss.
 
-An :class:`~mtrl.agents.sac.UpdateExtension` wrapped around another one (the
+``[demos.proposal]`` (needs ``[demos.bc]``). An
+:class:`~mtrl.agents.sac.UpdateExtension` wrapped around another one (the
 default, the cloning regulariser of :mod:`mtrl.demos.regulariser`, a continual
 method), whose penalties and hooks it passes through.
 """
@@ -14,6 +15,7 @@ method), whose penalties and hooks it passes through.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -21,6 +23,7 @@ from torch import Tensor
 
 from mtrl.agents.hooks import LoopComponent
 from mtrl.agents.sac import Actor, ExtensionWrapper, UpdateExtension
+from mtrl.demos.setup import DemoSetup
 
 if TYPE_CHECKING:
     from mtrl.agents.sac import MTSAC
@@ -90,3 +93,15 @@ class CloneProposal(ExtensionWrapper, LoopComponent):
         cloned = torch.tanh(self.clone(next_obs, task_ids)[0])
         q_clone = torch.minimum(*agent.critic_target(next_obs, cloned, task_ids))
         return torch.where(q_clone > q_actor, q_clone, q_actor - alpha * next_logp)
+
+
+@dataclass(frozen=True)
+class ProposalConfig:
+    """``[demos.proposal]`` (no keys): the clone kept frozen beside the RL actor; the
+    agent acts with and bootstraps from the action the critics value higher. Built when
+    loading too: it acts."""
+
+    def build(self, setup: DemoSetup) -> LoopComponent | None:
+        agent = setup.agent
+        agent.extension = CloneProposal(agent, agent.extension)
+        return agent.extension

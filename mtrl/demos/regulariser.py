@@ -1,7 +1,8 @@
 """Behaviour cloning kept in the actor's loss during RL (TD3+BC-style), so that RL
 fine-tuning does not wreck a cloned policy while the critic is still poor.
 
-An :class:`~mtrl.agents.sac.UpdateExtension`: each actor update adds
+``[demos.regulariser]``. An :class:`~mtrl.agents.sac.ExtensionWrapper` around the
+previous extension (a continual method's penalty and this one add): each actor update adds
 ``weight * mean|Q(s, pi(s))| * bc_loss`` on a task-balanced batch of demonstrations,
 the ``mean|Q|`` factor (held constant) making ``weight`` unitless against the actor's
 ``-Q`` term as TD3+BC's normalisation does. The loop sets ``weight`` before each update
@@ -11,21 +12,24 @@ so a resumed run draws the same ones.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from mtrl.agents.hooks import LoopComponent
-from mtrl.agents.sac import UpdateExtension
+from mtrl.agents.sac import ExtensionWrapper, UpdateExtension
+from mtrl.config import bounded, check_fields
 from mtrl.demos.bc import BCLoss, bc_loss
 from mtrl.demos.replay import DemoReplay, demo_share
+from mtrl.demos.setup import DemoSetup
 
 if TYPE_CHECKING:
     from mtrl.agents.sac import MTSAC
 
 
-class DemoBCRegulariser(UpdateExtension, LoopComponent):
+class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
     """The cloning loss on demonstrations, added to every actor update at ``weight``:
     ``start_weight`` decaying linearly to 0 over ``decay_steps`` env steps after
     ``learning_starts`` (0: fixed)."""
@@ -33,12 +37,14 @@ class DemoBCRegulariser(UpdateExtension, LoopComponent):
     def __init__(
         self,
         agent: MTSAC,
+        inner: UpdateExtension,
         demos: DemoReplay,
         rows_per_task: int,
         loss_kind: BCLoss,
         generator: torch.Generator,
         schedule: tuple[float, int, int] = (0.0, 0, 0),  # start weight, decay, learning starts
     ) -> None:
+        super().__init__(inner)
         self.agent, self.demos, self.loss_kind, self.generator = agent, demos, loss_kind, generator
         self.per = max(1, rows_per_task)
         self.schedule = schedule
@@ -53,10 +59,11 @@ class DemoBCRegulariser(UpdateExtension, LoopComponent):
         return {"bc_weight": self.weight, "rl_bc_loss": self.last_loss}
 
     def actor_penalty(self) -> Tensor | None:
+        base = self.inner.actor_penalty()
         tasks = self.demos.tasks()  # grows with self-imitation
         if self.weight <= 0.0 or len(tasks) == 0:
             self.last_loss = 0.0
-            return None
+            return base
         batch = self.demos.sample(tasks, self.per, self.generator)
         mean, log_std = self.agent.actor(batch.obs, batch.task_ids)
         loss = bc_loss(self.loss_kind, batch.actions, mean, log_std).mean()
@@ -64,4 +71,31 @@ class DemoBCRegulariser(UpdateExtension, LoopComponent):
             q1, q2 = self.agent.critic(batch.obs, torch.tanh(mean), batch.task_ids)
             q_scale = torch.minimum(q1, q2).abs().mean().clamp_min(1e-6)
         self.last_loss = float(loss.detach())
-        return self.weight * q_scale * loss
+        weighted = self.weight * q_scale * loss
+        return weighted if base is None else base + weighted
+
+
+@dataclass(frozen=True)
+class RegulariserConfig:
+    """``[demos.regulariser]``: the cloning loss kept in the actor's loss during RL at
+    ``weight``, decaying linearly to 0 over ``decay_steps`` env steps after learning
+    starts (0: fixed); keeps RL from wrecking the clone while the critic is poor."""
+
+    weight: float = bounded(1.0, ge=0.0)
+    decay_steps: int = bounded(0, ge=0)
+    loss: BCLoss = "mse"  # as [demos.bc]'s loss
+
+    def __post_init__(self) -> None:
+        check_fields(self, "demos.regulariser")
+
+    def build(self, setup: DemoSetup) -> LoopComponent | None:
+        if setup.replay is None or setup.generator is None:
+            return None
+        agent = setup.agent
+        schedule = (self.weight, self.decay_steps, setup.learning_starts)
+        per = setup.batch_size // agent.num_tasks
+        term = DemoBCRegulariser(
+            agent, agent.extension, setup.replay, per, self.loss, setup.generator, schedule
+        )
+        agent.extension = term
+        return term

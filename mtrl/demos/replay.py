@@ -1,5 +1,5 @@
-"""Demonstrations mixed into RL batches, per task (RLPD's symmetric sampling, with an
-optional linear decay of the demonstrations' share)."""
+"""Demonstration transitions stored per task and mixed into RL batches (RLPD's symmetric
+sampling), with the linear decay schedule the techniques share."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mtrl.agents.hooks import LoopComponent, Step
 from mtrl.agents.replay import Batch, uniform_per_task
 
 
@@ -97,26 +96,3 @@ class DemoReplay:
             out[blocks, :m] = theirs.reshape(len(demo_tasks), m, *theirs.shape[1:]).to(mine.dtype)
             fields.append(out.reshape(mine.shape))
         return Batch(*fields)
-
-
-class DemoReplayMixer(LoopComponent):
-    """Demonstrations in every RL batch at ``share`` per task, decaying to 0 over
-    ``decay_steps`` env steps after ``learning_starts`` (0: a fixed share)."""
-
-    def __init__(
-        self, demos: DemoReplay, share: float, decay_steps: int, learning_starts: int
-    ) -> None:
-        self.demos, self.share, self.decay_steps = demos, share, decay_steps
-        self.learning_starts = learning_starts
-
-    def mix(self, batch: Batch, steps: int, generator: torch.Generator) -> Batch:
-        share = demo_share(self.share, self.decay_steps, steps - self.learning_starts)
-        return self.demos.mix(batch, share, generator)
-
-
-class SQILRewards(LoopComponent):
-    """SQIL's rewards: the agent's own transitions are stored with reward 0 (the
-    demonstrations carry 1; the environment's reward is only logged)."""
-
-    def store(self, step: Step) -> Step:
-        return step._replace(reward=np.zeros_like(step.reward))

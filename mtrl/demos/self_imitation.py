@@ -9,18 +9,22 @@ its task's demonstrations, so the cloning term, the demonstrations' share of eve
 batch and the conservatism on demonstration states all widen with the agent's own
 experience of positions.
 
-Episodes are recorded per sub-env as the loop steps; :meth:`state_dict` holds the
-episodes added so far and the ones in progress, so a resumed run continues exactly.
+``[demos.self_imitation]`` (no keys; needs ``[demos.replay]``, ``[demos.regulariser]``
+or ``[demos.conservative]`` to use them). Episodes are recorded per sub-env as the loop
+steps; :meth:`state_dict` holds the episodes added so far and the ones in progress, so
+a resumed run continues exactly.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mtrl.agents.hooks import LoopComponent, Step
 from mtrl.demos.replay import DemoReplay
+from mtrl.demos.setup import DemoSetup
 from mtrl.envs.wrappers import EPISODE_KEY
 
 KEYS = ("obs", "action", "reward", "next_obs", "terminated")
@@ -101,3 +105,14 @@ class SelfImitation(LoopComponent):
 
 def _empty() -> dict[str, list[np.ndarray]]:
     return {key: [] for key in KEYS}
+
+
+@dataclass(frozen=True)
+class SelfImitationConfig:
+    """``[demos.self_imitation]``: successful training episodes join their task's
+    demonstrations (with reward 1 under ``[demos.sqil]``)."""
+
+    def build(self, setup: DemoSetup) -> LoopComponent | None:
+        if setup.replay is None:
+            return None
+        return SelfImitation(setup.replay, setup.num_envs, sqil=setup.sqil)

@@ -21,7 +21,7 @@ from mtrl.curriculum.baselines import build_curriculum
 from mtrl.curriculum.config import CurriculumConfig
 from mtrl.curriculum.loop import CurriculumProgress
 from mtrl.curriculum.schedule import Curriculum
-from mtrl.demos.config import DemosConfig
+from mtrl.demos.config import PolicyDemosConfig
 from mtrl.demos.dataset import demo_transitions
 from mtrl.demos.policy_cloning import PolicyCloning
 from mtrl.envs.vector import (
@@ -60,22 +60,14 @@ class MTPPORecipe:
     # "return_std": each task's rewards scaled by its running return spread as they are
     # collected (tasks of several families pay on different scales)
     reward_norm: RewardNorm = "none"
-    # behaviour cloning of the policy on demonstrations before RL (demos.bc_steps)
-    demos: DemosConfig | None = None
+    # behaviour cloning of the policy on demonstrations before RL ([demos.bc])
+    demos: PolicyDemosConfig | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
         if self.env.autoreset_mode != "same_step" or self.env.task_encoding != "index":
             raise ConfigError(
                 "mtppo needs env.autoreset_mode = 'same_step' and env.task_encoding = 'index'"
-            )
-        d = self.demos
-        sac_only = ["critic_steps", "replay_share", "bc_weight", "clone_proposal"]
-        sac_only += ["conservative_weight", "self_imitation", "dagger_rounds"]
-        if d is not None and any(getattr(d, name) for name in sac_only):
-            raise ConfigError(
-                "mtppo takes demos.bc_steps (behaviour-cloning initialisation) only; "
-                f"demos.{', '.join(sac_only)} are MT-SAC's (kind = 'mtsac')"
             )
 
 
@@ -137,10 +129,10 @@ def _components(
 ) -> list[LoopComponent]:
     """Cloning before RL, reward normalisation at collection, the curriculum."""
     parts: list[LoopComponent] = []
-    if demos is not None and recipe.demos is not None:
+    if demos is not None and recipe.demos is not None and recipe.demos.bc is not None:
         evaluate = lambda: _eval(ac, recipe)  # noqa: E731
         args = (ctx.log, evaluate, recipe.seed, recipe.device)
-        parts.append(PolicyCloning(ac, recipe.demos, demos, *args))
+        parts.append(PolicyCloning(ac, recipe.demos.bc, demos, *args))
     norm = make_normalizer(recipe.reward_norm, env.num_tasks, env.num_envs, recipe.ppo.gamma)
     if norm is not None:
         parts.append(CollectedRewardScaling(norm))
@@ -163,7 +155,7 @@ def _train(
     if not resume:
         init_weights(ac, init_from, "actor_critic")
     d, demos = recipe.demos, None
-    if d is not None and d.bc_steps and not resume:
+    if d is not None and not resume:
         # a missing or mismatched dataset fails before the run directory exists
         demos = demo_transitions(d.dataset, d.root, env, d.episodes_per_task, normalize=False)
     ctx = TrainingContext(recipe, run_dir, resume)

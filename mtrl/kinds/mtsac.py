@@ -21,13 +21,11 @@ from mtrl.curriculum.loop import CurriculumProgress, TaskSwitches
 from mtrl.curriculum.methods import ContinualConfig, ContinualMethod
 from mtrl.curriculum.schedule import Curriculum
 from mtrl.demos.config import DemosConfig
-from mtrl.demos.conservative import DemoConservatism
 from mtrl.demos.dagger import teacher_policy
 from mtrl.demos.dataset import demo_transitions
 from mtrl.demos.proposal import CloneProposal
-from mtrl.demos.regulariser import DemoBCRegulariser
-from mtrl.demos.replay import DemoReplay, DemoReplayMixer, SQILRewards
-from mtrl.demos.self_imitation import SelfImitation
+from mtrl.demos.replay import DemoReplay
+from mtrl.demos.setup import DemoSetup
 from mtrl.demos.warm_start import WarmStart
 from mtrl.envs.vector import (
     MultiTaskEnvConfig,
@@ -92,14 +90,9 @@ class MTSACRecipe:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.demos is not None and self.demos.bc_weight and self.continual_config():
+        if self.demos is not None and self.demos.sqil is not None and self.reward_norm != "none":
             raise ConfigError(
-                "demos.bc_weight adds to the actor's loss as the continual method does; "
-                "use one of them (set demos.bc_weight = 0 or drop the method)"
-            )
-        if self.demos is not None and self.demos.reward == "sqil" and self.reward_norm != "none":
-            raise ConfigError(
-                "demos.reward = 'sqil' replaces the rewards by 1 (demonstrations) and 0; "
+                "[demos.sqil] replaces the rewards by 1 (demonstrations) and 0; "
                 "reward_norm would rescale them by the environment's returns; set "
                 "reward_norm = 'none'"
             )
@@ -153,12 +146,11 @@ def load_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv, state: dict[str, Any])
     agent = make_agent(recipe, env, balanced=recipe.curriculum_config() is None)
     agent.load_state_dict(state["agent"])
     continual = recipe.continual_config()
-    method = None
     if continual is not None:
-        method = ContinualMethod(continual, agent, recipe.seed)
+        agent.extension = method = ContinualMethod(continual, agent, recipe.seed)
         if state.get("method") is not None:
             method.load_state_dict(state["method"])
-    for term in _update_terms(recipe, agent, method, None, None):
+    for term in _demo_components(recipe, agent, None, None, env.num_envs):
         if isinstance(term, CloneProposal) and state.get("proposal"):
             term.load_state_dict(state["proposal"])
     return agent
@@ -216,58 +208,30 @@ def _demo_data(
     """The demonstrations a recipe's techniques read (a missing or mismatched dataset
     fails before the run directory exists), SQIL's rewards of 1 applied."""
     d = recipe.demos
-    uses = d is not None and (
-        d.bc_steps
-        or d.critic_steps
-        or d.replay_share
-        or d.bc_weight
-        or d.conservative_weight
-        or d.self_imitation
-    )
-    if d is None or not uses:
+    if d is None:
         return None, None
     demos = demo_transitions(d.dataset, d.root, env, d.episodes_per_task)
-    if d.reward == "sqil":
+    if d.sqil is not None:
         demos["reward"] = np.ones_like(demos["reward"])
     return demos, DemoReplay(demos, env.num_tasks, recipe.device)
 
 
-def _update_terms(
+def _demo_components(
     recipe: MTSACRecipe,
     agent: MTSAC,
-    method: ContinualMethod | None,
     replay: DemoReplay | None,
     gen: torch.Generator | None,
+    num_envs: int,
 ) -> list[LoopComponent]:
-    """The terms inside the SAC update, chained in one order for training and loading:
-    the continual method, the cloning regulariser, conservatism, the IBRL proposal
-    (without demonstrations, as when loading, only what acting needs)."""
-    d, tasks = recipe.demos, agent.num_tasks
-    terms: list[LoopComponent] = []
-    if method is not None:
-        agent.extension = method
-    if d is not None and replay is not None and gen is not None and d.bc_weight:
-        per = recipe.batch_size // tasks
-        schedule = (d.bc_weight, d.bc_decay_steps, recipe.learning_starts)
-        agent.extension = DemoBCRegulariser(agent, replay, per, d.bc_loss, gen, schedule)
-        terms.append(agent.extension)
-    if d is not None and replay is not None and gen is not None and d.conservative_weight:
-        per = recipe.batch_size // (tasks * d.conservative_samples)
-        agent.extension = DemoConservatism(
-            agent,
-            agent.extension,
-            replay,  # as many (state, perturbation) pairs as the TD batch has rows
-            per,
-            d.conservative_weight,
-            d.conservative_noise,
-            d.conservative_samples,
-            gen,
-        )
-        terms.append(agent.extension)
-    if d is not None and d.clone_proposal:
-        agent.extension = CloneProposal(agent, agent.extension)
-        terms.append(agent.extension)
-    return terms
+    """The demonstration techniques' components, built in one order for training and
+    loading (update terms wrap the agent's extension: a continual method innermost).
+    Without demonstrations, as when loading, only what acting needs."""
+    d = recipe.demos
+    if d is None:
+        return []
+    sqil = d.sqil is not None
+    args = (recipe.batch_size, recipe.learning_starts, num_envs, sqil)
+    return d.build(DemoSetup(agent, replay, gen, *args))
 
 
 def _components(
@@ -281,25 +245,16 @@ def _components(
     ctx: TrainingContext,
 ) -> list[LoopComponent]:
     """Everything optional of a recipe, in the order the loop consults it."""
-    d, (demos, replay) = recipe.demos, data
-    parts: list[LoopComponent] = []
-    if d is not None and d.reward == "sqil":
-        parts.append(SQILRewards())
+    (demos, replay), parts = data, list[LoopComponent]()
+    if method is not None:
+        agent.extension = method
     if method is not None and curriculum is not None:
-        steps = recipe.budget(1)
-        parts.append(TaskSwitches(method, curriculum, agent, env.num_tasks, steps))
-    if replay is not None and d is not None and d.replay_share:
-        share = DemoReplayMixer(
-            replay, d.replay_share, d.replay_decay_steps, recipe.learning_starts
-        )
-        parts.append(share)
-    terms = _update_terms(recipe, agent, method, replay, gen)
-    if demos is not None and d is not None and (d.bc_steps or d.critic_steps):
-        proposal = next((t for t in terms if isinstance(t, CloneProposal)), None)
+        parts.append(TaskSwitches(method, curriculum, agent, env.num_tasks, recipe.budget(1)))
+    parts += _demo_components(recipe, agent, replay, gen, env.num_envs)
+    phases = recipe.demos.phases() if recipe.demos is not None else None
+    if demos is not None and phases is not None and (phases.bc or phases.critic):
+        proposal = next((p for p in parts if isinstance(p, CloneProposal)), None)
         parts.append(_warm_start(recipe, agent, demos, replay, proposal, ctx))
-    parts += terms
-    if replay is not None and d is not None and d.self_imitation:
-        parts.append(SelfImitation(replay, env.num_envs, sqil=d.reward == "sqil"))
     norm = make_normalizer(recipe.reward_norm, env.num_tasks, env.num_envs, recipe.sac.gamma)
     if norm is not None:
         parts.append(ReplayRewardScaling(norm))
@@ -318,18 +273,20 @@ def _warm_start(
 ) -> WarmStart:
     d = recipe.demos
     assert d is not None
+    phases = d.phases()
 
     def rollouts() -> tuple[Any, Any, Any]:
+        assert phases.dagger is not None
         env = make_multitask_env(eval_env_config(recipe.env))
-        teacher = teacher_policy(d.dagger_teacher, env, recipe.env.label, load)
+        teacher = teacher_policy(phases.dagger.teacher, env, recipe.env.label, load)
         return env, teacher, policy_fn(agent, env, recipe.device, True)  # the actor's
 
     def evaluate() -> list[dict[str, Any]]:
         return evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1)
 
-    dagger = rollouts if d.dagger_rounds else None
+    dagger = rollouts if phases.dagger is not None else None
     args = (ctx.log, evaluate, dagger, recipe.seed, recipe.batch_size, recipe.device)
-    return WarmStart(agent, d, demos, replay, proposal, *args)
+    return WarmStart(agent, phases, demos, replay, proposal, *args)
 
 
 def _checkpoint(ctx: TrainingContext, r: OffPolicyRun, recipe: MTSACRecipe) -> Any:
@@ -395,8 +352,8 @@ def _train(
     continual = recipe.continual_config()
     method = ContinualMethod(continual, agent, recipe.seed) if continual is not None else None
     data = _demo_data(recipe, env)
-    if recipe.demos is not None and recipe.demos.dagger_rounds:  # a bad teacher fails here
-        teacher_policy(recipe.demos.dagger_teacher, env, recipe.env.label, load)
+    if recipe.demos is not None and recipe.demos.dagger is not None:  # a bad teacher fails here
+        teacher_policy(recipe.demos.dagger.teacher, env, recipe.env.label, load)
     ctx = TrainingContext(recipe, run_dir, resume)
     obs_dim, act_dim = agent.actor.net.in_dim, agent.actor.net.out_dim // 2
     cap = recipe.buffer_capacity
