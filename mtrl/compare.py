@@ -35,8 +35,6 @@ from mtrl.runs import dump_json
 from mtrl.stats import bootstrap_ci, iqm, probability_of_improvement, stratified_bootstrap_ci
 from mtrl.tables import format_table
 
-COMPARABLE_KINDS = ("mtsac", "mtppo", "sb3", "continual")
-
 
 @dataclass(frozen=True)
 class Variant:
@@ -344,16 +342,16 @@ def plan(
 ) -> list[Job]:
     """Every (variant, seed) job, each config validated before anything trains.
     Seed-major order: a comparison stopped part-way has every arm at the same seeds."""
-    from mtrl.recipes import load_recipe
+    from mtrl.recipes import kinds_that, load_recipe
 
     jobs = []
     for s in seeds:
         for v in grid:
             overrides = (*base_overrides, *v.overrides, f"seed={s}")
             kind, _ = load_recipe(recipe_path, overrides)
-            if kind.name not in COMPARABLE_KINDS:
+            if not kind.evaluates:
                 raise ConfigError(
-                    f"mtrl compare needs a recipe of kind {', '.join(COMPARABLE_KINDS)}; "
+                    f"mtrl compare needs a recipe of kind {', '.join(kinds_that(True))}; "
                     f"{recipe_path} is {kind.name!r}"
                 )
             run_dir = Path(out_dir) / slug(v.label) / f"seed_{s}"
@@ -371,19 +369,50 @@ def plan(
     return jobs
 
 
-def _continual_section(
+def _more_results(
     recipe_path: str, job: Job, train: bool, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    """A continual run's metrics, with forward transfer where its single-task reference
-    runs are cached (``train``: train the missing ones first)."""
-    from mtrl.curriculum.report import continual_results
-    from mtrl.kinds.continual import reference_aucs
+    """What a run's kind reports beside the per-task table (continual: Continual
+    World's metrics, forward transfer where the reference runs are cached or, with
+    ``train``, trained)."""
     from mtrl.recipes import load_recipe
     from mtrl.runs import RunDir
 
-    _, cfg = load_recipe(recipe_path, job.overrides)
-    refs = reference_aucs(cfg, train=train, log=log)
-    return continual_results(RunDir.open(job.run_dir), cfg.steps_per_task, refs)
+    kind, cfg = load_recipe(recipe_path, job.overrides)
+    if kind.more_results is None:
+        return {}
+    return kind.more_results(RunDir.open(job.run_dir), cfg, train, log)
+
+
+def _execute(
+    recipe_path: str,
+    pending: list[Job],
+    jobs: int,
+    executor: str,
+    address: str | None,
+    log: Callable[[str], None],
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Train or resume ``pending``: one after another, ``jobs`` at a time in worker
+    processes, or as Ray tasks; each job's results by (label, seed)."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    if executor == "ray" and pending:
+        from mtrl.ray_exec import run_jobs_on_ray
+
+        out.update(run_jobs_on_ray(recipe_path, pending, address, log))
+    elif jobs == 1:
+        for i, job in enumerate(pending, 1):
+            log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: {job.action}")
+            out[job.label, job.seed] = run_job(recipe_path, job)
+    elif pending:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(run_job, recipe_path, job, threads): job for job in pending}
+            for i, fut in enumerate(as_completed(futures), 1):
+                job = futures[fut]
+                out[job.label, job.seed] = fut.result()
+                log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: done")
+    return out
 
 
 def run_compare(
@@ -420,28 +449,9 @@ def run_compare(
             per_task[job.label, job.seed] = RunDir.open(job.run_dir).read_summary()["results"]
         else:
             pending.append(job)
-    if executor == "ray" and pending:
-        from mtrl.ray_exec import run_jobs_on_ray
-
-        per_task.update(run_jobs_on_ray(recipe_path, pending, address, log))
-    elif jobs == 1:
-        for i, job in enumerate(pending, 1):
-            log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: {job.action}")
-            per_task[job.label, job.seed] = run_job(str(recipe_path), job)
-    elif pending:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(run_job, str(recipe_path), job, threads): job for job in pending}
-            for i, fut in enumerate(as_completed(futures), 1):
-                job = futures[fut]
-                per_task[job.label, job.seed] = fut.result()
-                log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: done")
-    for job in todo:  # continual runs: forward transfer from cached reference runs
-        if "continual" in per_task[job.label, job.seed]:
-            per_task[job.label, job.seed]["continual"] = _continual_section(
-                str(recipe_path), job, reference, log
-            )
+    per_task.update(_execute(str(recipe_path), pending, jobs, executor, address, log))
+    for job in todo:  # e.g. continual runs' metrics, from cached reference runs
+        per_task[job.label, job.seed] |= _more_results(str(recipe_path), job, reference, log)
     results = {v.label: [per_task[v.label, s] for s in seeds] for v in grid}
     variant_docs = [
         {
@@ -459,16 +469,20 @@ def run_compare(
         "seeds": list(seeds),
         "variants": variant_docs,
     }
-    out = Path(out_dir)
+    _write(doc, Path(out_dir))
+    return doc
+
+
+def _write(doc: dict[str, Any], out: Path) -> None:
+    """compare.json, compare.md, compare.png (and the mastery plot for curricula)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(dump_json(doc))
     (out / "compare.md").write_text(compare_table(doc) + "\n")
     _plot(doc, out / "compare.png")
-    if any("mastery" in v for v in variant_docs):
+    if any("mastery" in v for v in doc["variants"]):
         from mtrl.curriculum.report import plot_mastery
 
         plot_mastery(doc, out / "compare_mastery.png")
-    return doc
 
 
 def _plot(doc: dict[str, Any], path: Path) -> None:

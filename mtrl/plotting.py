@@ -11,17 +11,6 @@ from mtrl.config import read_toml
 from mtrl.errors import MtrlError
 from mtrl.runs import RunDir
 
-# x column and default y columns of each recipe kind
-CURVES: dict[str, tuple[str, list[str]]] = {
-    "mtsac": ("step", ["eval_success", "eval_return", "train_return"]),
-    "mtppo": ("step", ["eval_success", "eval_return", "train_return"]),
-    "sb3": ("step", ["eval_success", "eval_return", "train_return"]),
-    "continual": ("step", ["eval_success", "eval_return", "train_return"]),
-    "maml-rl": ("iteration", ["pre_return", "post_return"]),
-    "sine": ("iteration", ["meta_loss"]),
-}
-
-
 # what a metrics column means, for titles and axis labels: (title, y label)
 COLUMN_NAMES: dict[str, tuple[str, str]] = {
     "eval_success": ("evaluation success", "success rate"),
@@ -102,11 +91,16 @@ def _series(rows: list[dict[str, str]], x: str, y: str) -> tuple[list[float], li
 
 
 def plot_run(
-    run: RunDir, kind: str, columns: Sequence[str] = (), task_labels: dict[int, str] | None = None
+    run: RunDir,
+    kind: str,
+    curves: tuple[str, list[str]] = ("step", []),
+    columns: Sequence[str] = (),
+    task_labels: dict[int, str] | None = None,
 ) -> list[Path]:
-    """Write ``plots/curves.png``, ``plots/per_task_curves.png`` when metrics.csv has
-    per-task columns (``success/<id>``, else ``return/<id>``) and ``plots/per_task.png``
-    when the summary has per-task results; returns the written paths."""
+    """Write ``plots/curves.png`` (x column and default y columns: ``curves``, the kind's),
+    ``plots/per_task_curves.png`` when metrics.csv has per-task columns
+    (``success/<id>``, else ``return/<id>``) and ``plots/per_task.png`` when the
+    summary has per-task results; returns the written paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,7 +109,7 @@ def plot_run(
     rows = run.read_metrics()
     if not rows:
         raise MtrlError(f"{run.path} has no metrics.csv rows yet; nothing to plot")
-    x, default = CURVES.get(kind, ("step", []))
+    x, default = curves
     known = set().union(*(r.keys() for r in rows))
     ys = list(columns) or [c for c in default if c in known and _series(rows, x, c)[0]]
     missing = [c for c in ys if c not in known]
@@ -138,9 +132,9 @@ def plot_run(
     fig.savefig(out[0], dpi=110)
     plt.close(fig)
     per_task = _per_task(run)
-    curves = _per_task_curves(run, rows, x, per_task, task_labels or {}, title)
-    if curves is not None:
-        out.append(curves)
+    task_curves = _per_task_curves(run, rows, x, per_task, task_labels or {}, title)
+    if task_curves is not None:
+        out.append(task_curves)
     if per_task:
         out.append(_bars(run, per_task, title))
     return out

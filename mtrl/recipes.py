@@ -16,17 +16,33 @@ from mtrl.runs import RunDir
 
 @dataclass(frozen=True)
 class RecipeKind:
-    """A trainable kind: its config class, its training entry point and its loader
-    (``load(cfg, checkpoint state) -> (model, act)``, for ``mtrl.load``)."""
+    """A trainable kind, as its module declares it: the config class, the training
+    entry point, the loader (``load(cfg, checkpoint state) -> (model, act)``, for
+    ``mtrl.load``) and what the commands ask of it."""
 
     name: str
     config_cls: type
     train: Callable[..., dict[str, Any]]
     load: Callable[[Any, dict[str, Any]], tuple[Any, Any]]
+    # `mtrl plot`: the x column and the default y columns of metrics.csv
+    curves: tuple[str, list[str]]
+    # a multi-task policy: `mtrl eval` evaluates it, `mtrl compare` compares it
+    evaluates: bool
+    # `mtrl adapt RUN_DIR` (meta-learning kinds): (run, cfg, steps, tasks,
+    # pretrain_iterations, seed) -> the adaptation document
+    adapt: Callable[..., dict[str, Any]] | None = None
+    # results beside the per-task table (`mtrl eval`, `mtrl compare`):
+    # (run, cfg, train_references, log) -> {section name: section}
+    more_results: Callable[..., dict[str, Any]] | None = None
+    # (section, cfg) -> text printed under `mtrl eval`'s table
+    results_text: Callable[[dict[str, Any], Any], str] | None = None
+    # `mtrl plot`'s plots beyond the curves: (run, cfg, task labels) -> paths
+    plots: Callable[..., list[Path]] | None = None
 
 
 # kind -> (module, config class, train function); imported only when used. Each module
-# also has ``load_policy``.
+# also has ``load_policy``, ``CURVES`` and ``EVALUATES``, and may have ``ADAPT``
+# ("module:function"), ``more_results``, ``results_text`` and ``plots`` (RecipeKind).
 KINDS: dict[str, tuple[str, str, str]] = {
     "sine": ("mtrl.kinds.sine", "RegressionRecipe", "train_regression"),
     "maml-rl": ("mtrl.kinds.maml_rl", "MetaRLRecipe", "train_meta_rl"),
@@ -45,7 +61,25 @@ def recipe_kind(name: str) -> RecipeKind:
         )
     module, cls, fn = KINDS[name]
     mod = importlib.import_module(module)
-    return RecipeKind(name, getattr(mod, cls), getattr(mod, fn), mod.load_policy)
+    optional = {k: getattr(mod, k, None) for k in ("more_results", "results_text", "plots")}
+    adapt = getattr(mod, "ADAPT", None)  # "module:function", in a module of its own
+    if adapt is not None:
+        where, func = adapt.split(":")
+        optional["adapt"] = getattr(importlib.import_module(where), func)
+    return RecipeKind(
+        name,
+        getattr(mod, cls),
+        getattr(mod, fn),
+        mod.load_policy,
+        mod.CURVES,
+        mod.EVALUATES,
+        **optional,
+    )
+
+
+def kinds_that(evaluate: bool) -> list[str]:
+    """The kinds whose ``evaluates`` is ``evaluate`` (for error messages)."""
+    return [k for k in KINDS if recipe_kind(k).evaluates == evaluate]
 
 
 def parse_recipe(data: dict[str, Any], source: str) -> tuple[RecipeKind, Any]:

@@ -134,7 +134,7 @@ def test_technique_tables_are_enabled_by_presence_and_removed_with_a_tilde(
     out = tmp_path / "out.toml"
     write_toml(out, cfg)
     assert load_recipe(out)[1] == cfg
-    with pytest.raises(ConfigError, match="no key 'demos.dagger' to remove"):
+    with pytest.raises(ConfigError, match=r"no key 'demos\.dagger' to remove"):
         load_recipe(path, ["~demos.dagger"])
     with pytest.raises(ConfigError, match=r"\[demos.proposal\] needs \[demos.bc\]"):
         load_recipe(path, ["demos.proposal={}", "~demos.bc"])

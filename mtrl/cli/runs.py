@@ -59,24 +59,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from mtrl.kinds.adaptation import adaptation_table, write_adaptation
-    from mtrl.recipes import load_run
+    from mtrl.recipes import kinds_that, load_run
 
     if args.steps < 1 or args.tasks < 2:
         raise MtrlError("--steps must be >= 1 and --tasks >= 2 (a confidence interval needs two)")
     if args.pretrain_iterations is not None and args.pretrain_iterations < 0:
         raise MtrlError("--pretrain-iterations must be >= 0 (0 leaves the baseline out)")
     run, kind, cfg = load_run(args.run_dir)
-    if kind.name == "sine":
-        from mtrl.kinds.adaptation import adapt_regression
-
-        budget = 2000 if args.pretrain_iterations is None else args.pretrain_iterations
-        doc = adapt_regression(run, cfg, args.steps, budget, args.seed)
-    elif kind.name == "maml-rl":
-        from mtrl.kinds.maml_rl_adapt import adapt_meta_rl
-
-        doc = adapt_meta_rl(run, cfg, args.steps, args.tasks, args.pretrain_iterations, args.seed)
-    else:
-        raise MtrlError(f"`mtrl adapt` needs a meta-learning run; {args.run_dir} is {kind.name!r}")
+    if kind.adapt is None:
+        raise MtrlError(
+            f"`mtrl adapt` needs a meta-learning run (kind {' or '.join(kinds_that(False))}); "
+            f"{args.run_dir} is {kind.name!r}: use `mtrl eval {args.run_dir}`"
+        )
+    steps, tasks, pretrain = args.steps, args.tasks, args.pretrain_iterations
+    doc = kind.adapt(run, cfg, steps, tasks, pretrain, args.seed)
     json_path, png_path = write_adaptation(run, doc)
     if args.json:
         print(dump_json(doc), end="")
@@ -87,59 +83,32 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from mtrl.envs.vector import eval_env_config, make_multitask_env
+    from mtrl.evaluation import evaluate, results_table, summarize
     from mtrl.recipes import load_run
 
     if args.episodes < 1:
         raise MtrlError("--episodes must be >= 1")
     run, kind, cfg = load_run(args.run_dir)
-    if kind.name not in ("mtsac", "mtppo", "sb3", "continual"):
-        hint = "mtrl adapt" if kind.name in ("sine", "maml-rl") else "mtrl plot"
+    if not kind.evaluates:
+        hint = "mtrl adapt" if kind.adapt is not None else "mtrl plot"
         raise MtrlError(f"{args.run_dir} is a {kind.name!r} run; use `{hint} {args.run_dir}`")
-    from mtrl.envs.vector import eval_env_config, make_multitask_env
-    from mtrl.evaluation import evaluate, results_table, summarize
-
     state = run.load_checkpoint()
     print(f"evaluating {run.loaded_checkpoint}", file=sys.stderr)
-    env = make_multitask_env(eval_env_config(cfg.env))
-    try:
-        if kind.name in ("mtsac", "continual"):
-            from mtrl.kinds.mtsac import load_agent
-            from mtrl.kinds.mtsac import policy_fn as sac_policy
-
-            agent = load_agent(cfg, env, state)
-            policy = sac_policy(agent, env, cfg.device, True)
-        elif kind.name == "mtppo":
-            from mtrl.kinds.mtppo import make_actor_critic
-            from mtrl.kinds.mtppo import policy_fn as ppo_policy
-
-            ac = make_actor_critic(cfg, env)
-            ac.load_state_dict(state["actor_critic"])
-            policy = ppo_policy(ac, env, cfg.device)
-        else:
-            from mtrl.kinds.sb3 import load_model
-            from mtrl.kinds.sb3 import policy_fn as sb3_policy
-
-            policy = sb3_policy(load_model(state, cfg, None))
-        rows = evaluate(env, policy, args.episodes, args.seed)
-    finally:
-        env.close()
+    _, act = kind.load(cfg, state)
+    with make_multitask_env(eval_env_config(cfg.env)) as env:
+        rows = evaluate(env, lambda obs: act(obs, True), args.episodes, args.seed)
     doc = {"episodes_per_task": args.episodes, "per_task": rows, "aggregate": summarize(rows)}
-    if kind.name == "continual":
-        from mtrl.curriculum.report import continual_results
-        from mtrl.kinds.continual import reference_aucs
-
-        refs = reference_aucs(
-            cfg, train=args.reference, log=lambda line: print(line, file=sys.stderr)
+    if kind.more_results is not None:
+        doc |= kind.more_results(
+            run, cfg, args.reference, lambda line: print(line, file=sys.stderr)
         )
-        doc["continual"] = continual_results(run, cfg.steps_per_task, refs)
     if args.json:
         print(dump_json(doc), end="")
     else:
         print(results_table(rows))
-        if kind.name == "continual":
-            from mtrl.curriculum.report import continual_report
-
-            print("\n" + continual_report(doc["continual"], cfg.continual.method))
+        if kind.results_text is not None:
+            print("\n" + kind.results_text(doc, cfg))
     try:  # the numbers are printed first: a read-only run directory loses nothing
         (run.path / "eval.json").write_text(dump_json(doc))
     except OSError as exc:
@@ -166,18 +135,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     run, kind, cfg = load_run(args.run_dir)
     cols = [c for c in args.y.split(",") if c] if args.y else []
     labels = _task_labels(cfg)
-    for path in plot_run(run, kind.name, cols, labels):
+    paths = plot_run(run, kind.name, kind.curves, cols, labels)
+    if kind.plots is not None:
+        paths += kind.plots(run, cfg, labels)
+    for path in paths:
         print(f"wrote {path}")
-    if kind.name == "continual":
-        from mtrl.curriculum.report import plot_success_heatmap, success_matrix
-
-        steps, success = success_matrix(run, len(labels))
-        if len(steps):
-            names = [labels[i] for i in range(len(labels))]
-            path = plot_success_heatmap(
-                steps, success, names, cfg.steps_per_task, run.plots / "success_matrix.png"
-            )
-            print(f"wrote {path}")
     return 0
 
 

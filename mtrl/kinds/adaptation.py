@@ -10,13 +10,22 @@ from mtrl.tables import format_table
 
 
 def adapt_regression(
-    run: RunDir, recipe: Any, max_steps: int, pretrain_iterations: int, seed: int
+    run: RunDir,
+    recipe: Any,
+    max_steps: int,
+    num_tasks: int,
+    pretrain_iterations: int | None,
+    seed: int,
 ) -> dict[str, Any]:
-    """Query MSE before and after 1..max_steps inner steps on the held-out sine tasks.
+    """Query MSE before and after 1..max_steps inner steps on the held-out sine tasks
+    (the recipe's ``eval.tasks``; ``num_tasks`` is MAML-RL's and unused here).
 
     Baselines adapt with the recipe's fixed inner loop: a randomly initialised network,
-    and the same network pretrained on pooled tasks by plain regression.
+    and the same network pretrained on pooled tasks by plain regression
+    (``pretrain_iterations``, 2000 when None).
     """
+    if pretrain_iterations is None:
+        pretrain_iterations = 2000
     from mtrl.kinds.sine import (
         adaptation_curve,
         eval_tasks,

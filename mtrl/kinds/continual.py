@@ -34,12 +34,17 @@ from mtrl.agents.sac import SACConfig
 from mtrl.config import bounded, to_dict
 from mtrl.curriculum.config import CurriculumConfig
 from mtrl.curriculum.methods import ContinualConfig
-from mtrl.curriculum.report import continual_results, success_matrix
+from mtrl.curriculum.report import (
+    continual_report,
+    continual_results,
+    plot_success_heatmap,
+    success_matrix,
+)
 from mtrl.envs import get_family
 from mtrl.envs.metaworld_suites import MetaWorldSuite, cache_root
 from mtrl.envs.vector import MultiTaskEnvConfig, resolve_tasks
 from mtrl.errors import ConfigError
-from mtrl.kinds.mtsac import MTSACRecipe, load_policy, train_mtsac
+from mtrl.kinds.mtsac import CURVES, EVALUATES, MTSACRecipe, load_policy, train_mtsac
 from mtrl.nets import NetConfig
 from mtrl.runs import RunDir
 
@@ -128,7 +133,31 @@ class ContinualRecipe(MTSACRecipe):
         return {"continual": continual_results(run, self.steps_per_task, refs)}
 
 
-__all__ = ["ContinualRecipe", "load_policy", "train_continual"]
+__all__ = ["CURVES", "EVALUATES", "ContinualRecipe", "load_policy", "train_continual"]
+
+
+def more_results(
+    run: RunDir, recipe: ContinualRecipe, train: bool, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Continual World's metrics (`mtrl eval`, `mtrl compare`), forward transfer from the
+    cached reference runs (``train``: the missing ones trained first)."""
+    refs = reference_aucs(recipe, train=train, log=log)
+    return {"continual": continual_results(run, recipe.steps_per_task, refs)}
+
+
+def results_text(results: dict[str, Any], recipe: ContinualRecipe) -> str:
+    """The metrics as `mtrl eval` prints them under the per-task table."""
+    return continual_report(results["continual"], recipe.continual.method)
+
+
+def plots(run: RunDir, recipe: ContinualRecipe, labels: dict[int, str]) -> list[Path]:
+    """`mtrl plot`: the success matrix (task x env step) beside the curves."""
+    steps, success = success_matrix(run, len(labels))
+    if not len(steps):
+        return []
+    names = [labels[i] for i in range(len(labels))]
+    path = run.plots / "success_matrix.png"
+    return [plot_success_heatmap(steps, success, names, recipe.steps_per_task, path)]
 
 
 def train_continual(

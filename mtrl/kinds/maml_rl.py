@@ -41,6 +41,11 @@ from mtrl.training import (
     init_weights,
 )
 
+# what the commands ask of this kind (mtrl.recipes.RecipeKind)
+CURVES = ("iteration", ["pre_return", "post_return"])  # `mtrl plot`
+EVALUATES = False  # `mtrl adapt` instead
+ADAPT = "mtrl.kinds.maml_rl_adapt:adapt_meta_rl"
+
 
 @dataclass(frozen=True)
 class OuterConfig:

@@ -42,6 +42,11 @@ from mtrl.training import capture_loop, check_device, init_weights, restore_loop
 __all__ = ["ActorCritic", "MTPPORecipe", "PPOConfig", "load_policy", "train_mtppo"]
 
 
+# what the commands ask of this kind (mtrl.recipes.RecipeKind)
+CURVES = ("step", ["eval_success", "eval_return", "train_return"])  # `mtrl plot`
+EVALUATES = True  # a multi-task policy: `mtrl eval` and `mtrl compare` take it
+
+
 @dataclass(frozen=True)
 class MTPPORecipe:
     kind: Literal["mtppo"] = "mtppo"

@@ -43,6 +43,10 @@ from mtrl.runs import RunDir
 from mtrl.seeding import seed_everything
 from mtrl.training import capture_loop, check_device, init_weights, restore_loop
 
+# what the commands ask of this kind (mtrl.recipes.RecipeKind)
+CURVES = ("step", ["eval_success", "eval_return", "train_return"])  # `mtrl plot`
+EVALUATES = True  # a multi-task policy: `mtrl eval` and `mtrl compare` take it
+
 
 @dataclass(frozen=True)
 class MTSACRecipe:

@@ -43,6 +43,11 @@ from mtrl.training import (
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
 
 
+# what the commands ask of this kind (mtrl.recipes.RecipeKind)
+CURVES = ("step", ["eval_success", "eval_return", "train_return"])  # `mtrl plot`
+EVALUATES = True  # a multi-task policy: `mtrl eval` and `mtrl compare` take it
+
+
 @dataclass(frozen=True)
 class SB3Recipe:
     """An SB3 algorithm on a task family; ``algo_kwargs`` go to its constructor."""

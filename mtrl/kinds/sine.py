@@ -30,6 +30,12 @@ from mtrl.training import (
 Backend = Literal["mtrl", "learn2learn"]
 
 
+# what the commands ask of this kind (mtrl.recipes.RecipeKind)
+CURVES = ("iteration", ["meta_loss"])  # `mtrl plot`
+EVALUATES = False  # `mtrl adapt` instead
+ADAPT = "mtrl.kinds.adaptation:adapt_regression"
+
+
 @dataclass(frozen=True)
 class RegressionEvalConfig:
     """Held-out evaluation: the same ``tasks`` for every run with the same ``seed``."""
