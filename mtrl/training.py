@@ -133,33 +133,54 @@ def resume_state(run: RunDir, resume: bool) -> dict[str, Any] | None:
     return state
 
 
-class InterruptGuard:
-    """Defers Ctrl-C to the training loop's next consistent point.
+# what stops a run cleanly: Ctrl-C, and what schedulers and terminals send before a kill
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    Within the block, SIGINT only sets :attr:`requested`; the loop calls :meth:`check`
-    where its state is whole (between env steps or updates), which raises
-    KeyboardInterrupt for the loop's handler to save a checkpoint. Further presses
-    while that checkpoint is written are ignored, so it is never cut short; the third
-    press aborts at once (without saving). Outside the main thread it does nothing.
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by ``signum`` (SIGINT, SIGTERM or SIGHUP) at a consistent point."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return "Ctrl-C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
+
+
+class InterruptGuard:
+    """Defers Ctrl-C, SIGTERM and SIGHUP to the training loop's next consistent point.
+
+    Within the block, a stop signal only sets :attr:`requested` (and :attr:`signum`, the
+    first one's); the loop calls :meth:`check` where its state is whole (between env
+    steps or updates), which raises :class:`Interrupted` for the loop's handler to save
+    a checkpoint. Further signals while that checkpoint is written are ignored, so it is
+    never cut short; the third aborts at once (without saving). Outside the main thread
+    it does nothing.
     """
 
     def __init__(self) -> None:
         self.requested = 0
-        self._previous: Any = None
+        self.signum: int = signal.SIGINT
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> InterruptGuard:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if not self.requested:
+            self.signum = signum
         self.requested += 1
         if self.requested >= 3:
-            raise KeyboardInterrupt
+            raise Interrupted(self.signum)
 
     def check(self) -> None:
         if self.requested:
-            raise KeyboardInterrupt
+            raise Interrupted(self.signum)
 
     def __exit__(
         self,
@@ -167,9 +188,9 @@ class InterruptGuard:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
 
 
 def capture_loop(

@@ -282,3 +282,16 @@ def recipe_text(name: str, datasets: Path | None = None) -> str:
         assert datasets is not None, f"{name} needs the datasets root"
         text = text.replace("@DATASETS@", str(datasets))
     return text
+
+
+# golden runs that test_resume's Ctrl-C test reproduces (resume test name -> golden
+# name): interrupted and resumed, or uninterrupted when the run ends before the signal,
+# its metrics and results must equal the golden files, so test_golden leaves them out
+RESUMED_GOLDEN = {
+    "mtsac": "mtsac",
+    "demos": "demos",
+    "curriculum": "curriculum",
+    "mixture": "mixture",
+    "mtppo": "mtppo",
+    "sine": "sine_maml",
+}

@@ -17,7 +17,17 @@ from pathlib import Path
 import pytest
 from golden import GOLDEN_DIR, TIMING, results
 from recipes import CONTINUAL as CONTINUAL_RECIPE
-from recipes import CURRICULUM, DEMOS, MIXTURE, MTPPO, MTSAC, SB3, SINE, collect_datasets
+from recipes import (
+    CURRICULUM,
+    DEMOS,
+    MIXTURE,
+    MTPPO,
+    MTSAC,
+    RESUMED_GOLDEN,
+    SB3,
+    SINE,
+    collect_datasets,
+)
 
 # test_continual's two-goal recipe, longer, checkpointed mid-task
 CONTINUAL = (
@@ -36,8 +46,7 @@ RECIPES = {
     "sine": SINE,
 }
 # the uninterrupted runs of these recipes are golden runs (tests/golden/)
-GOLDEN_OF = {"mtsac": "mtsac", "demos": "demos", "curriculum": "curriculum"}
-GOLDEN_OF |= {"mixture": "mixture", "mtppo": "mtppo", "sine": "sine_maml"}
+GOLDEN_OF = RESUMED_GOLDEN
 
 
 def _mtrl(*args: str) -> subprocess.Popen[bytes]:
@@ -130,15 +139,43 @@ def test_ctrl_c_anywhere_then_resume_equals_the_uninterrupted_run(
     time.sleep(random.Random().uniform(0.0, 1.5))  # a random moment of the run
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
-    if proc.returncode == 0:  # it finished before the signal: nothing to resume
-        pytest.skip("the run ended before Ctrl-C")
-    assert proc.returncode == 130, err.decode()
-    assert "resume with" in err.decode()
+    if proc.returncode != 0:  # else it ended before the signal: an uninterrupted run
+        assert proc.returncode == 130, err.decode()
+        assert "resume with" in err.decode()
+        proc = _mtrl("train", "--resume", str(run))
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()
+    assert _rows(run) == _rows(reference[name])
+    assert _summary(run) == _summary(reference[name])
+
+
+def test_sigterm_checkpoints_then_resume_equals_the_uninterrupted_run(
+    reference: dict[str, Path], tmp_path: Path
+) -> None:
+    """What Slurm, Kubernetes and `timeout` send (SIGHUP, a closed terminal, takes the
+    same path: test_runs): the run checkpoints at its next whole state and exits 128 +
+    the signal's number, saying how to resume; the resume says where it continues, and
+    a finished run's resume says it is done."""
+    sig = signal.SIGTERM
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(MTSAC)
+    run = tmp_path / "run"
+    proc = _mtrl("train", str(recipe), "--run-dir", str(run))
+    _wait_for(lambda: _metric_rows(run) >= 2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + sig, err.decode()
+    assert f"interrupted ({sig.name}); resume with: mtrl train --resume" in err.decode()
+    saved = max((run / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem[5:]))
     proc = _mtrl("train", "--resume", str(run))
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err.decode()
-    assert _rows(run) == _rows(reference[name])
-    assert _summary(run) == _summary(reference[name])
+    assert f"resuming {run} from checkpoints/{saved.name}" in err.decode()
+    assert _rows(run) == _rows(reference["mtsac"])
+    proc = _mtrl("train", "--resume", str(run))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "is finished (summary.json)" in err.decode()
+    assert json.loads(out)["steps"] == 1600
 
 
 @pytest.mark.parametrize("name", ["mtsac", "continual", "mtppo", "sine"])

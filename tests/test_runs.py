@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -169,6 +170,20 @@ def test_ctrl_c_is_deferred_to_the_loops_next_consistent_point() -> None:
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     finally:
         signal.signal(signal.SIGINT, outer)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_are_deferred_as_ctrl_c_is(sig: signal.Signals) -> None:
+    from mtrl.training import Interrupted, InterruptGuard
+
+    before = signal.getsignal(sig)
+    with InterruptGuard() as guard:
+        os.kill(os.getpid(), sig)  # only a flag: the process lives on
+        os.kill(os.getpid(), signal.SIGINT)  # a later Ctrl-C keeps the first signal's name
+        with pytest.raises(Interrupted) as stopped:
+            guard.check()
+    assert stopped.value.signum == sig and stopped.value.name == sig.name
+    assert signal.getsignal(sig) == before  # restored
 
 
 def test_resuming_without_a_checkpoint_starts_over_from_empty_metrics(

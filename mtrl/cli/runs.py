@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             )
         run, kind, cfg = load_run(args.resume)
         run_dir, resume = run.path, True
+        if run.summary_path.is_file():  # nothing left to train
+            done = {k: v for k, v in run.read_summary().get("results", {}).items()}
+            print(f"mtrl: {run_dir} is finished (summary.json); nothing to resume", file=sys.stderr)
+            print(
+                dump_json({k: v for k, v in done.items() if not isinstance(v, list | dict)}), end=""
+            )
+            return 0
     else:
         if not args.recipe:
             raise MtrlError("give a RECIPE.toml to train, or --resume RUN_DIR")
@@ -48,9 +56,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"training {kind.name} -> {run_dir}", file=sys.stderr)
     try:
         results = kind.train(cfg, run_dir, resume=resume, progress=True, **extra)
-    except KeyboardInterrupt:
-        print(f"interrupted; resume with: mtrl train --resume {run_dir}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        name = getattr(exc, "name", "Ctrl-C")
+        print(
+            f"mtrl: interrupted ({name}); resume with: mtrl train --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return 128 + int(signum)
     summary = {k: v for k, v in results.items() if not isinstance(v, list | dict)}
     print(dump_json(summary), end="")
     print(f"\nrun directory: {run_dir}")

@@ -4,6 +4,7 @@ clock and the summary."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,9 @@ class TrainingContext:
         self.recipe = recipe
         self.run: RunDir = open_run(recipe, run_dir, resume)
         self.state: dict[str, Any] | None = resume_state(self.run, resume)
+        if self.state is not None and self.run.loaded_checkpoint is not None:
+            where = self.run.loaded_checkpoint.relative_to(self.run.path)
+            print(f"mtrl: resuming {self.run.path} from {where}", file=sys.stderr)
         self._ckpt: Checkpointer | None = None
         self._bar: Any = None
         self._guard: InterruptGuard | None = None
@@ -58,9 +62,10 @@ class TrainingContext:
         self.run.log_metrics(row)
 
     def advance(self, steps: int, **postfix: str) -> None:
-        """``steps`` more done (the progress bar, with ``postfix`` numbers beside it)."""
+        """``steps`` more done (the progress bar, with ``postfix`` numbers beside it; a
+        vector step past the budget does not take it past its total)."""
         if self._bar is not None:
-            self._bar.update(steps)
+            self._bar.update(max(0, min(steps, self._bar.total - self._bar.n)))
             if postfix:
                 self._bar.set_postfix(**postfix)
 
