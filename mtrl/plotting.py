@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,12 @@ def column_name(column: str) -> tuple[str, str]:
     return column.replace("_", " "), column.replace("_", " ")
 
 
-def short_task_labels(tasks: Sequence[str], ids: Sequence[int], width: int = 30) -> list[str]:
+def short_task_labels(
+    tasks: Sequence[str], ids: Sequence[int], width: int | None = 30
+) -> list[str]:
     """``"3: goal=(0.14,-0.23)"`` for ``navigation2d[goal=(0.14,-0.23)]``: the family is
-    dropped when every task shares it, the id leads, long names end in an ellipsis."""
+    dropped when every task shares it, the id leads, names longer than ``width`` end in
+    an ellipsis (None: never cut, as in a legend)."""
     families = {t.split("[", 1)[0] for t in tasks if "[" in t}
     out = []
     for tid, task in zip(ids, tasks, strict=True):
@@ -48,7 +52,7 @@ def short_task_labels(tasks: Sequence[str], ids: Sequence[int], width: int = 30)
         if len(families) == 1 and "[" in task and task.endswith("]"):
             name = task.split("[", 1)[1][:-1]
         text = f"{tid}: {name}"
-        out.append(text if len(text) <= width else text[: width - 1] + "…")
+        out.append(text if width is None or len(text) <= width else text[: width - 1] + "…")
     return out
 
 
@@ -72,6 +76,8 @@ def run_title(run: RunDir, kind: str) -> str:
     except (OSError, ValueError):
         cfg = {}
     env = cfg.get("env", {}).get("name") if isinstance(cfg.get("env"), dict) else None
+    if isinstance(env, list):  # a mixture of families
+        env = " + ".join(str(e) for e in env)
     bits = [kind] + ([f"on {env}"] if env else [])
     seed = cfg.get("seed")
     return f"{run.path.name} ({' '.join(bits)}" + (f", seed {seed})" if seed is not None else ")")
@@ -140,6 +146,45 @@ def plot_run(
     return out
 
 
+Series = list[tuple[str, list[float], list[float]]]  # (label, xs, values) per task
+
+# one look per task, so no line hides another: 8 markers x 4 line styles
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+STYLES = ("-", "--", ":", "-.")
+
+
+def evaluation_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows an evaluation wrote (``eval_return`` set): MT-PPO's and SB3's training
+    rows carry per-task ``return/<id>`` columns too, which an evaluation curve must not
+    take."""
+    return [r for r in rows if r.get("eval_return", "") != ""]
+
+
+def per_task_series(rows: list[dict[str, str]], x: str, names: dict[int, str]) -> dict[str, Series]:
+    """Per metric (``success``, ``return``), each task's evaluation curve, labelled in
+    full (``names``: task id -> label); only the metrics some task has values of."""
+    evals = evaluation_rows(rows)
+    known = set().union(*(r.keys() for r in evals)) if evals else set()
+    out: dict[str, Series] = {}
+    for metric in ("success", "return"):
+        ids = sorted(
+            int(c.split("/", 1)[1])
+            for c in known
+            if c.startswith(f"{metric}/") and c.split("/", 1)[1].isdigit()
+        )
+        found = {i: _series(evals, x, f"{metric}/{i}") for i in ids}
+        found = {i: xy for i, xy in found.items() if xy[0]}
+        labels = short_task_labels([names.get(i, f"task {i}") for i in found], list(found), None)
+        if found:
+            out[metric] = [(lab, *xy) for lab, xy in zip(labels, found.values(), strict=True)]
+    return out
+
+
+def _wrap(label: str, width: int = 70) -> str:
+    """A long task label over several lines, broken after its commas (nothing cut)."""
+    return "\n".join(textwrap.wrap(label.replace(",", ", "), width, break_on_hyphens=False))
+
+
 def _per_task_curves(
     run: RunDir,
     rows: list[dict[str, str]],
@@ -148,36 +193,34 @@ def _per_task_curves(
     task_labels: dict[int, str],
     title: str,
 ) -> Path | None:
-    """One line per task of ``success/<id>`` (or ``return/<id>`` without success)."""
+    """Evaluation success and return per task, side by side (a line per task, each with
+    its own marker and style; the legend below, labels uncut)."""
     import matplotlib.pyplot as plt
 
-    known = set().union(*(r.keys() for r in rows))
-    for metric in ("success", "return"):
-        ids = sorted(
-            int(c.split("/", 1)[1])
-            for c in known
-            if c.startswith(f"{metric}/") and c.split("/", 1)[1].isdigit()
-        )
-        series = {i: _series(rows, x, f"{metric}/{i}") for i in ids}
-        series = {i: xy for i, xy in series.items() if xy[0]}
-        if series:
-            break
-    else:
-        return None
     names = dict(task_labels)
     names.update({int(r["task_id"]): str(r["task"]) for r in per_task if r.get("task")})
-    ids = list(series)
-    labels = short_task_labels([names.get(i, f"task {i}") for i in ids], ids, width=40)
-    fig, ax = plt.subplots(figsize=(8.0, 4.2))
-    for (xs, vs), label in zip(series.values(), labels, strict=True):
-        ax.plot(xs, vs, marker="." if len(xs) < 50 else None, label=label)
-    ax.set_title(f"evaluation {metric} per task")
-    _style_axes(ax, x, "success rate" if metric == "success" else "mean episode return")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    series = per_task_series(rows, x, names)
+    if not series:
+        return None
+    first = next(iter(series.values()))
+    wrapped = [_wrap(label) for label, _, _ in first]
+    ncol = 1 if max(len(w) for w in wrapped) > 45 else min(3, len(first))
+    lines = sum(w.count("\n") + 1 for w in wrapped) / ncol
+    legend_h = 0.15 * math.ceil(lines) + 0.3  # inches below the axes
+    height = 3.6 + legend_h
+    fig, axes = plt.subplots(1, len(series), figsize=(5.2 * len(series), height), squeeze=False)
+    for ax, (metric, curves) in zip(axes[0], series.items(), strict=True):
+        for k, (label, xs, vs) in enumerate(curves):
+            look = {"marker": MARKERS[k % 8], "linestyle": STYLES[k // 8 % 4], "markersize": 4}
+            ax.plot(xs, vs, label=_wrap(label), markevery=max(1, len(xs) // 12), **look)
+        ax.set_title(f"evaluation {metric} per task")
+        _style_axes(ax, x, "success rate" if metric == "success" else "mean episode return")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, legend_h / height, 1, 1))
     path = run.plots / "per_task_curves.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the whole legend, however wide
     plt.close(fig)
     return path
 

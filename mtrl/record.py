@@ -2,7 +2,7 @@
 
 MuJoCo and Meta-World render through EGL (Mesa's software renderer on a machine
 without a GPU or display) unless ``MUJOCO_GL`` says otherwise; classic control and
-Navigation2D draw their own ``rgb_array`` frames.
+Navigation2D draw their own ``rgb_array`` frames (classic control through pygame).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ def headless_gl() -> None:
 
 
 def video_name(task_id: int, label: str) -> str:
-    """``03_push-v3.mp4``: the task id first (sorted), the label made file-safe."""
-    safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", label).strip("_")[:60]
+    """``03_push-v3.mp4``: the task id first (sorted), the label made file-safe (letters,
+    digits, ``.``, ``-``; anything else one ``_``)."""
+    safe = re.sub(r"[^A-Za-z0-9.-]+", "_", label).strip("_")[:60]
     return f"{task_id:02d}_{safe}.mp4"
 
 

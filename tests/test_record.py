@@ -32,8 +32,23 @@ hidden = [16]
 """
 
 
+# CartPole's actions are Discrete: MT-PPO
+TINY_PPO = """
+kind = "mtppo"
+total_steps = 128
+eval_episodes = 1
+[env]
+name = "{name}"
+num_tasks = 2
+max_episode_steps = {horizon}
+[ppo]
+n_steps = 64
+"""
+
+
 def _train(tmp_path: Path, name: str, horizon: int) -> Path:
-    kind, cfg = parse_recipe(tomllib.loads(TINY.format(name=name, horizon=horizon)), name)
+    text = TINY_PPO if name == "cartpole" else TINY
+    kind, cfg = parse_recipe(tomllib.loads(text.format(name=name, horizon=horizon)), name)
     kind.train(cfg, tmp_path / "run")
     return tmp_path / "run"
 
@@ -47,7 +62,7 @@ def _frames(path: Path) -> list[np.ndarray]:
 
 def test_video_names_are_sorted_and_file_safe() -> None:
     assert video_name(3, "push-v3") == "03_push-v3.mp4"
-    assert video_name(12, "navigation2d[goal=(0.1,-0.2)]") == "12_navigation2d_goal=_0.1_-0.2.mp4"
+    assert video_name(12, "navigation2d[goal=(0.1,-0.2)]") == "12_navigation2d_goal_0.1_-0.2.mp4"
 
 
 def test_record_writes_every_episode_of_every_task(
@@ -63,8 +78,10 @@ def test_record_writes_every_episode_of_every_task(
     assert frames[0].shape == (256, 256, 3)
 
 
-@pytest.mark.parametrize("name", ["halfcheetah-vel", "MT10"])
-def test_mujoco_and_metaworld_render_offscreen(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["cartpole", "pendulum", "halfcheetah-vel", "MT10"])
+def test_every_family_renders_offscreen(tmp_path: Path, name: str) -> None:
+    """Classic control through pygame, MuJoCo and Meta-World through EGL: a video per
+    task of rendered scenes, and no SDL complaint about a missing display."""
     run = _train(tmp_path, name, 8)
     # a fresh process: MuJoCo picks its GL backend when first imported
     proc = subprocess.run(
@@ -72,10 +89,12 @@ def test_mujoco_and_metaworld_render_offscreen(tmp_path: Path, name: str) -> Non
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    assert "XDG_RUNTIME_DIR" not in proc.stderr
     videos = sorted((run / "videos").glob("*.mp4"))
     assert len(videos) == 2
     frames = _frames(videos[1])
-    assert len(frames) == 9 and frames[0].std() > 5  # a rendered scene, not a blank frame
+    assert len(frames) >= 2 and frames[0].std() > 5  # a rendered scene, not a blank frame
+    assert len(frames) == 9 or name == "cartpole"  # CartPole's episode may end early
 
 
 def test_record_refuses_runs_without_a_policy(tmp_path: Path) -> None:

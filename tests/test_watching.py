@@ -125,6 +125,29 @@ def test_plot_labels_name_tasks_and_axes() -> None:
     assert column_name("return/3") == ("return of task 3", "return")
 
 
+def test_per_task_evaluation_curves_take_no_training_value_and_keep_full_labels() -> None:
+    """MT-PPO logs per-task training returns in ``return/<id>`` every rollout and the
+    evaluation's in the same columns; the evaluation curves read evaluation rows only,
+    success and return each, with every task's label whole."""
+    from mtrl.plotting import per_task_series
+
+    long = "cartpole[length=0.7827,masspole=0.09306,masscart=0.5292,gravity=7.099,force_mag=15.44]"
+    rows = [
+        {"step": "2048", "train_return": "30", "return/0": "31", "return/1": "29"},
+        {"step": "4096", "eval_return": "80", "eval_success": "", "return/0": "85",
+         "return/1": "75", "success/0": "", "success/1": ""},
+        {"step": "6144", "train_return": "500", "return/0": "500", "return/1": "500"},
+        {"step": "8192", "eval_return": "200", "return/0": "210", "return/1": "190"},
+    ]  # fmt: skip
+    series = per_task_series(rows, "step", {0: long, 1: "cartpole-goal[target=0.77]"})
+    assert list(series) == ["return"]  # no success values: no success panel
+    (label0, xs0, ys0), (label1, _, ys1) = series["return"]
+    assert (xs0, ys0, ys1) == ([4096.0, 8192.0], [85.0, 210.0], [75.0, 190.0])
+    assert label0 == f"0: {long}" and label1 == "1: cartpole-goal[target=0.77]"  # uncut
+    with_success = [dict(r, **{"success/0": "1.0"}) for r in rows if r.get("eval_return")]
+    assert list(per_task_series(with_success, "step", {})) == ["success", "return"]
+
+
 def test_table_columns_have_one_precision_and_line_up() -> None:
     rows = [
         {"task": "reach-v3", "return": 1234.567, "success": 1.0},

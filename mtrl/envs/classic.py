@@ -5,6 +5,7 @@ cannot serve targets on both sides)."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,14 @@ CARTPOLE_DEFAULT = {
 PENDULUM_DEFAULT = {"gravity": 10.0, "mass": 1.0, "length": 1.0}
 CARTPOLE_GOAL_DEFAULT = {"target": 1.0}
 X_LIMIT = 2.4  # gymnasium's CartPole terminates beyond this cart position
+
+
+def headless_pygame(render_mode: str | None) -> None:
+    """Frames without a display: pygame's dummy video driver for ``rgb_array`` when no
+    display is set (else SDL prints an XDG_RUNTIME_DIR error on every render)."""
+    display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if render_mode == "rgb_array" and not display:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -80,6 +89,7 @@ class CartPoleTaskEnv(TaskEnvMixin, CartPoleEnv):
     family_name = "cartpole"
 
     def __init__(self, task: Task | None = None, render_mode: str | None = None) -> None:
+        headless_pygame(render_mode)
         super().__init__(render_mode=render_mode)
         self.set_task(task or CARTPOLE.default_task())
 
@@ -100,6 +110,7 @@ class CartPoleGoalTaskEnv(TaskEnvMixin, CartPoleEnv):
     family_name = "cartpole-goal"
 
     def __init__(self, task: Task | None = None, render_mode: str | None = None) -> None:
+        headless_pygame(render_mode)
         super().__init__(render_mode=render_mode)
         self.target = 0.0
         self.set_task(task or CARTPOLE_GOAL.default_task())
@@ -120,6 +131,7 @@ class PendulumTaskEnv(TaskEnvMixin, PendulumEnv):
     family_name = "pendulum"
 
     def __init__(self, task: Task | None = None, render_mode: str | None = None) -> None:
+        headless_pygame(render_mode)
         super().__init__(render_mode=render_mode)
         self.set_task(task or PENDULUM.default_task())
 

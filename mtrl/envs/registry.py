@@ -63,7 +63,12 @@ def get_family(name: str) -> TaskFamily:
     kind, sep, env = name.partition(":")
     if sep and kind in ("MT1", "ML1") and env in all_env_names():
         return single_env_suite(cast(Literal["MT1", "ML1"], kind), env)
-    raise UnknownNameError("env family or suite", name, known_names())
+    listing = (
+        f"Run `mtrl envs list` to see the {len(fams) + len(suites)} families and suites "
+        f"(MT1:<env> and ML1:<env> take any of Meta-World's {len(all_env_names())} "
+        "environments, e.g. MT1:push-v3)."
+    )
+    raise UnknownNameError("env family or suite", name, known_names(), listing=listing)
 
 
 def list_entries() -> list[dict[str, Any]]:
