@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import re
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import tomli_w
 
+from mtrl.config import read_toml, to_dict
 from mtrl.errors import ConfigError
 from mtrl.jobs import Job, run_job
 from mtrl.runs import dump_json
@@ -348,25 +349,51 @@ def plan(
     for s in seeds:
         for v in grid:
             overrides = (*base_overrides, *v.overrides, f"seed={s}")
-            kind, _ = load_recipe(recipe_path, overrides)
+            kind, cfg = load_recipe(recipe_path, overrides)
             if not kind.evaluates:
                 raise ConfigError(
                     f"mtrl compare needs a recipe of kind {', '.join(kinds_that(True))}; "
                     f"{recipe_path} is {kind.name!r}"
                 )
             run_dir = Path(out_dir) / slug(v.label) / f"seed_{s}"
-            if (run_dir / "summary.json").is_file():
-                action = "reuse"
-            elif any((run_dir / "checkpoints").glob("step_*.pt")):
-                action = "resume"
-            elif run_dir.exists():
-                raise ConfigError(
-                    f"{run_dir} exists without a checkpoint or summary; remove it to retrain"
-                )
-            else:
-                action = "train"
-            jobs.append(Job(v.label, s, overrides, run_dir, action))
+            jobs.append(Job(v.label, s, overrides, run_dir, _action(run_dir, to_dict(cfg))))
     return jobs
+
+
+def _action(run_dir: Path, wanted: dict[str, Any]) -> str:
+    """What to do with a job's run directory. A run is its full resolved recipe (its
+    config.toml): one trained with other settings is refused, naming the keys that
+    differ; one that never reached a checkpoint (killed early) starts over."""
+    config = run_dir / "config.toml"
+    if not config.is_file():
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ConfigError(
+                f"{run_dir} is not a run directory of mtrl's; remove it or use another --out"
+            )
+        return "train"
+    differ = differing_keys(read_toml(config), wanted)
+    if differ:
+        shown = ", ".join(differ[:6]) + (", ..." if len(differ) > 6 else "")
+        raise ConfigError(
+            f"{run_dir} was trained with other settings ({shown}); comparing it would mix "
+            "settings: use another --out, or remove it to retrain"
+        )
+    if (run_dir / "summary.json").is_file():
+        return "reuse"
+    return "resume"  # from its newest checkpoint, or from the start if it has none
+
+
+def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested tables (missing on one
+    side counts), in sorted order."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y, name = a.get(key), b.get(key), f"{prefix}{key}"
+        if isinstance(x, Mapping) and isinstance(y, Mapping):
+            out += differing_keys(x, y, f"{name}.")
+        elif x != y:
+            out.append(name)
+    return out
 
 
 def _more_results(
@@ -404,15 +431,43 @@ def _execute(
             log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: {job.action}")
             out[job.label, job.seed] = run_job(recipe_path, job)
     elif pending:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(run_job, recipe_path, job, threads): job for job in pending}
-            for i, fut in enumerate(as_completed(futures), 1):
-                job = futures[fut]
-                out[job.label, job.seed] = fut.result()
-                log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: done")
+        out.update(_pool(recipe_path, pending, jobs, log))
     return out
+
+
+def _pool(
+    recipe_path: str, pending: list[Job], jobs: int, log: Callable[[str], None]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """``pending`` in ``jobs`` worker processes. On Ctrl-C (which reaches the workers
+    too: each checkpoints its run) the queued jobs are cancelled, the running ones
+    finish their checkpoint, and the interrupt goes on; a second Ctrl-C while they
+    save is ignored, so nothing hangs and no run is cut mid-write."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    futures = {pool.submit(run_job, recipe_path, job, threads): job for job in pending}
+    try:
+        for i, fut in enumerate(as_completed(futures), 1):
+            job = futures[fut]
+            out[job.label, job.seed] = fut.result()
+            log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: done")
+    except KeyboardInterrupt:
+        queued = sum(f.cancel() for f in futures)
+        log(f"interrupted: {queued} queued runs cancelled; the running ones checkpoint")
+        _shutdown_ignoring_ctrl_c(pool)
+        raise
+    pool.shutdown(wait=True)
+    return out
+
+
+def _shutdown_ignoring_ctrl_c(pool: ProcessPoolExecutor) -> None:
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_compare(

@@ -143,3 +143,63 @@ def test_paired_vary_axis_gives_one_variant_per_pair() -> None:
         parse_vary("a|b=x|y,z")
     with pytest.raises(ConfigError, match="paired keys"):
         parse_vary("a|b+c=x|y")
+
+
+def test_a_run_is_its_whole_recipe_other_settings_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Re-running into the same --out with another budget would reuse runs of the old
+    one: refused, naming the key, before anything trains. A run killed before its first
+    checkpoint is started over instead of blocking the comparison."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE)
+    out = tmp_path / "cmp"
+    argv = ["compare", str(recipe), "--seeds", "1", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    run = out / "base" / "seed_0"
+    first = json.loads((run / "summary.json").read_text())["results"]
+    capsys.readouterr()
+    assert main([*argv, "--set", "total_steps=200"]) == 2
+    err = capsys.readouterr().err
+    assert "trained with other settings (total_steps)" in err and "another --out" in err
+    assert json.loads((run / "summary.json").read_text())["results"] == first  # untouched
+    # as if killed before its first checkpoint: config.toml and a row, nothing else
+    for path in [run / "summary.json", *(run / "checkpoints").glob("*.pt")]:
+        path.unlink()
+    assert main(argv) == 0
+    again = json.loads((run / "summary.json").read_text())["results"]
+    assert again["per_task"] == first["per_task"]  # started over: the same numbers
+
+
+def test_ctrl_c_cancels_the_queued_runs_and_a_rerun_finishes_the_comparison(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C in a terminal reaches the whole process group: the running jobs
+    checkpoint, the queued ones never start, compare exits 130 saying how to continue;
+    the same command then finishes every run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.replace("total_steps = 400", "total_steps = 4000"))
+    out = tmp_path / "cmp"
+    cmd = [sys.executable, "-m", "mtrl.cli", "compare", str(recipe), "--out", str(out)]
+    cmd += ["--seeds", "3", "--jobs", "2", "--vary", "sac.balancing=none,pcgrad"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not list(out.glob("*/seed_*/metrics.csv")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "queued runs cancelled" in err and "run the same command again" in err
+    started = list(out.glob("*/seed_*/config.toml"))
+    assert 1 <= len(started) <= 2  # at most the two that were running
+    assert not list(out.glob("*/seed_*/summary.json"))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    assert len(list(out.glob("*/seed_*/summary.json"))) == 6

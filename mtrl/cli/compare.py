@@ -18,19 +18,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise MtrlError("--seeds must be >= 1")
     out = Path(args.out or f"runs/compare_{Path(args.recipe).stem}")
-    doc = run_compare(
-        args.recipe,
-        args.vary,
-        list(range(args.seeds)),
-        out,
-        args.set,
-        log=lambda line: print(line, file=sys.stderr),
-        jobs=args.jobs,
-        metric=args.metric,
-        reference=args.reference,
-        executor=args.executor,
-        address=args.address,
-    )
+    try:
+        doc = run_compare(
+            args.recipe,
+            args.vary,
+            list(range(args.seeds)),
+            out,
+            args.set,
+            log=lambda line: print(line, file=sys.stderr),
+            jobs=args.jobs,
+            metric=args.metric,
+            reference=args.reference,
+            executor=args.executor,
+            address=args.address,
+        )
+    except KeyboardInterrupt:
+        print(
+            "mtrl: interrupted; run the same command again to continue the comparison "
+            "(finished runs are reused, interrupted ones resumed)",
+            file=sys.stderr,
+        )
+        return 130
     if args.json:
         print(dump_json(doc), end="")
     else:
