@@ -74,5 +74,18 @@ def load(run_dir: str | Path) -> TrainedRun:
     run, kind, cfg = load_run(run_dir)
     state = run.load_checkpoint()  # the newest intact one
     assert run.loaded_checkpoint is not None
-    model, act = kind.load(cfg, state)
+    model, act = load_as(kind, cfg, state, run.loaded_checkpoint)
     return TrainedRun(kind.name, cfg, run.path, run.loaded_checkpoint, model, act)
+
+
+def load_as(kind: Any, cfg: Any, state: dict[str, Any], path: Path) -> tuple[Any, ActFn]:
+    """``kind.load(cfg, state)``, where a checkpoint written by another kind (a
+    config.toml edited or copied over) is an error naming what it holds."""
+    try:
+        return kind.load(cfg, state)
+    except KeyError as err:
+        raise MtrlError(
+            f"{path} does not fit kind {kind.name!r}, which its run's config.toml names: "
+            f"the checkpoint has no {err} entry (it holds {', '.join(sorted(state))}); was "
+            "config.toml edited or copied from another run?"
+        ) from None

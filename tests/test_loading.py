@@ -138,3 +138,19 @@ def test_sine_runs_load_as_a_model_and_bad_task_ids_are_refused(runs: dict[str, 
     trained = mtrl.load(runs["mtsac"])
     with pytest.raises(MtrlError, match="3 tasks"):
         trained.act(np.zeros(2), 3)
+
+
+def test_a_checkpoint_of_another_kind_is_named_not_a_key_error(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A run whose config.toml was edited to name another real kind: mtrl.load and
+    `mtrl eval` say the checkpoint does not fit, and what it holds."""
+    import shutil
+
+    run = tmp_path / "edited"
+    shutil.copytree(runs["mtsac"], run)
+    (run / ".lock").unlink(missing_ok=True)
+    (run / "config.toml").write_text(RECIPES["mtppo"])
+    with pytest.raises(MtrlError, match=r"does not fit kind 'mtppo'.*'actor_critic'.*agent"):
+        mtrl.load(run)
+    assert main(["eval", str(run), "--episodes", "1"]) == 2

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,41 @@ def test_sigterm_checkpoints_then_resume_equals_the_uninterrupted_run(
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "is finished (summary.json)" in err.decode()
     assert json.loads(out)["steps"] == 1600
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 400 kB tmpfs (root only: skipped where mounting is not allowed)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(disk)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode != 0:
+        pytest.skip("this machine does not let the tests mount a small tmpfs")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_full_disk_says_free_space_and_resume_then_resume_is_exact(
+    small_disk: Path, reference: dict[str, Path], tmp_path: Path
+) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(MTSAC)
+    run = small_disk / "run"
+    proc = _mtrl("train", str(recipe), "--run-dir", str(run))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err.decode()
+    assert "mtrl: error: no space left on the device" in err.decode()
+    assert f"free space, then mtrl train --resume {run}" in err.decode()
+    assert "Traceback" not in err.decode()
+    remount = ["mount", "-o", "remount,size=8m", str(small_disk)]
+    subprocess.run(remount, check=True)  # space freed
+    proc = _mtrl("train", "--resume", str(run))
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()
+    assert _rows(run) == _rows(reference["mtsac"])
+    assert _summary(run) == _summary(reference["mtsac"])
 
 
 @pytest.mark.parametrize("name", ["mtsac", "continual", "mtppo", "sine"])

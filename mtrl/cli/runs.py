@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import signal
 import sys
@@ -56,6 +57,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"training {kind.name} -> {run_dir}", file=sys.stderr)
     try:
         results = kind.train(cfg, run_dir, resume=resume, progress=True, **extra)
+    except Exception as exc:
+        if not disk_full(exc):
+            raise
+        raise MtrlError(
+            f"no space left on the device of {run_dir} ({exc.__class__.__name__}); what was "
+            f"checkpointed is intact: free space, then mtrl train --resume {run_dir}"
+        ) from exc
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         name = getattr(exc, "name", "Ctrl-C")
@@ -68,6 +76,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(dump_json(summary), end="")
     print(f"\nrun directory: {run_dir}")
     return 0
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or an exception it came from is a full disk (ENOSPC), also where a
+    library wrapped it (torch.save raises a RuntimeError over it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
@@ -98,6 +119,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from mtrl.envs.vector import eval_env_config, make_multitask_env
     from mtrl.evaluation import evaluate, results_table, summarize
+    from mtrl.loading import load_as
     from mtrl.recipes import load_run
 
     if args.episodes < 1:
@@ -108,7 +130,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise MtrlError(f"{args.run_dir} is a {kind.name!r} run; use `{hint} {args.run_dir}`")
     state = run.load_checkpoint()
     print(f"evaluating {run.loaded_checkpoint}", file=sys.stderr)
-    _, act = kind.load(cfg, state)
+    assert run.loaded_checkpoint is not None
+    _, act = load_as(kind, cfg, state, run.loaded_checkpoint)
     with make_multitask_env(eval_env_config(cfg.env)) as env:
         rows = evaluate(env, lambda obs: act(obs, True), args.episodes, args.seed)
     doc = {"episodes_per_task": args.episodes, "per_task": rows, "aggregate": summarize(rows)}
