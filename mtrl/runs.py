@@ -13,6 +13,7 @@ Layout of a run directory::
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -319,11 +320,13 @@ class RunDir:
             torch.save(dict(state), fh)
             fh.flush()
             os.fsync(fh.fileno())
+        _atomic_write(_digest_path(target), _digest(tmp) + "\n")  # before the rename
         os.replace(tmp, target)
         _fsync_dir(self.checkpoints)
         if keep is not None:
             for old in self.checkpoint_paths()[keep:]:
                 old.unlink(missing_ok=True)
+                _digest_path(old).unlink(missing_ok=True)
         return target
 
     def checkpoint_paths(self) -> list[Path]:
@@ -380,9 +383,30 @@ def _num(text: str) -> float | None:
         return None
 
 
+def _digest_path(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.name + ".sha256")
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MB blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's state; its bytes checked against the digest written beside it
+    (flipped bytes inside the weights would otherwise load without a word)."""
     import torch
 
+    digest = _digest_path(path)
+    if digest.is_file() and digest.read_text().strip() != _digest(path):
+        raise RunDirError(
+            f"checkpoint {str(path)!r} is corrupt: its bytes do not match {digest.name} "
+            "(the disk or a copy changed them)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many kinds for truncated or foreign files

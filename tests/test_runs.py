@@ -82,12 +82,38 @@ def test_corrupt_newest_checkpoint_falls_back_with_a_warning(
         run.load_checkpoint()
 
 
+def test_flipped_bytes_inside_the_weights_are_caught_by_the_digest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """64 bytes flipped in the middle of a checkpoint still unpickle (they land in the
+    weights): the SHA-256 written beside it names the file as corrupt, and the
+    previous checkpoint is used."""
+    run = RunDir.create(tmp_path / "run", RolloutConfig())
+    run.save_checkpoint({"w": torch.ones(4096)}, step=5)
+    run.save_checkpoint({"w": torch.zeros(4096)}, step=9)
+    path = run.checkpoints / "step_9.pt"
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    path.write_bytes(bytes(data))
+    flipped = torch.load(path, weights_only=False)["w"]  # torch alone does not notice
+    assert flipped.shape == (4096,) and not torch.equal(flipped, torch.zeros(4096))
+    assert torch.equal(run.load_checkpoint()["w"], torch.ones(4096))
+    err = capsys.readouterr().err
+    assert "step_9.pt' is corrupt: its bytes do not match step_9.pt.sha256" in err
+    assert "using step_5.pt" in err
+
+
 def test_only_the_newest_checkpoints_are_kept(tmp_path: Path) -> None:
     run = RunDir.create(tmp_path / "run", RolloutConfig())
     for step in (1, 2, 3, 4):
         run.save_checkpoint({"step": step}, step=step, keep=2)
     assert [p.name for p in run.checkpoint_paths()] == ["step_4.pt", "step_3.pt"]
     assert not list(run.checkpoints.glob("*.tmp"))
+    assert sorted(p.name for p in run.checkpoints.glob("*.sha256")) == [
+        "step_3.pt.sha256",
+        "step_4.pt.sha256",
+    ]
 
 
 def test_one_writer_per_run_directory(tmp_path: Path) -> None:
