@@ -19,6 +19,7 @@ import math
 import multiprocessing
 import os
 import re
+import signal
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -444,15 +445,19 @@ def _pool(
     save is ignored, so nothing hangs and no run is cut mid-write."""
     out: dict[tuple[str, int], dict[str, Any]] = {}
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_idle_ignores_ctrl_c)
     futures = {pool.submit(run_job, recipe_path, job, threads): job for job in pending}
     try:
         for i, fut in enumerate(as_completed(futures), 1):
             job = futures[fut]
             out[job.label, job.seed] = fut.result()
             log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: done")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         queued = sum(f.cancel() for f in futures)
+        if getattr(exc, "signum", signal.SIGINT) != signal.SIGINT:  # sent to compare alone
+            for worker in multiprocessing.active_children():  # (`timeout`, `kill`): pass
+                os.kill(worker.pid or 0, signal.SIGINT)  # it on as Ctrl-C
         log(f"interrupted: {queued} queued runs cancelled; the running ones checkpoint")
         _shutdown_ignoring_ctrl_c(pool)
         raise
@@ -460,9 +465,17 @@ def _pool(
     return out
 
 
-def _shutdown_ignoring_ctrl_c(pool: ProcessPoolExecutor) -> None:
-    import signal
+def _idle_ignores_ctrl_c() -> None:
+    """In each worker: Ctrl-C stops a run in training (its guard checkpoints it) but
+    not an idle worker, whose death would break the pool mid-checkpoint; SIGTERM keeps
+    its default (compare passes it on as Ctrl-C), so a broken pool can end workers."""
+    from mtrl.training import stop_on_ctrl_c_only
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop_on_ctrl_c_only()
+
+
+def _shutdown_ignoring_ctrl_c(pool: ProcessPoolExecutor) -> None:
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         pool.shutdown(wait=True, cancel_futures=True)

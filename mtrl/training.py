@@ -134,7 +134,14 @@ def resume_state(run: RunDir, resume: bool) -> dict[str, Any] | None:
 
 
 # what stops a run cleanly: Ctrl-C, and what schedulers and terminals send before a kill
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+
+
+def stop_on_ctrl_c_only() -> None:
+    """In a sweep's worker process: only Ctrl-C stops a run cleanly there (the sweep
+    passes SIGTERM and SIGHUP on as Ctrl-C); SIGTERM keeps its default, so a pool can
+    still end a worker at once."""
+    STOP_SIGNALS[:] = [signal.SIGINT]
 
 
 class Interrupted(KeyboardInterrupt):

@@ -171,12 +171,14 @@ def test_a_run_is_its_whole_recipe_other_settings_are_refused(
     assert again["per_task"] == first["per_task"]  # started over: the same numbers
 
 
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_ctrl_c_cancels_the_queued_runs_and_a_rerun_finishes_the_comparison(
-    tmp_path: Path,
+    tmp_path: Path, how: str
 ) -> None:
-    """Ctrl-C in a terminal reaches the whole process group: the running jobs
-    checkpoint, the queued ones never start, compare exits 130 saying how to continue;
-    the same command then finishes every run."""
+    """Ctrl-C in a terminal reaches the whole process group; SIGTERM (`timeout`,
+    `kill`) only compare, which passes the stop on: either way the running jobs
+    checkpoint, the queued ones never start, compare exits 128 + the signal's number
+    saying how to continue; the same command then finishes every run."""
     import os
     import signal
     import subprocess
@@ -193,13 +195,20 @@ def test_ctrl_c_cancels_the_queued_runs_and_a_rerun_finishes_the_comparison(
     while not list(out.glob("*/seed_*/metrics.csv")) and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGINT)
+    if how == "ctrl-c":  # pressed twice: the second must not hang or cut a checkpoint
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    sig = signal.SIGINT if how == "ctrl-c" else signal.SIGTERM
+    assert proc.returncode == 128 + sig, err
     assert "queued runs cancelled" in err and "run the same command again" in err
     started = list(out.glob("*/seed_*/config.toml"))
     assert 1 <= len(started) <= 2  # at most the two that were running
     assert not list(out.glob("*/seed_*/summary.json"))
+    assert all(list((c.parent / "checkpoints").glob("step_*.pt")) for c in started)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     assert len(list(out.glob("*/seed_*/summary.json"))) == 6

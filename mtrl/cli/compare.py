@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from mtrl.cli.texts import SET_HELP
 from mtrl.errors import MtrlError
 from mtrl.runs import dump_json
+from mtrl.training import Interrupted
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -18,6 +21,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise MtrlError("--seeds must be >= 1")
     out = Path(args.out or f"runs/compare_{Path(args.recipe).stem}")
+    stopped: dict[str, int] = {"signum": signal.SIGINT}
+
+    def stop(signum: int, frame: FrameType | None) -> None:  # SIGTERM, SIGHUP: as Ctrl-C
+        stopped["signum"] = signum
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         doc = run_compare(
             args.recipe,
@@ -33,12 +43,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             address=args.address,
         )
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # more presses: we are leaving
+        signum = stopped["signum"]
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(
-            "mtrl: interrupted; run the same command again to continue the comparison "
-            "(finished runs are reused, interrupted ones resumed)",
+            f"mtrl: interrupted ({name}); run the same command again to continue the "
+            "comparison (finished runs are reused, interrupted ones resumed)",
             file=sys.stderr,
         )
-        return 130
+        return 128 + int(stopped["signum"])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if args.json:
         print(dump_json(doc), end="")
     else:
