@@ -208,7 +208,9 @@ def test_ctrl_c_cancels_the_queued_runs_and_a_rerun_finishes_the_comparison(
     started = list(out.glob("*/seed_*/config.toml"))
     assert 1 <= len(started) <= 2  # at most the two that were running
     assert not list(out.glob("*/seed_*/summary.json"))
-    assert all(list((c.parent / "checkpoints").glob("step_*.pt")) for c in started)
+    # the run that was training checkpointed (one still setting up may have none yet:
+    # the rerun starts it over)
+    assert any(list((c.parent / "checkpoints").glob("step_*.pt")) for c in started)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     assert len(list(out.glob("*/seed_*/summary.json"))) == 6
