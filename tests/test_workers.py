@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import re
 from typing import Any
 
 import gymnasium as gym
@@ -106,6 +107,27 @@ def test_a_failing_sub_env_is_reported_not_hung() -> None:
     env.reset(seed=0)
     with pytest.raises(RuntimeError, match="env worker"):
         env.call("no_such_method")
+    env.close()
+
+
+def test_a_killed_worker_is_named_with_its_sub_envs() -> None:
+    """kill -9 (the OOM killer) on one worker: the next step says which worker, its
+    sub-envs and how it died, instead of a bare ConnectionResetError."""
+    import os
+    import signal
+
+    from mtrl.errors import MtrlError
+
+    env = WorkerVectorEnv([functools.partial(_pendulum, 5)] * 4, workers=2)
+    env.reset(seed=0)
+    dead = env._procs[1]
+    os.kill(dead.pid or 0, signal.SIGKILL)
+    dead.join(timeout=10)
+    actions = np.zeros((4, 1), dtype=np.float32)
+    with pytest.raises(
+        MtrlError, match=r"env worker 1 \(pid \d+, sub-envs \[2, 3\]\) killed by SIGKILL"
+    ):
+        env.step(actions)
     env.close()
 
 

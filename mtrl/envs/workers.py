@@ -22,6 +22,7 @@ import copy
 import itertools
 import multiprocessing as mp
 import os
+import signal
 import time
 import typing
 from collections.abc import Callable, Sequence
@@ -36,6 +37,8 @@ from gymnasium.vector.utils import (
     create_shared_memory,
     read_from_shared_memory,
 )
+
+from mtrl.errors import MtrlError
 
 EnvFn = Callable[[], gym.Env[Any, Any]]
 
@@ -294,15 +297,15 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
 
     def _balance(self, steps: int) -> None:
         """Time each sub-env, regroup by cost, rebuild every worker's envs fresh."""
-        for pipe in self._pipes:
-            pipe.send(("probe", steps))
+        for k in range(len(self._pipes)):
+            self._send(k, ("probe", steps))
         costs = np.zeros(self.num_envs)
         for index, part in zip(self._index, self._gather(), strict=True):
             costs[index] = part
         self.step_costs = costs.tolist()
         self._set_groups(balanced_groups(self.step_costs, len(self._pipes)))
-        for pipe, group in zip(self._pipes, self.groups, strict=True):
-            pipe.send(("regroup", group))
+        for k, group in enumerate(self.groups):
+            self._send(k, ("regroup", group))
         self._gather()
 
     @property
@@ -310,11 +313,39 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
         return len(self._procs)
 
     def _gather(self) -> list[Any]:
-        replies = [pipe.recv() for pipe in self._pipes]
+        replies = []
+        for k, pipe in enumerate(self._pipes):
+            try:
+                replies.append(pipe.recv())
+            except (EOFError, OSError) as exc:
+                raise self._died(k) from exc
         for k, (ok, payload) in enumerate(replies):
             if not ok:
                 raise RuntimeError(f"env worker {k} (sub-envs {self.groups[k]}): {payload}")
         return [payload for _, payload in replies]
+
+    def _send(self, k: int, message: tuple[str, Any]) -> None:
+        try:
+            self._pipes[k].send(message)
+        except OSError as exc:  # BrokenPipeError, ConnectionResetError: it is gone
+            raise self._died(k) from exc
+
+    def _died(self, k: int) -> MtrlError:
+        """Worker ``k`` is gone: which one, its sub-envs, and how it ended."""
+        proc = self._procs[k]
+        proc.join(timeout=1.0)
+        code = proc.exitcode
+        how = (
+            f"killed by {signal.Signals(-code).name}"
+            if code is not None and code < 0
+            else f"exited with status {code}"
+            if code is not None
+            else "stopped answering"
+        )
+        return MtrlError(
+            f"env worker {k} (pid {proc.pid}, sub-envs {self.groups[k]}) {how}; a run "
+            "resumes from its last checkpoint: mtrl train --resume RUN_DIR"
+        )
 
     def _in_order(self, value: Any) -> Any:
         """Concatenated per-worker results back in sub-env order."""
@@ -333,15 +364,15 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
             seeds = [seed + i for i in range(self.num_envs)]
         else:
             seeds = list(seed)
-        for pipe, group in zip(self._pipes, self.groups, strict=True):
-            pipe.send(("reset", {"seed": [seeds[i] for i in group], "options": options}))
+        for k, group in enumerate(self.groups):
+            self._send(k, ("reset", {"seed": [seeds[i] for i in group], "options": options}))
         infos = self._gather()
         return self._observations(), self._in_order(merge_infos(infos, self._sizes))
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions)
-        for pipe, index in zip(self._pipes, self._index, strict=True):
-            pipe.send(("step", actions[index]))
+        for k, index in enumerate(self._index):
+            self._send(k, ("step", actions[index]))
         results = self._gather()
         rewards = self._in_order(np.concatenate([r[0] for r in results]))
         terms = self._in_order(np.concatenate([r[1] for r in results]))
@@ -356,8 +387,8 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
         return tuple(flat[k] for k in self._inverse.tolist())
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        for pipe in self._pipes:
-            pipe.send(("call", (name, args, kwargs)))
+        for k in range(len(self._pipes)):
+            self._send(k, ("call", (name, args, kwargs)))
         return self._per_env(self._gather())
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
@@ -368,13 +399,13 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
             values = [values] * self.num_envs
         if len(values) != self.num_envs:
             raise ValueError(f"set_attr needs {self.num_envs} values, got {len(values)}")
-        for pipe, group in zip(self._pipes, self.groups, strict=True):
-            pipe.send(("set_attr", (name, [values[i] for i in group])))
+        for k, group in enumerate(self.groups):
+            self._send(k, ("set_attr", (name, [values[i] for i in group])))
         self._gather()
 
     def render(self) -> tuple[Any, ...] | None:
-        for pipe in self._pipes:
-            pipe.send(("render", None))
+        for k in range(len(self._pipes)):
+            self._send(k, ("render", None))
         frames = self._gather()
         if all(f is None for f in frames):
             return None
