@@ -361,6 +361,20 @@ def plan(
     return jobs
 
 
+def _same_comparison(out: Path, recipe: str, overrides: Sequence[str]) -> None:
+    """One comparison per --out: another recipe or other --set values would overwrite
+    its compare.json (more seeds or variants extend it)."""
+    path = out / "compare.json"
+    if not path.is_file():
+        return
+    doc = json.loads(path.read_text())
+    if doc.get("recipe") != recipe or doc.get("overrides") != list(overrides):
+        raise ConfigError(
+            f"{out} holds another comparison ({doc.get('recipe')} with --set "
+            f"{doc.get('overrides') or 'none'}); use another --out for this one"
+        )
+
+
 def _action(run_dir: Path, wanted: dict[str, Any]) -> str:
     """What to do with a job's run directory. A run is its full resolved recipe (its
     config.toml): one trained with other settings is refused, naming the keys that
@@ -508,6 +522,7 @@ def run_compare(
     if executor not in ("local", "ray"):
         raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
     grid = variants(varies)
+    _same_comparison(Path(out_dir), str(recipe_path), base_overrides)
     todo = plan(recipe_path, grid, seeds, out_dir, base_overrides)
     per_task: dict[tuple[str, int], dict[str, Any]] = {}
     pending = []

@@ -161,6 +161,10 @@ def test_a_run_is_its_whole_recipe_other_settings_are_refused(
     capsys.readouterr()
     assert main([*argv, "--set", "total_steps=200"]) == 2
     err = capsys.readouterr().err
+    assert "holds another comparison" in err and "another --out" in err
+    (out / "compare.json").unlink()  # past that: each run's own settings are checked
+    assert main([*argv, "--set", "total_steps=200"]) == 2
+    err = capsys.readouterr().err
     assert "trained with other settings (total_steps)" in err and "another --out" in err
     assert json.loads((run / "summary.json").read_text())["results"] == first  # untouched
     # as if killed before its first checkpoint: config.toml and a row, nothing else
