@@ -84,8 +84,9 @@ def load_as(kind: Any, cfg: Any, state: dict[str, Any], path: Path) -> tuple[Any
     try:
         return kind.load(cfg, state)
     except KeyError as err:
+        wrote = f" (it was written by kind {state['kind']!r})" if "kind" in state else ""
         raise MtrlError(
-            f"{path} does not fit kind {kind.name!r}, which its run's config.toml names: "
-            f"the checkpoint has no {err} entry (it holds {', '.join(sorted(state))}); was "
-            "config.toml edited or copied from another run?"
+            f"{path} does not fit kind {kind.name!r}, which its run's config.toml names"
+            f"{wrote}: the checkpoint has no {err} entry (it holds "
+            f"{', '.join(sorted(state))}); was config.toml edited or copied from another run?"
         ) from None

@@ -151,6 +151,7 @@ def test_a_checkpoint_of_another_kind_is_named_not_a_key_error(
     shutil.copytree(runs["mtsac"], run)
     (run / ".lock").unlink(missing_ok=True)
     (run / "config.toml").write_text(RECIPES["mtppo"])
-    with pytest.raises(MtrlError, match=r"does not fit kind 'mtppo'.*'actor_critic'.*agent"):
+    misfit = r"does not fit kind 'mtppo'.*written by kind 'mtsac'.*'actor_critic'.*agent"
+    with pytest.raises(MtrlError, match=misfit):
         mtrl.load(run)
     assert main(["eval", str(run), "--episodes", "1"]) == 2

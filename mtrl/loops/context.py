@@ -50,7 +50,12 @@ class TrainingContext:
         ``total`` (the newest ``recipe.keep_checkpoints`` kept); show progress from
         ``step``; count ``elapsed`` seconds already trained (a resume's)."""
         every, keep = self.recipe.checkpoint_every, self.recipe.keep_checkpoints or None
-        self._ckpt = Checkpointer(self.run, every, total, step, state, keep=keep)
+        kind = self.recipe.kind
+
+        def with_kind(at: int) -> Mapping[str, Any]:  # a misfit on load names both kinds
+            return {"kind": kind, **state(at)}
+
+        self._ckpt = Checkpointer(self.run, every, total, step, with_kind, keep=keep)
         self._bar = progress_bar(progress, total, step, desc, unit, self.run)
         self._elapsed, self._t0 = elapsed, time.perf_counter()
 
