@@ -220,8 +220,10 @@ def test_reference_runs_give_forward_transfer(
 @pytest.mark.slow
 def test_ewc_forgets_less_than_fine_tuning(tmp_path: Path) -> None:
     """Three hidden Navigation2D goals in sequence (experiments/continual_nav2d.toml at
-    3,000 steps per task; ~1,500 learn one), 3 seeds: fine-tuning the shared trunk
-    forgets earlier goals; EWC forgets strictly less on average."""
+    2,000 steps per task; ~1,500 learn one), 3 seeds: fine-tuning the shared trunk
+    forgets earlier goals; EWC forgets strictly less on average. Measured on seeds
+    0-5 at this budget: fine-tuning forgets 0.67, 0.33, 0.67, 0.67, 0.67, 0.67 and EWC
+    0, 0, 0, 0.33, 0, 0, so the held-out seeds 3-5 show it as well."""
     from mtrl.kinds.continual import train_continual
     from mtrl.recipes import load_recipe
 
@@ -232,7 +234,7 @@ def test_ewc_forgets_less_than_fine_tuning(tmp_path: Path) -> None:
                 "experiments/continual_nav2d.toml",
                 [
                     f"seed={seed}",
-                    "steps_per_task=3000",
+                    "steps_per_task=2000",
                     "eval_every=1000",
                     f'continual.method="{method}"',
                 ],
