@@ -14,7 +14,7 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecFrameStack, VecVideoRecorder
 
-from mtrl.agents.sb3 import SB3MultiTaskVecEnv, TaskConditionedPolicy
+from mtrl.agents.sb3 import SB3MultiTaskVecEnv, TaskConditionedPolicy, stack_frames
 from mtrl.curriculum import CurriculumConfig
 from mtrl.curriculum.baselines import build_curriculum
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
@@ -140,8 +140,16 @@ def test_sb3_video_recorder_writes_a_video(tmp_path: Path) -> None:
 
 
 def test_sb3_frame_stacking_with_onehot_task_encoding() -> None:
+    """SB3's VecFrameStack fails deep inside SB3 on the default Discrete task id;
+    stack_frames says which encodings work, and stacks them (a real SB3 VecFrameStack)."""
+    index = MultiTaskEnvConfig(name="navigation2d", num_tasks=2)
+    with pytest.raises(TypeError, match="only supports Box and Dict"):  # SB3's own words
+        VecFrameStack(SB3MultiTaskVecEnv(make_multitask_env(index)), n_stack=3)
+    with pytest.raises(ConfigError, match="task_encoding = 'onehot'"):
+        stack_frames(SB3MultiTaskVecEnv(make_multitask_env(index)), 3)
     cfg = MultiTaskEnvConfig(name="navigation2d", num_tasks=2, task_encoding="onehot")
-    env = VecFrameStack(SB3MultiTaskVecEnv(make_multitask_env(cfg)), n_stack=3)
+    env = stack_frames(SB3MultiTaskVecEnv(make_multitask_env(cfg)), 3)
+    assert isinstance(env, VecFrameStack)
     obs = env.reset()
     assert obs["observation"].shape == (2, 6) and obs["task_onehot"].shape == (2, 6)
     model = PPO(

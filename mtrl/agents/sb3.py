@@ -27,7 +27,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, MlpExtractor, create_mlp
 from stable_baselines3.common.type_aliases import Schedule
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 from stable_baselines3.sac.policies import Actor as SACActor
 from stable_baselines3.sac.policies import MultiInputPolicy as SACMultiInputPolicy
 from torch import Tensor, nn
@@ -36,6 +36,21 @@ from mtrl.envs.vector import MultiTaskVecEnv
 from mtrl.envs.wrappers import EPISODE_KEY
 from mtrl.errors import ConfigError
 from mtrl.nets import TaskLinear
+
+
+def stack_frames(env: VecEnv, n_stack: int) -> VecFrameStack:
+    """SB3's ``VecFrameStack`` over the adapter. SB3 stacks Box observations only, so a
+    Discrete task id (``task_encoding = "index"``, the default) is refused here with the
+    encodings that work, instead of SB3's TypeError from inside its stacking code."""
+    space = env.observation_space
+    parts = space.spaces.values() if isinstance(space, gym.spaces.Dict) else [space]
+    if any(not isinstance(p, gym.spaces.Box) for p in parts):
+        raise ConfigError(
+            "SB3's VecFrameStack stacks Box observations only, and this env's task id is "
+            "Discrete (task_encoding = 'index'); build it with task_encoding = 'onehot' "
+            "(a one-hot Box beside the observation) or 'concat' (appended to it)"
+        )
+    return VecFrameStack(env, n_stack)
 
 
 class SB3MultiTaskVecEnv(VecEnv):
