@@ -49,6 +49,14 @@ def progress_line(
     return " | ".join(parts)
 
 
+def _clock(seconds_from_now: float) -> str:
+    """The local time ``seconds_from_now`` ahead, e.g. ``at 14:05`` (with the date
+    when it is not today)."""
+    end = time.localtime(time.time() + seconds_from_now)
+    same_day = time.strftime("%Y%m%d", end) == time.strftime("%Y%m%d")
+    return time.strftime("at %H:%M" if same_day else "on %b %d at %H:%M", end)
+
+
 class ProgressLog:
     """tqdm's ``update``/``close`` as a line every ``every`` seconds and one at the end."""
 
@@ -67,6 +75,7 @@ class ProgressLog:
         self.t0 = self.last = time.perf_counter()
         self.scores: dict[str, float] = {}
         self.postfix: dict[str, Any] = {}
+        self.projected = False  # the projected end is said once
 
     def note(self, row: Mapping[str, Any]) -> None:
         """Show the newest return/success of a metrics row."""
@@ -87,6 +96,10 @@ class ProgressLog:
         rate = (self.n - self.start_n) / max(now - self.t0, 1e-9)
         line = progress_line(self.desc, self.unit, self.n, self.total, rate, self.scores)
         line += "".join(f" | {k} {v}" for k, v in self.postfix.items())
+        if not self.projected and self.n < self.total and rate > 0:  # once, when measured
+            self.projected = True
+            left = (self.total - self.n) / rate
+            line += f"\nmtrl: at this rate the run ends in ~{duration(left)} ({_clock(left)})"
         print(line, file=self.stream, flush=True)
 
     def close(self) -> None:

@@ -93,8 +93,10 @@ def test_progress_lines_say_where_how_fast_and_how_well() -> None:
     log.update(10)
     log.close()
     lines = out.getvalue().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("mtrl: env steps 50/100 (50%)")
+    assert len(lines) == 3 and lines[0].startswith("mtrl: env steps 50/100 (50%)")
     assert lines[0].endswith("| return 2")
+    assert lines[1].startswith("mtrl: at this rate the run ends in ~")  # said once
+    assert lines[2].startswith("mtrl: env steps 50/100")
 
 
 def test_cli_training_off_a_terminal_prints_progress_lines(tmp_path: Path) -> None:
