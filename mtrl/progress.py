@@ -88,18 +88,25 @@ class ProgressLog:
     def update(self, n: int = 1) -> None:
         self.n += n
         now = time.perf_counter()
+        if not self.projected and now - self.t0 >= min(self.every, 10.0):
+            self._project(now)
         if now - self.last >= self.every:
             self.last = now
             self._write(now)
+
+    def _project(self, now: float) -> None:
+        """Once, when the rate is measured (10 s in): when the run will end."""
+        self.projected = True
+        rate = (self.n - self.start_n) / max(now - self.t0, 1e-9)
+        if self.n < self.total and rate > 0:
+            left = (self.total - self.n) / rate
+            line = f"mtrl: at {rate:.1f} {self.unit}/s the run ends in ~{duration(left)}"
+            print(f"{line} ({_clock(left)})", file=self.stream, flush=True)
 
     def _write(self, now: float) -> None:
         rate = (self.n - self.start_n) / max(now - self.t0, 1e-9)
         line = progress_line(self.desc, self.unit, self.n, self.total, rate, self.scores)
         line += "".join(f" | {k} {v}" for k, v in self.postfix.items())
-        if not self.projected and self.n < self.total and rate > 0:  # once, when measured
-            self.projected = True
-            left = (self.total - self.n) / rate
-            line += f"\nmtrl: at this rate the run ends in ~{duration(left)} ({_clock(left)})"
         print(line, file=self.stream, flush=True)
 
     def close(self) -> None:
