@@ -209,6 +209,8 @@ def test_maml_rl_adapts_on_navigation2d(tmp_path: Path, capsys: pytest.CaptureFi
     rand = doc["curves"]["random init"]
     assert maml[1]["return"] > maml[0]["return"]  # one VPG step improves held-out return
     assert maml[1]["return"] > rand[1]["return"]
+    assert main(["plot", str(train_meta_rl_dir)]) == 0  # a family name, not a task list
+    assert (train_meta_rl_dir / "plots" / "curves.png").is_file()
 
 
 @pytest.mark.parametrize("env", ["halfcheetah-vel", "halfcheetah-dir"])

@@ -181,10 +181,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _task_labels(cfg: object) -> dict[int, str]:
     """Task id -> label of a run's multi-task env (for runs without a summary yet)."""
+    from mtrl.envs.vector import MultiTaskEnvConfig, resolve_tasks
+
     env = getattr(cfg, "env", None)
-    if env is None or not hasattr(env, "split"):
+    if not isinstance(env, MultiTaskEnvConfig):  # MAML-RL names a family; sine has none
         return {}
-    from mtrl.envs.vector import resolve_tasks
 
     return {i: t.label for i, t in enumerate(resolve_tasks(env))}
 
