@@ -78,8 +78,11 @@ def measure(recipe: Path, seconds: float) -> str:
     rate = measured_rate(rows, unit, cfg)
     if rate is None:
         return f"| {recipe.name} | {total:,.0f} {unit} | not measured in {seconds:.0f} s | |"
-    per = "step/s" if unit == "env steps" else "it/s"
-    return f"| {recipe.name} | {total:,.0f} {unit} | {rate:,.1f} {per} | {duration(total / rate)} |"
+    if unit == "env steps":
+        speed = f"{rate:,.1f} env steps/s"
+    else:
+        speed = f"{rate:,.1f} it/s" if rate >= 1 else f"{1 / rate:,.1f} s per iteration"
+    return f"| {recipe.name} | {total:,.0f} {unit} | {speed} | {duration(total / rate)} |"
 
 
 def main() -> None:
