@@ -29,13 +29,24 @@ COLUMN_NAMES: dict[str, tuple[str, str]] = {
 X_NAMES = {"step": "env steps", "iteration": "meta-iterations", "episode": "episodes"}
 
 
+# per-task columns: an evaluation's (return/<id>) and training episodes' (train_*/<id>)
+PER_TASK_NAMES = {
+    "return": "evaluation return",
+    "success": "evaluation success",
+    "train_return": "training return",
+    "train_success": "training success",
+}
+
+
 def column_name(column: str) -> tuple[str, str]:
-    """Title and y label of a metrics column (``return/3`` -> task 3's return)."""
+    """Title and y label of a metrics column (``return/3`` -> task 3's evaluation
+    return, ``train_return/3`` -> its training return)."""
     if column in COLUMN_NAMES:
         return COLUMN_NAMES[column]
     metric, _, task = column.partition("/")
     if task:
-        return f"{metric} of task {task}", metric
+        name = PER_TASK_NAMES.get(metric, metric.replace("_", " "))
+        return f"{name} of task {task}", name.split(" ")[-1]
     return column.replace("_", " "), column.replace("_", " ")
 
 
@@ -154,9 +165,9 @@ STYLES = ("-", "--", ":", "-.")
 
 
 def evaluation_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The rows an evaluation wrote (``eval_return`` set): MT-PPO's and SB3's training
-    rows carry per-task ``return/<id>`` columns too, which an evaluation curve must not
-    take."""
+    """The rows an evaluation wrote (``eval_return`` set). Training rows keep their
+    per-task values apart (``train_return/<id>``); this keeps the curves honest for run
+    directories written before they did."""
     return [r for r in rows if r.get("eval_return", "") != ""]
 
 

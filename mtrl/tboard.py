@@ -28,7 +28,7 @@ def row_step(row: Mapping[str, Any], fallback: int) -> int:
 def scalar_tag(key: str) -> str:
     """TensorBoard tag of a metrics column: ``eval_return`` -> ``eval/return``,
     ``train_return`` -> ``train/return``, ``critic_loss`` -> ``train/critic_loss``;
-    per-task columns (``return/3``) stay."""
+    per-task columns (``return/3``, ``train_return/3``) stay."""
     if "/" in key:
         return key
     for prefix in ("eval", "train"):

@@ -201,7 +201,7 @@ def test_sb3_recipe_trains_resumes_and_feeds_eval(
     res = train_sb3(_sb3_recipe(total_steps=640), run, resume=True)
     assert res["steps"] == 640 and len(res["per_task"]) == 2  # continued from 512
     metrics = (run / "metrics.csv").read_text()
-    assert "return/0" in metrics and "eval_return" in metrics
+    assert "train_return/0" in metrics and "eval_return" in metrics
     assert main(["eval", str(run), "--episodes", "1", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["per_task"]) == 2
     sac = _sb3_recipe(algo="sac", total_steps=120, algo_kwargs={"learning_starts": 40})

@@ -126,7 +126,8 @@ def test_plot_labels_name_tasks_and_axes() -> None:
     ]
     assert short_task_labels(["x" * 40], [12], width=10) == ["12: xxxxx…"]
     assert column_name("eval_success") == ("evaluation success", "success rate")
-    assert column_name("return/3") == ("return of task 3", "return")
+    assert column_name("return/3") == ("evaluation return of task 3", "return")
+    assert column_name("train_return/3") == ("training return of task 3", "return")
 
 
 def test_per_task_evaluation_curves_take_no_training_value_and_keep_full_labels() -> None:

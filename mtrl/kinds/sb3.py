@@ -156,10 +156,10 @@ class _RunCallback(BaseCallback):
             self.episodes.clear()
             if tasks:
                 row["train_return"] = float(np.mean([t["return"] for t in tasks.values()]))
-                for tid, t in tasks.items():
-                    row[f"return/{tid}"] = t["return"]
+                for tid, t in tasks.items():  # return/<id> is the evaluation's
+                    row[f"train_return/{tid}"] = t["return"]
                     if not math.isnan(t["success"]):
-                        row[f"success/{tid}"] = t["success"]
+                        row[f"train_success/{tid}"] = t["success"]
             self.ctx.log(row)
             self.next_log += self.recipe.log_every
         return not self.ctx.interrupted()  # Ctrl-C: SB3 stops after this step

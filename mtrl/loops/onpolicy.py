@@ -133,10 +133,10 @@ def _log_row(ctx: TrainingContext, r: OnPolicyRun, losses: list[float]) -> dict[
         "loss": float(np.mean(losses)),
         "env_steps_per_s": r.steps / max(ctx.elapsed(), 1e-9),
     }
-    if stats:
+    if stats:  # per task under train_return/<id>: return/<id> is the evaluation's
         row["train_return"] = float(np.mean([x["return"] for x in stats]))
         for x in stats:
-            row[f"return/{x['task_id']}"] = x["return"]
+            row[f"train_return/{x['task_id']}"] = x["return"]
     for c in r.components:
         row |= c.log_metrics()
     return row
