@@ -460,14 +460,18 @@ def _pool(
     out: dict[tuple[str, int], dict[str, Any]] = {}
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_idle_ignores_ctrl_c)
-    futures = {pool.submit(run_job, recipe_path, job, threads): job for job in pending}
+    stop = context.Event()
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_worker_setup, initargs=(stop,)
+    )
+    futures = {pool.submit(_run_unless_stopped, recipe_path, job, threads): job for job in pending}
     try:
         for i, fut in enumerate(as_completed(futures), 1):
             job = futures[fut]
             out[job.label, job.seed] = fut.result()
             log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: done")
     except KeyboardInterrupt as exc:
+        stop.set()  # a job the pool had already handed to a worker does not start
         queued = sum(f.cancel() for f in futures)
         if getattr(exc, "signum", signal.SIGINT) != signal.SIGINT:  # sent to compare alone
             for worker in multiprocessing.active_children():  # (`timeout`, `kill`): pass
@@ -479,14 +483,26 @@ def _pool(
     return out
 
 
-def _idle_ignores_ctrl_c() -> None:
+_STOP: Any = None  # in a worker: the sweep's stop event
+
+
+def _worker_setup(stop: Any) -> None:
     """In each worker: Ctrl-C stops a run in training (its guard checkpoints it) but
     not an idle worker, whose death would break the pool mid-checkpoint; SIGTERM keeps
     its default (compare passes it on as Ctrl-C), so a broken pool can end workers."""
     from mtrl.training import stop_on_ctrl_c_only
 
+    global _STOP
+    _STOP = stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop_on_ctrl_c_only()
+
+
+def _run_unless_stopped(recipe_path: str, job: Job, threads: int) -> dict[str, Any]:
+    """``run_job``, unless the sweep was stopped before this worker got to it."""
+    if _STOP is not None and _STOP.is_set():
+        raise KeyboardInterrupt
+    return run_job(recipe_path, job, threads)
 
 
 def _shutdown_ignoring_ctrl_c(pool: ProcessPoolExecutor) -> None:

@@ -148,8 +148,11 @@ class Interrupted(KeyboardInterrupt):
     """A run stopped by ``signum`` (SIGINT, SIGTERM or SIGHUP) at a consistent point."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+        super().__init__(signum)  # args: what a worker process pickles it back from
+        self.signum = int(signum)
+
+    def __str__(self) -> str:
+        return signal.Signals(self.signum).name
 
     @property
     def name(self) -> str:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -209,6 +210,9 @@ def test_sigterm_and_sighup_are_deferred_as_ctrl_c_is(sig: signal.Signals) -> No
         with pytest.raises(Interrupted) as stopped:
             guard.check()
     assert stopped.value.signum == sig and stopped.value.name == sig.name
+    # a sweep's worker sends it back to the parent pickled
+    again = pickle.loads(pickle.dumps(stopped.value))
+    assert isinstance(again, Interrupted) and again.signum == sig and str(again) == sig.name
     assert signal.getsignal(sig) == before  # restored
 
 
