@@ -34,7 +34,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run, kind, cfg = load_run(args.resume)
         run_dir, resume = run.path, True
         if run.summary_path.is_file():  # nothing left to train
-            done = {k: v for k, v in run.read_summary().get("results", {}).items()}
+            done = run.read_summary().get("results", {})
             print(f"mtrl: {run_dir} is finished (summary.json); nothing to resume", file=sys.stderr)
             print(
                 dump_json({k: v for k, v in done.items() if not isinstance(v, list | dict)}), end=""
