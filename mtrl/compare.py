@@ -16,25 +16,23 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import multiprocessing
-import os
 import re
-import signal
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import tomli_w
 
 from mtrl.config import read_toml, to_dict
 from mtrl.errors import ConfigError
-from mtrl.jobs import Job, run_job
-from mtrl.runs import dump_json
+from mtrl.jobs import Job
+from mtrl.pool_exec import run_in_pool, run_in_turn
+from mtrl.runs import RunDir, RunLock, dump_json
 from mtrl.stats import bootstrap_ci, iqm, probability_of_improvement, stratified_bootstrap_ci
+from mtrl.sweep_progress import Metric, SweepProgress, number, scores
 from mtrl.tables import format_table
 
 
@@ -164,25 +162,6 @@ def slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", label)[:120]
 
 
-Metric = Literal["auto", "success", "return"]
-
-
-def _number(value: Any) -> float:
-    """A per-task number read back from strict JSON (null stands for NaN)."""
-    return math.nan if value is None else float(value)
-
-
-def scores(per_task: Sequence[dict[str, Any]], metric: Metric = "auto") -> tuple[str, list[float]]:
-    """The metric a run is compared by (``auto``: success if reported, else return)
-    and its per-task values."""
-    success = [_number(r.get("success")) for r in per_task]
-    if metric != "return" and success and all(math.isfinite(s) for s in success):
-        return "success", success
-    if metric == "success":
-        raise ConfigError("--metric success: these runs report no success; use return")
-    return "return", [_number(r.get("return")) for r in per_task]
-
-
 def summarize_variant(
     runs: Sequence[Sequence[dict[str, Any]]], seed: int = 0, metric: Metric = "auto"
 ) -> dict[str, Any]:
@@ -191,7 +170,7 @@ def summarize_variant(
     metrics = {scores(r, metric)[0] for r in runs}
     metric = "success" if metrics == {"success"} else "return"
     matrix = np.array(
-        [[_number(row.get(metric)) for row in r] for r in runs], dtype=np.float64
+        [[number(row.get(metric)) for row in r] for r in runs], dtype=np.float64
     )  # [seeds, tasks]
     lo, hi = stratified_bootstrap_ci(matrix, "mean", seed=seed)
     ilo, ihi = stratified_bootstrap_ci(matrix, "iqm", seed=seed)
@@ -361,17 +340,21 @@ def plan(
     return jobs
 
 
-def _same_comparison(out: Path, recipe: str, overrides: Sequence[str]) -> None:
-    """One comparison per --out: another recipe or other --set values would overwrite
-    its compare.json (more seeds or variants extend it)."""
+def _same_comparison(out: Path, base: dict[str, Any]) -> None:
+    """One comparison per --out: another recipe or other --set values (its resolved
+    base recipe, ``base``) would overwrite its compare.json; more seeds or variants
+    extend it."""
     path = out / "compare.json"
     if not path.is_file():
         return
     doc = json.loads(path.read_text())
-    if doc.get("recipe") != recipe or doc.get("overrides") != list(overrides):
+    differ = differing_keys(doc["config"], base) if "config" in doc else ["recipe"]
+    if differ:
+        shown = ", ".join(differ[:6]) + (", ..." if len(differ) > 6 else "")
         raise ConfigError(
             f"{out} holds another comparison ({doc.get('recipe')} with --set "
-            f"{doc.get('overrides') or 'none'}); use another --out for this one"
+            f"{' '.join(doc.get('overrides', [])) or 'none'}; it differs in {shown}); "
+            "use another --out for this one"
         )
 
 
@@ -381,7 +364,7 @@ def _action(run_dir: Path, wanted: dict[str, Any]) -> str:
     differ; one that never reached a checkpoint (killed early) starts over."""
     config = run_dir / "config.toml"
     if not config.is_file():
-        if run_dir.exists() and any(run_dir.iterdir()):
+        if run_dir.is_dir() and not RunDir.unstarted(run_dir):
             raise ConfigError(
                 f"{run_dir} is not a run directory of mtrl's; remove it or use another --out"
             )
@@ -418,7 +401,6 @@ def _more_results(
     World's metrics, forward transfer where the reference runs are cached or, with
     ``train``, trained)."""
     from mtrl.recipes import load_recipe
-    from mtrl.runs import RunDir
 
     kind, cfg = load_recipe(recipe_path, job.overrides)
     if kind.more_results is None:
@@ -427,90 +409,30 @@ def _more_results(
 
 
 def _execute(
-    recipe_path: str,
-    pending: list[Job],
-    jobs: int,
-    executor: str,
-    address: str | None,
-    log: Callable[[str], None],
+    recipe_path: str, pending: list[Job], how: Execution, progress: SweepProgress
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Train or resume ``pending``: one after another, ``jobs`` at a time in worker
     processes, or as Ray tasks; each job's results by (label, seed)."""
-    out: dict[tuple[str, int], dict[str, Any]] = {}
-    if executor == "ray" and pending:
+    if not pending:
+        return {}
+    if how.executor == "ray":
         from mtrl.ray_exec import run_jobs_on_ray
 
-        out.update(run_jobs_on_ray(recipe_path, pending, address, log))
-    elif jobs == 1:
-        for i, job in enumerate(pending, 1):
-            log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: {job.action}")
-            out[job.label, job.seed] = run_job(recipe_path, job)
-    elif pending:
-        out.update(_pool(recipe_path, pending, jobs, log))
-    return out
+        return run_jobs_on_ray(recipe_path, pending, how.address, progress)
+    if how.jobs == 1:
+        return run_in_turn(recipe_path, pending, progress)
+    return run_in_pool(recipe_path, pending, how.jobs, progress)
 
 
-def _pool(
-    recipe_path: str, pending: list[Job], jobs: int, log: Callable[[str], None]
-) -> dict[tuple[str, int], dict[str, Any]]:
-    """``pending`` in ``jobs`` worker processes. On Ctrl-C (which reaches the workers
-    too: each checkpoints its run) the queued jobs are cancelled, the running ones
-    finish their checkpoint, and the interrupt goes on; a second Ctrl-C while they
-    save is ignored, so nothing hangs and no run is cut mid-write."""
-    out: dict[tuple[str, int], dict[str, Any]] = {}
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    context = multiprocessing.get_context("spawn")
-    stop = context.Event()
-    pool = ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_worker_setup, initargs=(stop,)
-    )
-    futures = {pool.submit(_run_unless_stopped, recipe_path, job, threads): job for job in pending}
-    try:
-        for i, fut in enumerate(as_completed(futures), 1):
-            job = futures[fut]
-            out[job.label, job.seed] = fut.result()
-            log(f"[{i}/{len(pending)}] {job.label} seed {job.seed}: done")
-    except KeyboardInterrupt as exc:
-        stop.set()  # a job the pool had already handed to a worker does not start
-        queued = sum(f.cancel() for f in futures)
-        if getattr(exc, "signum", signal.SIGINT) != signal.SIGINT:  # sent to compare alone
-            for worker in multiprocessing.active_children():  # (`timeout`, `kill`): pass
-                os.kill(worker.pid or 0, signal.SIGINT)  # it on as Ctrl-C
-        log(f"interrupted: {queued} queued runs cancelled; the running ones checkpoint")
-        _shutdown_ignoring_ctrl_c(pool)
-        raise
-    pool.shutdown(wait=True)
-    return out
+@dataclass(frozen=True)
+class Execution:
+    """How a comparison trains its runs and reads their scores."""
 
-
-_STOP: Any = None  # in a worker: the sweep's stop event
-
-
-def _worker_setup(stop: Any) -> None:
-    """In each worker: Ctrl-C stops a run in training (its guard checkpoints it) but
-    not an idle worker, whose death would break the pool mid-checkpoint; SIGTERM keeps
-    its default (compare passes it on as Ctrl-C), so a broken pool can end workers."""
-    from mtrl.training import stop_on_ctrl_c_only
-
-    global _STOP
-    _STOP = stop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stop_on_ctrl_c_only()
-
-
-def _run_unless_stopped(recipe_path: str, job: Job, threads: int) -> dict[str, Any]:
-    """``run_job``, unless the sweep was stopped before this worker got to it."""
-    if _STOP is not None and _STOP.is_set():
-        raise KeyboardInterrupt
-    return run_job(recipe_path, job, threads)
-
-
-def _shutdown_ignoring_ctrl_c(pool: ProcessPoolExecutor) -> None:
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        pool.shutdown(wait=True, cancel_futures=True)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    jobs: int = 1  # runs at a time, in worker processes
+    executor: str = "local"  # or "ray": each run a Ray task
+    address: str | None = None  # ray: the cluster (None: a local one)
+    metric: Metric = "auto"
+    reference: bool = False  # continual: train the missing reference runs
 
 
 def run_compare(
@@ -528,8 +450,9 @@ def run_compare(
 ) -> dict[str, Any]:
     """Train (or reuse) every (variant, seed) run, ``jobs`` at a time in worker
     processes (``executor = "ray"``: as Ray tasks on the cluster at ``address``), then
-    write the comparison."""
-    from mtrl.runs import RunDir
+    write the comparison. Everything is checked before anything trains, and one
+    compare at a time writes ``out_dir``."""
+    from mtrl.recipes import load_recipe
 
     if not seeds:
         raise ConfigError("give at least one seed")
@@ -537,9 +460,42 @@ def run_compare(
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     if executor not in ("local", "ray"):
         raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
+    out, recipe = Path(out_dir), str(recipe_path)
     grid = variants(varies)
-    _same_comparison(Path(out_dir), str(recipe_path), base_overrides)
-    todo = plan(recipe_path, grid, seeds, out_dir, base_overrides)
+    base = to_dict(load_recipe(recipe, base_overrides)[1])
+    _same_comparison(out, base)
+    todo = plan(recipe, grid, seeds, out, base_overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(
+        out / ".lock",
+        note=f"mtrl compare {recipe}",
+        advice="wait for that comparison to finish or stop it, or use another --out",
+    )
+    try:
+        how = Execution(jobs, executor, address, metric, reference)
+        variant_docs = _compare(recipe, grid, seeds, todo, how, log)
+        doc = {
+            "recipe": recipe,
+            "overrides": list(base_overrides),
+            "config": base,  # the comparison's identity: its resolved base recipe
+            "seeds": list(seeds),
+            "variants": variant_docs,
+        }
+        _write(doc, out)
+    finally:
+        lock.release()
+    return doc
+
+
+def _compare(
+    recipe: str,
+    grid: list[Variant],
+    seeds: Sequence[int],
+    todo: list[Job],
+    how: Execution,
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Train what ``todo`` lacks, then summarize each variant over ``seeds``."""
     per_task: dict[tuple[str, int], dict[str, Any]] = {}
     pending = []
     for job in todo:
@@ -548,28 +504,22 @@ def run_compare(
             per_task[job.label, job.seed] = RunDir.open(job.run_dir).read_summary()["results"]
         else:
             pending.append(job)
-    per_task.update(_execute(str(recipe_path), pending, jobs, executor, address, log))
+    progress = SweepProgress(pending, log, how.metric)
+    per_task.update(_execute(recipe, pending, how, progress))
     for job in todo:  # e.g. continual runs' metrics, from cached reference runs
-        per_task[job.label, job.seed] |= _more_results(str(recipe_path), job, reference, log)
+        per_task[job.label, job.seed] |= _more_results(recipe, job, how.reference, log)
     results = {v.label: [per_task[v.label, s] for s in seeds] for v in grid}
     variant_docs = [
         {
             "label": v.label,
             "overrides": list(v.overrides),
-            **summarize_variant([r["per_task"] for r in results[v.label]], metric=metric),
+            **summarize_variant([r["per_task"] for r in results[v.label]], metric=how.metric),
             **summarize_lifelong(results[v.label]),
         }
         for v in grid
     ]
     add_improvement(variant_docs)
-    doc = {
-        "recipe": str(recipe_path),
-        "overrides": list(base_overrides),
-        "seeds": list(seeds),
-        "variants": variant_docs,
-    }
-    _write(doc, Path(out_dir))
-    return doc
+    return variant_docs
 
 
 def _write(doc: dict[str, Any], out: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -49,3 +50,20 @@ class RunDirError(MtrlError):
 
 class TrainingDivergedError(MtrlError):
     """A loss became NaN or infinite; the message says where, and what to try."""
+
+
+class DiskFullError(RunDirError):
+    """No space left where a run writes; what it checkpointed is intact."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or an exception it came from is a full disk (ENOSPC), also where a
+    library wrapped it (torch.save raises a RuntimeError over it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -11,12 +11,14 @@ reused and interrupted ones resumed exactly as with the local executor.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mtrl.errors import ConfigError
 from mtrl.jobs import Job, run_job
+from mtrl.stopping import ignoring_stop_signals
+from mtrl.sweep_progress import SweepProgress
 
 
 def job_resources(recipe: Any) -> dict[str, float]:
@@ -26,50 +28,92 @@ def job_resources(recipe: Any) -> dict[str, float]:
     return {"num_cpus": cpus, "num_gpus": 1.0 if device.startswith("cuda") else 0.0}
 
 
-def _run_remote(recipe_text: str, name: str, job: Job) -> dict[str, Any]:
-    """Runs on a Ray worker: write the recipe locally, then train as the local executor."""
+def _run_remote(recipe_text: str, name: str, job: Job) -> tuple[dict[str, Any], float] | None:
+    """Runs on a Ray worker: write the recipe locally, then train as the local executor.
+    None: the run was stopped (``ray.cancel`` raises Ctrl-C in the task, whose guard
+    checkpoints the run)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_text(recipe_text)
-        return run_job(str(path), job)
+        try:
+            return run_job(str(path), job)
+        except KeyboardInterrupt:
+            return None
 
 
 def run_jobs_on_ray(
-    recipe_path: str | Path,
-    jobs: Sequence[Job],
-    address: str | None,
-    log: Callable[[str], None],
+    recipe_path: str | Path, jobs: Sequence[Job], address: str | None, progress: SweepProgress
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Train ``jobs`` as Ray tasks on the cluster at ``address`` (None: start a local
-    one on this machine's cores); returns each job's results by (label, seed)."""
+    one on this machine's cores); returns each job's results by (label, seed). Stopped,
+    queued tasks are cancelled and running ones checkpoint before the interrupt goes on."""
     try:
         import ray
     except ImportError:
         raise ConfigError(
             "--executor ray needs Ray: pip install 'mtrl-suite[ray]' (or pip install ray)"
         ) from None
-    from mtrl.recipes import load_recipe
 
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
-        text = Path(recipe_path).read_text()
-        pending = {}
-        for job in jobs:
-            _, cfg = load_recipe(recipe_path, job.overrides)
-            res = job_resources(cfg)
-            task = ray.remote(num_cpus=res["num_cpus"], num_gpus=res["num_gpus"])(_run_remote)
-            pending[task.remote(text, Path(recipe_path).name, job)] = job
-        out: dict[tuple[str, int], dict[str, Any]] = {}
-        done_count = 0
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            job = pending.pop(ready[0])
-            out[job.label, job.seed] = ray.get(ready[0])
-            done_count += 1
-            log(f"[{done_count}/{len(jobs)}] {job.label} seed {job.seed}: done (ray)")
-        return out
+        pending = _submit(ray, recipe_path, jobs)
+        try:
+            return _gather(ray, pending, progress)
+        except KeyboardInterrupt:
+            with ignoring_stop_signals():  # while the runs save
+                _stop(ray, pending, progress)
+            raise
     finally:
         if started:
             ray.shutdown()
+
+
+def _submit(ray: Any, recipe_path: str | Path, jobs: Sequence[Job]) -> dict[Any, Job]:
+    from mtrl.recipes import load_recipe
+
+    text = Path(recipe_path).read_text()
+    pending = {}
+    for job in jobs:
+        _, cfg = load_recipe(recipe_path, job.overrides)
+        res = job_resources(cfg)
+        task = ray.remote(num_cpus=res["num_cpus"], num_gpus=res["num_gpus"])(_run_remote)
+        pending[task.remote(text, Path(recipe_path).name, job)] = job
+    return pending
+
+
+def _gather(
+    ray: Any, pending: dict[Any, Job], progress: SweepProgress
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Each task's results as it finishes (``pending`` shrinks to the unfinished)."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+        for ref in ready:
+            job = pending.pop(ref)
+            value = ray.get(ref)
+            if value is None:  # stopped on the cluster (its node shut down, say)
+                raise KeyboardInterrupt
+            out[job.label, job.seed] = value[0]
+            progress.finished(job, *value)
+        progress.tick(running=len(pending))
+    return out
+
+
+def _stop(ray: Any, pending: dict[Any, Job], progress: SweepProgress) -> None:
+    """Cancel every unfinished task (a running one checkpoints its run) and report."""
+    for ref in pending:
+        ray.cancel(ref)
+    progress.log("interrupted: queued runs cancelled; the running ones checkpoint")
+    interrupted = []
+    for ref, job in pending.items():
+        try:
+            value = ray.get(ref)
+        except ray.exceptions.TaskCancelledError:
+            continue  # never started
+        if value is None:
+            interrupted.append(job)
+        else:
+            progress.finished(job, *value)
+    progress.stopped(interrupted)

@@ -25,7 +25,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mtrl.config import write_toml
+import tomli_w
+
+from mtrl.config import to_dict
 from mtrl.errors import RunDirError
 from mtrl.tboard import EventLog, row_step
 
@@ -100,7 +102,12 @@ class RunLock:
     """An exclusive OS lock on ``<run>/.lock`` for the life of the process holding it
     (released by the OS when the process dies, even by kill -9)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        note: str = "",
+        advice: str = "wait for it to finish or stop it, or pick another --run-dir",
+    ) -> None:
         import fcntl
 
         self.path = path
@@ -112,12 +119,11 @@ class RunLock:
             holder = self._fh.read().strip() or "unknown"
             self._fh.close()
             raise RunDirError(
-                f"{str(path.parent)!r} is being written by another process (pid {holder}); "
-                "wait for it to finish or stop it, or pick another --run-dir"
+                f"{str(path.parent)!r} is being written by another process (pid {holder}); {advice}"
             ) from None
         self._fh.seek(0)
         self._fh.truncate()
-        self._fh.write(str(os.getpid()))
+        self._fh.write(f"{os.getpid()}{f': {note}' if note else ''}")  # who holds it
         self._fh.flush()
 
     def release(self) -> None:
@@ -199,7 +205,7 @@ class RunDir:
             )
         if p.exists() and not p.is_dir():
             raise RunDirError(f"{str(p)!r} is a file, not a directory; pick another --run-dir")
-        if p.is_dir() and not (p / "config.toml").exists() and any(p.iterdir()):
+        if p.is_dir() and not (p / "config.toml").exists() and not cls.unstarted(p):
             raise RunDirError(
                 f"{str(p)!r} is not empty and holds no run (no config.toml); a new run "
                 "needs an empty or new directory: pick another --run-dir"
@@ -217,9 +223,19 @@ class RunDir:
         run = cls(p)
         run.checkpoints.mkdir(exist_ok=True)
         run.plots.mkdir(exist_ok=True)
-        if not run.config_path.exists():
-            write_toml(run.config_path, config)
+        if not run.config_path.exists():  # whole or absent, even if killed meanwhile
+            _atomic_write(run.config_path, tomli_w.dumps(to_dict(config)))
         return run
+
+    @staticmethod
+    def unstarted(path: Path) -> bool:
+        """Whether ``path`` is empty or holds only what :meth:`create` makes before a
+        run's config.toml (a process killed right then leaves it): a new run may take it."""
+        scaffold = {".lock", ".write-test", "config.toml.tmp", "checkpoints", "plots"}
+        for entry in path.iterdir():
+            if entry.name not in scaffold or (entry.is_dir() and any(entry.iterdir())):
+                return False
+        return True
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:

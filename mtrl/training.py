@@ -3,12 +3,9 @@ progress bars, checkpoints, deferred Ctrl-C, and resuming with metrics rolled ba
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import FrameType, TracebackType
 from typing import Any
 
 from mtrl.errors import ConfigError
@@ -131,76 +128,6 @@ def resume_state(run: RunDir, resume: bool) -> dict[str, Any] | None:
     if rows is not None:
         run.truncate_metrics(int(rows))
     return state
-
-
-# what stops a run cleanly: Ctrl-C, and what schedulers and terminals send before a kill
-STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-
-
-def stop_on_ctrl_c_only() -> None:
-    """In a sweep's worker process: only Ctrl-C stops a run cleanly there (the sweep
-    passes SIGTERM and SIGHUP on as Ctrl-C); SIGTERM keeps its default, so a pool can
-    still end a worker at once."""
-    STOP_SIGNALS[:] = [signal.SIGINT]
-
-
-class Interrupted(KeyboardInterrupt):
-    """A run stopped by ``signum`` (SIGINT, SIGTERM or SIGHUP) at a consistent point."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)  # args: what a worker process pickles it back from
-        self.signum = int(signum)
-
-    def __str__(self) -> str:
-        return signal.Signals(self.signum).name
-
-    @property
-    def name(self) -> str:
-        return "Ctrl-C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
-
-
-class InterruptGuard:
-    """Defers Ctrl-C, SIGTERM and SIGHUP to the training loop's next consistent point.
-
-    Within the block, a stop signal only sets :attr:`requested` (and :attr:`signum`, the
-    first one's); the loop calls :meth:`check` where its state is whole (between env
-    steps or updates), which raises :class:`Interrupted` for the loop's handler to save
-    a checkpoint. Further signals while that checkpoint is written are ignored, so it is
-    never cut short; the third aborts at once (without saving). Outside the main thread
-    it does nothing.
-    """
-
-    def __init__(self) -> None:
-        self.requested = 0
-        self.signum: int = signal.SIGINT
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> InterruptGuard:
-        if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if not self.requested:
-            self.signum = signum
-        self.requested += 1
-        if self.requested >= 3:
-            raise Interrupted(self.signum)
-
-    def check(self) -> None:
-        if self.requested:
-            raise Interrupted(self.signum)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous = {}
 
 
 def capture_loop(

@@ -284,7 +284,7 @@ def recipe_text(name: str, datasets: Path | None = None) -> str:
     return text
 
 
-# golden runs that test_resume's Ctrl-C test reproduces (resume test name -> golden
+# golden runs that test_resume's Ctrl-C/SIGTERM test reproduces (resume test name -> golden
 # name): interrupted and resumed, or uninterrupted when the run ends before the signal,
 # its metrics and results must equal the golden files, so test_golden leaves them out
 RESUMED_GOLDEN = {
@@ -294,4 +294,6 @@ RESUMED_GOLDEN = {
     "mixture": "mixture",
     "mtppo": "mtppo",
     "sine": "sine_maml",
+    "sb3": "sb3",
+    "maml_rl": "maml_rl",
 }

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -106,7 +114,8 @@ def test_compare_trains_every_variant_and_seed_then_reuses_them(
     assert (out / "compare.md").is_file() and (out / "compare.png").is_file()
     assert main([*argv, "--seeds", "3", "--out", str(out)]) == 0  # 4 reused, 2 new seeds
     captured = capsys.readouterr()
-    assert captured.err.count("reusing") == 4 and captured.err.count(": train") == 2
+    assert captured.err.count("reusing") == 4 and captured.err.count("finished in") == 2
+    assert "[2/2] arch=softmod seed 2: finished in" in captured.err  # a line per run
     assert "IQM" in captured.out
 
 
@@ -175,29 +184,58 @@ def test_a_run_is_its_whole_recipe_other_settings_are_refused(
     assert again["per_task"] == first["per_task"]  # started over: the same numbers
 
 
+def _sweep(recipe: Path, out: Path) -> list[str]:
+    """The `mtrl compare` command of the interruption tests: 2 variants x 2 seeds, two
+    at a time, so two runs are queued while two train."""
+    cmd = [sys.executable, "-m", "mtrl.cli", "compare", str(recipe), "--out", str(out)]
+    return [*cmd, "--seeds", "2", "--jobs", "2", "--vary", "sac.balancing=none,pcgrad"]
+
+
+@pytest.fixture(scope="module")
+def long_recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    recipe = tmp_path_factory.mktemp("sweep") / "r.toml"
+    long = RECIPE.replace("total_steps = 400", "total_steps = 2000")
+    recipe.write_text(long.replace("checkpoint_every = 400", "checkpoint_every = 2000"))
+    return recipe  # checkpoints only when stopped or done
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(long_recipe: Path) -> dict[str, Any]:
+    """The comparison that the interrupted ones must end up equal to."""
+    out = long_recipe.parent / "uninterrupted"
+    done = subprocess.run(_sweep(long_recipe, out), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads((out / "compare.json").read_text())  # type: ignore[no-any-return]
+
+
+def _start(cmd: list[str], out: Path, first: str) -> subprocess.Popen[str]:
+    """The sweep started in its own process group, once a run has written ``first``."""
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not list(out.glob(f"*/seed_*/{first}")) and time.time() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
+def _continue(err: str) -> list[str]:
+    """The command an interrupted compare printed to continue with, run as python -m."""
+    line = err.strip().splitlines()[-1].strip()
+    argv = shlex.split(line)
+    assert argv[:2] == ["mtrl", "compare"], err
+    return [sys.executable, "-m", "mtrl.cli", *argv[1:]]
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_ctrl_c_cancels_the_queued_runs_and_a_rerun_finishes_the_comparison(
-    tmp_path: Path, how: str
+    how: str, long_recipe: Path, uninterrupted: dict[str, Any], tmp_path: Path
 ) -> None:
     """Ctrl-C in a terminal reaches the whole process group; SIGTERM (`timeout`,
     `kill`) only compare, which passes the stop on: either way the running jobs
     checkpoint, the queued ones never start, compare exits 128 + the signal's number
-    saying how to continue; the same command then finishes every run."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    recipe = tmp_path / "r.toml"
-    recipe.write_text(RECIPE.replace("total_steps = 400", "total_steps = 4000"))
+    saying what became of each run and the command that continues; that command then
+    finishes the comparison with the uninterrupted one's numbers."""
     out = tmp_path / "cmp"
-    cmd = [sys.executable, "-m", "mtrl.cli", "compare", str(recipe), "--out", str(out)]
-    cmd += ["--seeds", "3", "--jobs", "2", "--vary", "sac.balancing=none,pcgrad"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 120
-    while not list(out.glob("*/seed_*/metrics.csv")) and time.time() < deadline:
-        time.sleep(0.2)
+    proc = _start(_sweep(long_recipe, out), out, "metrics.csv")
     time.sleep(1.0)
     if how == "ctrl-c":  # pressed twice: the second must not hang or cut a checkpoint
         os.killpg(proc.pid, signal.SIGINT)
@@ -208,13 +246,43 @@ def test_ctrl_c_cancels_the_queued_runs_and_a_rerun_finishes_the_comparison(
     _, err = proc.communicate(timeout=120)
     sig = signal.SIGINT if how == "ctrl-c" else signal.SIGTERM
     assert proc.returncode == 128 + sig, err
-    assert "queued runs cancelled" in err and "run the same command again" in err
+    assert "queued runs cancelled" in err and "continue the comparison with" in err
+    assert re.search(r"interrupted \([12], checkpointed", err), err
+    assert "not started (2): balancing=none seed 1, balancing=pcgrad seed 1" in err
     started = list(out.glob("*/seed_*/config.toml"))
     assert 1 <= len(started) <= 2  # at most the two that were running
     assert not list(out.glob("*/seed_*/summary.json"))
     # the run that was training checkpointed (one still setting up may have none yet:
     # the rerun starts it over)
     assert any(list((c.parent / "checkpoints").glob("step_*.pt")) for c in started)
+    done = subprocess.run(_continue(err), capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "resumed and finished in" in done.stderr
+    doc = json.loads((out / "compare.json").read_text())
+    assert doc["variants"] == uninterrupted["variants"]  # as if never interrupted
+
+
+def test_one_compare_per_out_and_kill_9_of_the_sweep_then_a_rerun_finishes(
+    long_recipe: Path, uninterrupted: dict[str, Any], tmp_path: Path
+) -> None:
+    """A second compare into the same --out is refused, naming the one that runs. A
+    hard kill (OOM killer, a node lost) of compare and its workers before any checkpoint
+    leaves runs with a config and nothing else: the same command starts them over, with
+    no directory to delete by hand, and ends with the uninterrupted comparison's numbers."""
+    out = tmp_path / "cmp"
+    cmd = _sweep(long_recipe, out)
+    proc = _start(cmd, out, "config.toml")
+    try:
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    assert second.returncode == 2
+    assert f"being written by another process (pid {proc.pid}: mtrl compare" in second.stderr
+    assert "use another --out" in second.stderr
+    assert list(out.glob("*/seed_*/config.toml"))
+    assert not list(out.glob("*/seed_*/checkpoints/step_*.pt"))
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
-    assert len(list(out.glob("*/seed_*/summary.json"))) == 6
+    doc = json.loads((out / "compare.json").read_text())
+    assert doc["variants"] == uninterrupted["variants"]

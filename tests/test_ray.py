@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,7 +56,7 @@ def test_ray_executor_gives_the_local_executors_comparison(
     try:
         argv = ["compare", str(recipe), *vary, "--out", str(tmp_path / "ray")]
         assert main([*argv, "--executor", "ray"]) == 0
-        assert "done (ray)" in capsys.readouterr().err
+        assert "[2/2] arch=multihead seed 0: finished in" in capsys.readouterr().err
         local = json.loads((tmp_path / "local" / "compare.json").read_text())
         remote = json.loads((tmp_path / "ray" / "compare.json").read_text())
         assert local["variants"] == remote["variants"]  # same seeds, same numbers
@@ -59,3 +65,39 @@ def test_ray_executor_gives_the_local_executors_comparison(
         assert capsys.readouterr().err.count("reusing") == 2
     finally:
         ray.shutdown()
+
+
+def test_ctrl_c_stops_a_ray_sweep_and_the_same_command_finishes_it(tmp_path: Path) -> None:
+    """Ctrl-C (to compare's process group; Ray's workers live in their own) cancels the
+    queued Ray tasks and interrupts the running ones, which checkpoint; the command it
+    prints continues the sweep to the numbers an uninterrupted local sweep gives."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.replace("total_steps = 300", "total_steps = 1500"))
+    vary = ["--seeds", "2", "--vary", "sac.balancing=none,pcgrad"]
+    assert main(["compare", str(recipe), *vary, "--out", str(tmp_path / "local")]) == 0
+    out = tmp_path / "ray"
+    cmd = [sys.executable, "-m", "mtrl.cli", "compare", str(recipe), *vary, "--out", str(out)]
+    cmd += ["--executor", "ray"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 180
+    while not list(out.glob("*/seed_*/metrics.csv")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    assert "interrupted (" in err and "checkpointed; resumed next time" in err
+    assert "not started (2)" in err
+    assert any(out.glob("*/seed_*/checkpoints/step_*.pt"))
+    again = shlex.split(err.strip().splitlines()[-1])
+    done = subprocess.run(
+        [sys.executable, "-m", "mtrl.cli", *again[1:]],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "resumed and finished in" in done.stderr
+    local = json.loads((tmp_path / "local" / "compare.json").read_text())
+    assert json.loads((out / "compare.json").read_text())["variants"] == local["variants"]

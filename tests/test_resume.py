@@ -21,6 +21,7 @@ from recipes import CONTINUAL as CONTINUAL_RECIPE
 from recipes import (
     CURRICULUM,
     DEMOS,
+    MAML_RL,
     MIXTURE,
     MTPPO,
     MTSAC,
@@ -45,7 +46,13 @@ RECIPES = {
     "continual": CONTINUAL,
     "mtppo": MTPPO,
     "sine": SINE,
+    "sb3": SB3,
+    "maml_rl": MAML_RL,
 }
+# Ctrl-C (SIGINT) anywhere in each recipe; SIGTERM (Slurm, Kubernetes, `timeout`) in
+# every kind (mtsac's has its own test below)
+STOPS = [(name, signal.SIGINT) for name in RECIPES if name not in ("sb3", "maml_rl")]
+STOPS += [(name, signal.SIGTERM) for name in ("continual", "mtppo", "sine", "sb3", "maml_rl")]
 # the uninterrupted runs of these recipes are golden runs (tests/golden/)
 GOLDEN_OF = RESUMED_GOLDEN
 
@@ -128,9 +135,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(RECIPES))
-def test_ctrl_c_anywhere_then_resume_equals_the_uninterrupted_run(
-    name: str, reference: dict[str, Path], datasets: Path, tmp_path: Path
+@pytest.mark.parametrize(("name", "sig"), STOPS, ids=[f"{n}-{s.name}" for n, s in STOPS])
+def test_ctrl_c_or_sigterm_anywhere_then_resume_equals_the_uninterrupted_run(
+    name: str, sig: signal.Signals, reference: dict[str, Path], datasets: Path, tmp_path: Path
 ) -> None:
     recipe = tmp_path / "r.toml"
     recipe.write_text(_recipe_text(name, datasets))
@@ -138,10 +145,10 @@ def test_ctrl_c_anywhere_then_resume_equals_the_uninterrupted_run(
     proc = _mtrl("train", str(recipe), "--run-dir", str(run))
     _wait_for(lambda: _metric_rows(run) >= 2)
     time.sleep(random.Random().uniform(0.0, 1.5))  # a random moment of the run
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=300)
     if proc.returncode != 0:  # else it ended before the signal: an uninterrupted run
-        assert proc.returncode == 130, err.decode()
+        assert proc.returncode == 128 + sig, err.decode()
         assert "resume with" in err.decode()
         proc = _mtrl("train", "--resume", str(run))
         _, err = proc.communicate(timeout=600)

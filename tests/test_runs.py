@@ -181,7 +181,7 @@ def test_metrics_roll_back_to_a_checkpoint(tmp_path: Path) -> None:
 def test_ctrl_c_is_deferred_to_the_loops_next_consistent_point() -> None:
     import signal
 
-    from mtrl.training import InterruptGuard
+    from mtrl.stopping import InterruptGuard
 
     # a known handler first: another test in this worker process may have left one
     outer = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -201,7 +201,7 @@ def test_ctrl_c_is_deferred_to_the_loops_next_consistent_point() -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_are_deferred_as_ctrl_c_is(sig: signal.Signals) -> None:
-    from mtrl.training import Interrupted, InterruptGuard
+    from mtrl.stopping import Interrupted, InterruptGuard
 
     before = signal.getsignal(sig)
     with InterruptGuard() as guard:

@@ -1,7 +1,5 @@
 """`python -m mtrl.cli`."""
 
-import sys
+from mtrl.cli import run
 
-from mtrl.cli import main
-
-sys.exit(main())
+run()

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from mtrl.cli.texts import SET_HELP
 from mtrl.errors import MtrlError
 from mtrl.runs import dump_json
-from mtrl.training import Interrupted
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -21,14 +20,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise MtrlError("--seeds must be >= 1")
     out = Path(args.out or f"runs/compare_{Path(args.recipe).stem}")
-    stopped: dict[str, int] = {"signum": signal.SIGINT}
-
-    def stop(signum: int, frame: FrameType | None) -> None:  # SIGTERM, SIGHUP: as Ctrl-C
-        stopped["signum"] = signum
-        raise Interrupted(signum)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
+    try:  # (SIGTERM and SIGHUP come as Ctrl-C: mtrl.cli.main)
         doc = run_compare(
             args.recipe,
             args.vary,
@@ -42,25 +34,42 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             executor=args.executor,
             address=args.address,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # more presses: we are leaving
-        signum = stopped["signum"]
+        signum = int(getattr(exc, "signum", signal.SIGINT))
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(
-            f"mtrl: interrupted ({name}); run the same command again to continue the "
-            "comparison (finished runs are reused, interrupted ones resumed)",
+            f"mtrl: interrupted ({name}); continue the comparison with (finished runs "
+            f"are reused, interrupted ones resumed):\n  {_again(args, out)}",
             file=sys.stderr,
         )
-        return 128 + int(stopped["signum"])
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        return 128 + signum
     if args.json:
         print(dump_json(doc), end="")
     else:
         print(compare_table(doc))
         print(f"\nwrote {out / 'compare.json'}, {out / 'compare.md'} and {out / 'compare.png'}")
     return 0
+
+
+def _again(args: argparse.Namespace, out: Path) -> str:
+    """The command that continues this comparison."""
+    argv = ["mtrl", "compare", args.recipe, "--out", str(out), "--seeds", str(args.seeds)]
+    for vary in args.vary:
+        argv += ["--vary", vary]
+    for setting in args.set:
+        argv += ["--set", setting]
+    if args.jobs != 1:
+        argv += ["--jobs", str(args.jobs)]
+    if args.executor != "local":
+        argv += ["--executor", args.executor]
+    if args.address:
+        argv += ["--address", args.address]
+    if args.metric != "auto":
+        argv += ["--metric", args.metric]
+    argv += ["--reference"] if args.reference else []
+    argv += ["--json"] if args.json else []
+    return shlex.join(argv)
 
 
 def add_commands(sub: Any) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import signal
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mtrl.cli.texts import RECIPES_HELP, SET_HELP
-from mtrl.errors import MtrlError
+from mtrl.errors import DiskFullError, MtrlError, disk_full
 from mtrl.runs import dump_json, warn
 
 
@@ -60,7 +59,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except Exception as exc:
         if not disk_full(exc):
             raise
-        raise MtrlError(
+        raise DiskFullError(
             f"no space left on the device of {run_dir} ({exc.__class__.__name__}); what was "
             f"checkpointed is intact: free space, then mtrl train --resume {run_dir}"
         ) from exc
@@ -76,19 +75,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(dump_json(summary), end="")
     print(f"\nrun directory: {run_dir}")
     return 0
-
-
-def disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` or an exception it came from is a full disk (ENOSPC), also where a
-    library wrapped it (torch.save raises a RuntimeError over it)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
-            return True
-        if "No space left on device" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:

@@ -4,11 +4,14 @@ the task-conditioned policies of :mod:`mtrl.agents.sb3` on a multi-task vector e
 The run directory is the same as for mtrl's own agents: metrics.csv (per-task training
 returns), checkpoints (the SB3 model zip inside ``step_<N>.pt``, so resuming continues
 the step count), summary.json with the per-task evaluation, and `mtrl eval` / `mtrl
-plot` work on it. SAC's replay buffer is not checkpointed: a resumed SAC run refills it.
+plot` work on it. A checkpoint is taken where a rollout starts (after the previous
+update) and holds what SB3's zip leaves out: the env's state, the RNGs and SAC's replay
+buffer, so a resumed run on sync envs continues exactly as the uninterrupted one.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 from collections import defaultdict
@@ -36,9 +39,8 @@ from mtrl.evaluation import evaluate, final_results
 from mtrl.loading import ActFn
 from mtrl.loops.context import TrainingContext
 from mtrl.runs import RunDir
-from mtrl.training import (
-    divergence_advice,
-)
+from mtrl.seeding import global_rng_state, set_global_rng_state
+from mtrl.training import divergence_advice
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
 
@@ -114,8 +116,10 @@ def build_model(recipe: SB3Recipe, env: SB3MultiTaskVecEnv) -> BaseAlgorithm:
 
 
 def load_model(state: dict[str, Any], recipe: SB3Recipe, env: Any) -> BaseAlgorithm:
-    """The SB3 model stored in a checkpoint's ``model_zip``."""
-    return ALGOS[recipe.algo].load(io.BytesIO(state["model_zip"]), env=env, device=recipe.device)
+    """The SB3 model stored in a checkpoint's ``model_zip``; training continues from
+    its last observation (``restore_model`` puts the env back where that was)."""
+    zipped = io.BytesIO(state["model_zip"])
+    return ALGOS[recipe.algo].load(zipped, env=env, device=recipe.device, force_reset=False)
 
 
 def policy_fn(model: BaseAlgorithm) -> Any:
@@ -127,8 +131,9 @@ def policy_fn(model: BaseAlgorithm) -> Any:
 
 class _RunCallback(BaseCallback):
     """Writes per-task training returns to metrics.csv every ``log_every`` steps,
-    checkpoints the model at the first rollout end past every ``checkpoint_every``
-    steps, moves the progress bar, and stops SB3 at the next step on Ctrl-C."""
+    checkpoints the model at the first rollout start past every ``checkpoint_every``
+    steps, moves the progress bar, and on Ctrl-C stops SB3 where the next rollout
+    starts (where a checkpoint resumes exactly)."""
 
     def __init__(self, ctx: TrainingContext, recipe: SB3Recipe) -> None:
         super().__init__()
@@ -162,11 +167,12 @@ class _RunCallback(BaseCallback):
                         row[f"train_success/{tid}"] = t["success"]
             self.ctx.log(row)
             self.next_log += self.recipe.log_every
-        return not self.ctx.interrupted()  # Ctrl-C: SB3 stops after this step
+        return True
 
-    def _on_rollout_end(self) -> None:
-        # periodic checkpoints at rollout boundaries: a resume collects the same
-        # rollouts as the uninterrupted run would from there
+    def _on_rollout_start(self) -> None:
+        # the previous rollout's update is done and the next not begun: what a resume
+        # starts from. Ctrl-C raises here; the guard around `learn` checkpoints.
+        self.ctx.check()
         self.ctx.periodic_checkpoint(self.num_timesteps)
 
 
@@ -195,11 +201,42 @@ def init_sb3_weights(model: BaseAlgorithm, source: str | Path) -> None:
         ) from None
 
 
-def model_state(model: BaseAlgorithm, steps: int) -> dict[str, Any]:
-    """A checkpoint: SB3's own zip of the model (``model.save``) and the step count."""
+def model_state(model: BaseAlgorithm, steps: int, callback: _RunCallback) -> dict[str, Any]:
+    """A checkpoint: SB3's own zip of the model (``model.save``), the step count and
+    what the zip leaves out (SAC's replay buffer, the env's state, the RNGs, the
+    episodes not yet logged)."""
     buf = io.BytesIO()
     model.save(buf)
-    return {"model_zip": buf.getvalue(), "steps": steps}
+    state: dict[str, Any] = {"model_zip": buf.getvalue(), "steps": steps}
+    replay = getattr(model, "replay_buffer", None)
+    if replay is not None:
+        rb = io.BytesIO()
+        model.save_replay_buffer(rb)  # type: ignore[attr-defined]
+        state["replay_buffer"] = rb.getvalue()
+    env = model.get_env()
+    state["loop"] = {
+        "global_rng": global_rng_state(),
+        "action_rng": copy.deepcopy(model.action_space.np_random.bit_generator.state),
+        "env": env.env.state() if isinstance(env, SB3MultiTaskVecEnv) else None,
+        "episodes": {k: list(v) for k, v in callback.episodes.items()},
+    }
+    return state
+
+
+def restore_model(state: dict[str, Any], model: BaseAlgorithm, callback: _RunCallback) -> None:
+    """Put back what :func:`model_state` saved beside the zip (after ``load_model``,
+    which re-seeds the RNGs)."""
+    if "replay_buffer" in state:
+        model.load_replay_buffer(io.BytesIO(state["replay_buffer"]))  # type: ignore[attr-defined]
+    loop = state.get("loop")
+    if loop is None:  # an older checkpoint: the env restarts, the RNGs as seeded
+        return
+    env = model.get_env()
+    if loop["env"] is not None and isinstance(env, SB3MultiTaskVecEnv):
+        env.env.load_state(loop["env"])
+    set_global_rng_state(loop["global_rng"])
+    model.action_space.np_random.bit_generator.state = loop["action_rng"]
+    callback.episodes.update({int(k): list(v) for k, v in loop["episodes"].items()})
 
 
 def train_sb3(
@@ -219,15 +256,17 @@ def train_sb3(
         if init_from is not None and not resume:
             init_sb3_weights(model, init_from)
         ctx = TrainingContext(recipe, run_dir, resume)
+        run_callback = _RunCallback(ctx, recipe)
         if ctx.state is not None:
             model = load_model(ctx.state, recipe, env)
+            restore_model(ctx.state, model, run_callback)
         ctx.start(
-            lambda step: model_state(model, step),
+            lambda step: model_state(model, step, run_callback),
             total=recipe.total_steps,
             step=model.num_timesteps,
             progress=progress,
         )
-        callback = CallbackList([PerTaskStatsCallback(), _RunCallback(ctx, recipe)])
+        callback = CallbackList([PerTaskStatsCallback(), run_callback])
         remaining = recipe.total_steps - model.num_timesteps
         with ctx.guarded(lambda: model.num_timesteps):  # Ctrl-C: a checkpoint, then stop
             try:

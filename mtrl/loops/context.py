@@ -13,7 +13,8 @@ from typing import Any
 
 from mtrl.agents.hooks import LoopComponent
 from mtrl.runs import RunDir
-from mtrl.training import Checkpointer, InterruptGuard, open_run, progress_bar, resume_state
+from mtrl.stopping import InterruptGuard
+from mtrl.training import Checkpointer, open_run, progress_bar, resume_state
 
 StateFn = Callable[[int], Mapping[str, Any]]
 Rows = list[dict[str, Any]]

@@ -1,0 +1,103 @@
+"""What a sweep tells its user: a line per finished run (variant, seed, score, time)
+with the sweep's progress and ETA, a line now and then while runs train, and, when
+it is stopped, which runs finished, which were interrupted (checkpointed: the next
+run of the command resumes them) and which never started."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from mtrl.errors import ConfigError
+from mtrl.jobs import Job
+from mtrl.progress import duration
+
+Metric = Literal["auto", "success", "return"]
+
+
+def number(value: Any) -> float:
+    """A per-task number read back from strict JSON (null stands for NaN)."""
+    return math.nan if value is None else float(value)
+
+
+def scores(per_task: Sequence[dict[str, Any]], metric: Metric = "auto") -> tuple[str, list[float]]:
+    """The metric a run is compared by (``auto``: success if reported, else return)
+    and its per-task values."""
+    success = [number(r.get("success")) for r in per_task]
+    if metric != "return" and success and all(math.isfinite(s) for s in success):
+        return "success", success
+    if metric == "success":
+        raise ConfigError("--metric success: these runs report no success; use return")
+    return "return", [number(r.get("return")) for r in per_task]
+
+
+def _names(jobs: Sequence[Job], most: int = 8) -> str:
+    shown = [f"{j.label} seed {j.seed}" for j in jobs[:most]]
+    more = f", and {len(jobs) - most} more" if len(jobs) > most else ""
+    return ", ".join(shown) + more
+
+
+class SweepProgress:
+    """Tells ``log`` how the runs of ``jobs`` go; executors call :meth:`finished` as
+    runs end, :meth:`tick` while they wait and :meth:`stopped` when interrupted."""
+
+    def __init__(
+        self,
+        jobs: Sequence[Job],
+        log: Callable[[str], None],
+        metric: Metric = "auto",
+        every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.jobs, self.log, self.metric = list(jobs), log, metric
+        self.every, self.clock = every, clock
+        self.t0 = self.last = clock()
+        self.done: list[Job] = []
+
+    def eta(self) -> float | None:
+        """Seconds left at the pace of the runs finished so far (None before the first)."""
+        if not self.done:
+            return None
+        return (self.clock() - self.t0) / len(self.done) * (len(self.jobs) - len(self.done))
+
+    def finished(self, job: Job, results: dict[str, Any], seconds: float) -> None:
+        self.done.append(job)
+        self.last = self.clock()
+        name, values = scores(results.get("per_task", []), self.metric)
+        finite = [v for v in values if math.isfinite(v)]
+        score = f"{name} {sum(finite) / len(finite):.3g}" if finite else f"no {name}"
+        line = f"[{len(self.done)}/{len(self.jobs)}] {job.label} seed {job.seed}: "
+        line += f"{'resumed and ' if job.action == 'resume' else ''}finished in "
+        line += f"{duration(seconds)}, {score} (mean over tasks)"
+        eta = self.eta()
+        if eta is not None and len(self.done) < len(self.jobs):
+            line += f" | ETA {duration(eta)}"
+        self.log(line)
+
+    def tick(self, running: int) -> None:
+        """A line every ``every`` seconds without a finished run, so a sweep of long
+        runs is never silent."""
+        now = self.clock()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        queued = len(self.jobs) - len(self.done) - running
+        line = f"mtrl: sweep {len(self.done)}/{len(self.jobs)} runs finished, {running} "
+        line += f"training, {queued} queued | {duration(now - self.t0)} elapsed"
+        eta = self.eta()
+        self.log(line + (f" | ETA {duration(eta)}" if eta is not None else ""))
+
+    def stopped(self, interrupted: Sequence[Job]) -> None:
+        """Which runs finished, which were interrupted and which never started."""
+        left = [j for j in self.jobs if j not in self.done and j not in interrupted]
+        if self.done:
+            self.log(f"finished ({len(self.done)}): {_names(self.done)}")
+        if interrupted:
+            self.log(
+                f"interrupted ({len(interrupted)}, checkpointed; resumed next time): "
+                f"{_names(interrupted)}"
+            )
+        if left:
+            self.log(f"not started ({len(left)}): {_names(left)}")
