@@ -30,7 +30,7 @@ from mtrl.config import read_toml, to_dict
 from mtrl.errors import ConfigError
 from mtrl.jobs import Job
 from mtrl.pool_exec import run_in_pool, run_in_turn
-from mtrl.runs import RunDir, RunLock, dump_json
+from mtrl.runs import RunDir, RunLock, dump_json, package_versions
 from mtrl.stats import bootstrap_ci, iqm, probability_of_improvement, stratified_bootstrap_ci
 from mtrl.sweep_progress import Metric, SweepProgress, number, scores
 from mtrl.tables import format_table
@@ -381,6 +381,13 @@ def _action(run_dir: Path, wanted: dict[str, Any]) -> str:
     return "resume"  # from its newest checkpoint, or from the start if it has none
 
 
+def version_changes(then: Mapping[str, str], now: Mapping[str, str]) -> str:
+    """``"torch 2.12.0 (now 2.13.0), ..."`` for the packages whose version differs
+    ('' when none does, or the run recorded none)."""
+    moved = [f"{k} {then[k]} (now {now[k]})" for k in now if k in then and then[k] != now[k]]
+    return ", ".join(moved)
+
+
 def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
     """The dotted keys whose values differ between two nested tables (missing on one
     side counts), in sorted order."""
@@ -498,12 +505,20 @@ def _compare(
     """Train what ``todo`` lacks, then summarize each variant over ``seeds``."""
     per_task: dict[tuple[str, int], dict[str, Any]] = {}
     pending = []
+    now = package_versions()
     for job in todo:
-        if job.action == "reuse":
-            log(f"{job.label} seed {job.seed}: finished, reusing {job.run_dir}")
-            per_task[job.label, job.seed] = RunDir.open(job.run_dir).read_summary()["results"]
-        else:
+        if job.action != "reuse":
             pending.append(job)
+            continue
+        summary = RunDir.open(job.run_dir).read_summary()
+        log(f"{job.label} seed {job.seed}: finished, reusing {job.run_dir}")
+        moved = version_changes(summary.get("versions", {}), now)
+        if moved:
+            log(
+                f"  note: it was trained with {moved}; its numbers stand as they are "
+                "(remove the run directory to retrain it with these versions)"
+            )
+        per_task[job.label, job.seed] = summary["results"]
     progress = SweepProgress(pending, log, how.metric)
     per_task.update(_execute(recipe, pending, how, progress))
     for job in todo:  # e.g. continual runs' metrics, from cached reference runs

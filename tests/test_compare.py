@@ -112,9 +112,15 @@ def test_compare_trains_every_variant_and_seed_then_reuses_them(
     assert all(v["seeds"] == 2 and v["metric"] == "return" for v in doc["variants"])
     assert (out / "arch=softmod" / "seed_1" / "summary.json").is_file()
     assert (out / "compare.md").is_file() and (out / "compare.png").is_file()
+    # a run trained with other package versions is reused, and the user told so
+    summary = out / "arch=shared" / "seed_0" / "summary.json"
+    doc = json.loads(summary.read_text())
+    doc["versions"]["torch"] = "1.0.0"
+    summary.write_text(json.dumps(doc))
     assert main([*argv, "--seeds", "3", "--out", str(out)]) == 0  # 4 reused, 2 new seeds
     captured = capsys.readouterr()
     assert captured.err.count("reusing") == 4 and captured.err.count("finished in") == 2
+    assert captured.err.count("it was trained with torch 1.0.0 (now ") == 1
     assert "[2/2] arch=softmod seed 2: finished in" in captured.err  # a line per run
     assert "IQM" in captured.out
 

@@ -232,3 +232,25 @@ def test_resuming_without_a_checkpoint_starts_over_from_empty_metrics(
     run.log_metrics({"step": 2})  # after the checkpoint: rolled back on resume
     state = resume_state(run, resume=True)
     assert state is not None and state["w"] == 1 and run.metric_rows() == 1
+
+
+def test_a_full_disk_is_told_apart_also_under_a_library_error() -> None:
+    """What `mtrl train` and `mtrl compare` turn into one 'free space' line: ENOSPC,
+    also where a library raised its own error over it (torch.save does)."""
+    from mtrl.errors import disk_full
+
+    try:
+        with open("/dev/full", "w") as fh:  # a device that is always full
+            fh.write("x" * 100_000)
+    except OSError as exc:
+        full = exc
+    assert disk_full(full)
+    try:
+        try:
+            raise full
+        except OSError as inner:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] write failed") from inner
+    except RuntimeError as wrapped:
+        assert disk_full(wrapped)
+    assert not disk_full(RuntimeError("unexpected pos 704 vs 598"))
+    assert not disk_full(OSError(13, "Permission denied"))

@@ -44,7 +44,7 @@ from mtrl.envs import get_family
 from mtrl.envs.metaworld_suites import MetaWorldSuite, cache_root
 from mtrl.envs.vector import MultiTaskEnvConfig, resolve_tasks
 from mtrl.errors import ConfigError
-from mtrl.kinds.mtsac import CURVES, EVALUATES, MTSACRecipe, load_policy, train_mtsac
+from mtrl.kinds.mtsac import CURVES, EVALUATES, Plan, SACRun, load_policy, train_sac
 from mtrl.nets import NetConfig
 from mtrl.runs import RunDir
 
@@ -71,10 +71,11 @@ def cw_env() -> MultiTaskEnvConfig:
 
 
 @dataclass(frozen=True)
-class ContinualRecipe(MTSACRecipe):
-    """A task sequence learned in order; ``total_steps`` is ``steps_per_task`` x tasks."""
+class ContinualRecipe(SACRun):
+    """A task sequence learned in order (a :class:`SACRun` with Continual World's
+    defaults); ``total_steps`` is ``steps_per_task`` x tasks."""
 
-    kind: Literal["continual"] = "continual"  # type: ignore[assignment]
+    kind: Literal["continual"] = "continual"
     env: MultiTaskEnvConfig = field(default_factory=cw_env)
     steps_per_task: int = bounded(1_000_000, ge=1)
     total_steps: int = bounded(0, ge=0)  # derived; leave at 0
@@ -95,11 +96,6 @@ class ContinualRecipe(MTSACRecipe):
                 "a continual run lasts steps_per_task x tasks: set steps_per_task and "
                 "leave total_steps out"
             )
-        if self.curriculum is not None:
-            raise ConfigError(
-                "a continual recipe's curriculum is its task sequence (env.name / env.tasks "
-                "with steps_per_task); leave [curriculum] out or use kind = 'mtsac'"
-            )
         if self.continual.method == "packnet":
             for net in ("actor", "critic"):
                 arch = getattr(self.sac, net).arch
@@ -118,19 +114,20 @@ class ContinualRecipe(MTSACRecipe):
             env = dataclasses.replace(self.env, max_episode_steps=CW_EPISODE_STEPS)
             object.__setattr__(self, "env", env)
 
-    def curriculum_config(self) -> CurriculumConfig:
-        return CurriculumConfig(unlock="budget", budget=self.steps_per_task, sampler="sequential")
+    def plan(self) -> Plan:
+        """The SAC loop with the sequence as its curriculum (each task unlocks the next
+        after ``steps_per_task`` env steps, only the newest runs), the recipe's method
+        in the update, and Continual World's metrics in the summary (forward transfer
+        where the reference runs are cached)."""
+        sequence = CurriculumConfig(
+            unlock="budget", budget=self.steps_per_task, sampler="sequential"
+        )
 
-    def continual_config(self) -> ContinualConfig:
-        return self.continual
+        def metrics(run: RunDir) -> dict[str, Any]:
+            refs = reference_aucs(self)
+            return {"continual": continual_results(run, self.steps_per_task, refs)}
 
-    def budget(self, num_tasks: int) -> int:
-        return self.steps_per_task * num_tasks
-
-    def final_results(self, run: RunDir) -> dict[str, Any]:
-        """Continual World's metrics, forward transfer where reference runs are cached."""
-        refs = reference_aucs(self)
-        return {"continual": continual_results(run, self.steps_per_task, refs)}
+        return Plan(sequence, self.continual, self.steps_per_task, metrics)
 
 
 __all__ = ["CURVES", "EVALUATES", "ContinualRecipe", "load_policy", "train_continual"]
@@ -168,8 +165,8 @@ def train_continual(
     progress: bool = False,
     init_from: str | Path | None = None,
 ) -> dict[str, Any]:
-    """MT-SAC's loop with the sequence as its curriculum and the recipe's method."""
-    return train_mtsac(recipe, run_dir, resume=resume, progress=progress, init_from=init_from)
+    """The SAC loop with the recipe's plan: the sequence and the method."""
+    return train_sac(recipe, recipe.plan(), run_dir, resume, progress, init_from)
 
 
 def reference_recipe(recipe: ContinualRecipe, task_index: int) -> ContinualRecipe:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -49,10 +50,30 @@ EVALUATES = True  # a multi-task policy: `mtrl eval` and `mtrl compare` take it
 
 
 @dataclass(frozen=True)
-class MTSACRecipe:
-    """Multi-task SAC: environment, budget, replay and the SAC update."""
+class Plan:
+    """What a kind adds to the SAC loop beside a :class:`SACRun`'s fields."""
 
-    kind: Literal["mtsac"] = "mtsac"
+    curriculum: CurriculumConfig | None = None  # the curriculum the loop consults
+    continual: ContinualConfig | None = None  # a continual-learning method in the update
+    steps_per_task: int | None = None  # the budget per task (else the run's total_steps)
+    # results a kind adds to the summary (continual: Continual World's metrics)
+    results: Callable[[RunDir], dict[str, Any]] | None = None
+
+    def budget(self, recipe: Any, num_tasks: int) -> int:
+        """Env steps a run of ``recipe`` takes in all (at most, with ``stop_on_mastery``)."""
+        if self.steps_per_task is not None:
+            return self.steps_per_task * num_tasks
+        return int(recipe.total_steps)
+
+
+@dataclass(frozen=True)
+class SACRun:
+    """What every SAC recipe has: environment, budget, replay, the SAC update,
+    demonstrations and reward scaling. A kind composes it with its own fields and a
+    :class:`Plan` (``kind = "mtsac"``: a curriculum; ``"continual"``: a task sequence and
+    a continual-learning method)."""
+
+    kind: str = "mtsac"
     seed: int = bounded(0, ge=0)
     device: str = "cpu"
     threads: int = bounded(0, ge=0)
@@ -70,27 +91,10 @@ class MTSACRecipe:
     checkpoint_env: bool = True  # sync envs' state, for exact resume (Meta-World: ~0.3 MB/env)
     keep_checkpoints: int = bounded(3, ge=0)  # newest checkpoints kept; 0 keeps all
     sac: SACConfig = field(default_factory=SACConfig)
-    curriculum: CurriculumConfig | None = None
     demos: DemosConfig | None = None  # behaviour cloning on demonstrations before RL
     # "return_std": each task's rewards scaled by its running return spread (tasks of
     # several families pay on different scales; mtrl.agents.reward_norm)
     reward_norm: RewardNorm = "none"
-
-    def curriculum_config(self) -> CurriculumConfig | None:
-        """The curriculum the loop consults (None: every task, fixed sub-envs)."""
-        return self.curriculum
-
-    def continual_config(self) -> ContinualConfig | None:
-        """The continual-learning method, for continual recipes."""
-        return None
-
-    def budget(self, num_tasks: int) -> int:
-        """Env steps the run takes in all (at most, with ``stop_on_mastery``)."""
-        return self.total_steps
-
-    def final_results(self, run: RunDir) -> dict[str, Any]:
-        """Results a derived kind adds to the summary (continual: its metrics)."""
-        return {}
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -106,6 +110,21 @@ class MTSACRecipe:
             raise ConfigError(
                 "mtsac conditions its networks on task ids: leave env.task_encoding = 'index'"
             )
+
+    def plan(self) -> Plan:
+        """What the kind adds to the loop (nothing here)."""
+        return Plan()
+
+
+@dataclass(frozen=True)
+class MTSACRecipe(SACRun):
+    """Multi-task SAC: a :class:`SACRun`, with an optional curriculum."""
+
+    kind: Literal["mtsac"] = "mtsac"
+    curriculum: CurriculumConfig | None = None
+
+    def plan(self) -> Plan:
+        return Plan(curriculum=self.curriculum)
 
 
 def _obs(obs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +145,7 @@ class ActionScaler:
         return self.low + (a + 1.0) * 0.5 * (self.high - self.low)
 
 
-def make_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv, balanced: bool = True) -> MTSAC:
+def make_agent(recipe: SACRun, env: MultiTaskVecEnv, balanced: bool = True) -> MTSAC:
     space = env.single_observation_space
     if not isinstance(space, gym.spaces.Dict) or "observation" not in space.spaces:
         raise ConfigError("mtsac needs the multi-task env's Dict observations (task ids)")
@@ -144,14 +163,13 @@ def make_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv, balanced: bool = True)
     return MTSAC(recipe.sac, obs_dim, act_dim, env.num_tasks).to(recipe.device)
 
 
-def load_agent(recipe: MTSACRecipe, env: MultiTaskVecEnv, state: dict[str, Any]) -> MTSAC:
+def load_agent(recipe: SACRun, plan: Plan, env: MultiTaskVecEnv, state: dict[str, Any]) -> MTSAC:
     """A trained agent from a checkpoint, with what acts in it: its continual method
     (PackNet's masks decide which weights act for each task) and the IBRL clone."""
-    agent = make_agent(recipe, env, balanced=recipe.curriculum_config() is None)
+    agent = make_agent(recipe, env, balanced=plan.curriculum is None)
     agent.load_state_dict(state["agent"])
-    continual = recipe.continual_config()
-    if continual is not None:
-        agent.extension = method = ContinualMethod(continual, agent, recipe.seed)
+    if plan.continual is not None:
+        agent.extension = method = ContinualMethod(plan.continual, agent, recipe.seed)
         if state.get("method") is not None:
             method.load_state_dict(state["method"])
     for term in _demo_components(recipe, agent, None, None, env.num_envs):
@@ -174,9 +192,7 @@ def policy_fn(agent: MTSAC, env: MultiTaskVecEnv, device: str, deterministic: bo
     return act
 
 
-def evaluate_agent(
-    agent: MTSAC, recipe: MTSACRecipe, episodes: int, seed: int
-) -> list[dict[str, Any]]:
+def evaluate_agent(agent: MTSAC, recipe: SACRun, episodes: int, seed: int) -> list[dict[str, Any]]:
     with make_multitask_env(eval_env_config(recipe.env)) as env:
         return evaluate(env, policy_fn(agent, env, recipe.device, True), episodes, seed)
 
@@ -191,23 +207,32 @@ def train_mtsac(
 ) -> dict[str, Any]:
     """Train, evaluating every ``eval_every`` env steps; checkpoints resume the run.
     ``init_from`` (a run directory or checkpoint) gives the networks' starting weights.
+    With ``recipe.curriculum`` the sub-envs run the tasks it unlocks and picks."""
+    return train_sac(recipe, recipe.plan(), run_dir, resume, progress, init_from)
 
-    With a curriculum (``recipe.curriculum``, or a continual recipe's task sequence)
-    the sub-envs run the tasks it unlocks and picks; a continual recipe's method adds
-    its penalty to the update and consolidates at every task switch.
-    """
+
+def train_sac(
+    recipe: SACRun,
+    plan: Plan,
+    run_dir: str | Path,
+    resume: bool = False,
+    progress: bool = False,
+    init_from: str | Path | None = None,
+) -> dict[str, Any]:
+    """The SAC loop on ``recipe`` with what ``plan`` adds: a curriculum (a continual
+    sequence is one) whose tasks the sub-envs run, and a continual method that adds its
+    penalty to the update and consolidates at every task switch."""
     check_device(recipe.device)
     curriculum = None
-    cur_cfg = recipe.curriculum_config()
-    if cur_cfg is not None:  # bad curriculum settings fail before the run dir exists
+    if plan.curriculum is not None:  # bad curriculum settings fail before the run dir exists
         num_tasks = len(resolve_tasks(recipe.env))
-        curriculum = build_curriculum(cur_cfg, recipe.env, num_tasks, recipe.seed)
+        curriculum = build_curriculum(plan.curriculum, recipe.env, num_tasks, recipe.seed)
     with make_multitask_env(recipe.env, scheduler=curriculum) as env:
-        return _train(recipe, env, run_dir, resume, progress, curriculum, init_from)
+        return _train(recipe, plan, env, run_dir, resume, progress, curriculum, init_from)
 
 
 def _demo_data(
-    recipe: MTSACRecipe, env: MultiTaskVecEnv
+    recipe: SACRun, env: MultiTaskVecEnv
 ) -> tuple[dict[str, np.ndarray] | None, DemoReplay | None]:
     """The demonstrations a recipe's techniques read (a missing or mismatched dataset
     fails before the run directory exists), SQIL's rewards of 1 applied."""
@@ -221,7 +246,7 @@ def _demo_data(
 
 
 def _demo_components(
-    recipe: MTSACRecipe,
+    recipe: SACRun,
     agent: MTSAC,
     replay: DemoReplay | None,
     gen: torch.Generator | None,
@@ -239,7 +264,8 @@ def _demo_components(
 
 
 def _components(
-    recipe: MTSACRecipe,
+    recipe: SACRun,
+    plan: Plan,
     env: MultiTaskVecEnv,
     agent: MTSAC,
     curriculum: Curriculum | None,
@@ -253,7 +279,8 @@ def _components(
     if method is not None:
         agent.extension = method
     if method is not None and curriculum is not None:
-        parts.append(TaskSwitches(method, curriculum, agent, env.num_tasks, recipe.budget(1)))
+        per_task = plan.budget(recipe, 1)
+        parts.append(TaskSwitches(method, curriculum, agent, env.num_tasks, per_task))
     parts += _demo_components(recipe, agent, replay, gen, env.num_envs)
     phases = recipe.demos.phases() if recipe.demos is not None else None
     if demos is not None and phases is not None and (phases.bc or phases.critic):
@@ -268,7 +295,7 @@ def _components(
 
 
 def _warm_start(
-    recipe: MTSACRecipe,
+    recipe: SACRun,
     agent: MTSAC,
     demos: dict[str, np.ndarray],
     replay: DemoReplay | None,
@@ -293,7 +320,7 @@ def _warm_start(
     return WarmStart(agent, phases, demos, replay, proposal, *args)
 
 
-def _checkpoint(ctx: TrainingContext, r: OffPolicyRun, recipe: MTSACRecipe) -> Any:
+def _checkpoint(ctx: TrainingContext, r: OffPolicyRun, recipe: SACRun) -> Any:
     """What a checkpoint holds: networks, optimisers, replay, streams, counters, the
     env's state and every component's entries."""
 
@@ -341,7 +368,8 @@ def _restore(state: dict[str, Any], r: OffPolicyRun) -> float:
 
 
 def _train(
-    recipe: MTSACRecipe,
+    recipe: SACRun,
+    plan: Plan,
     env: MultiTaskVecEnv,
     run_dir: str | Path,
     resume: bool,
@@ -353,7 +381,7 @@ def _train(
     agent = make_agent(recipe, env, balanced=curriculum is None)
     if not resume:
         init_weights(agent, init_from, "agent")  # before the run dir: a misfit fails first
-    continual = recipe.continual_config()
+    continual = plan.continual
     method = ContinualMethod(continual, agent, recipe.seed) if continual is not None else None
     data = _demo_data(recipe, env)
     if recipe.demos is not None and recipe.demos.dagger is not None:  # a bad teacher fails here
@@ -364,7 +392,7 @@ def _train(
     buffer = TaskReplayBuffer(env.num_tasks, cap, obs_dim, act_dim, device=recipe.device)
     gen = torch.Generator().manual_seed(recipe.seed)
     schedule = Schedule(
-        recipe.budget(env.num_tasks),
+        plan.budget(recipe, env.num_tasks),
         recipe.learning_starts,
         recipe.batch_size,
         recipe.updates_per_step,
@@ -377,7 +405,7 @@ def _train(
         env,
         buffer,
         schedule,
-        _components(recipe, env, agent, curriculum, method, data, gen, ctx),
+        _components(recipe, plan, env, agent, curriculum, method, data, gen, ctx),
         ActionScaler(env.single_action_space),
         lambda: evaluate_agent(agent, recipe, recipe.eval_episodes, recipe.seed + 1),
         gen,
@@ -396,7 +424,8 @@ def _train(
     results = {"steps": steps, "updates": r.updates, **final_results(rows)}
     if curriculum is not None:
         results["curriculum"] = curriculum.summary([t.label for t in env.tasks])
-    results.update(recipe.final_results(ctx.run))
+    if plan.results is not None:
+        results.update(plan.results(ctx.run))
     extra = {"init_from": str(init_from)} if init_from is not None else {}
     ctx.finish(
         results,
@@ -412,7 +441,7 @@ def load_policy(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn]:
     """The trained model and its act function, for ``mtrl.load``."""
     env = make_multitask_env(eval_env_config(cfg.env))  # spaces and task count
     try:
-        agent = load_agent(cfg, env, state)
+        agent = load_agent(cfg, cfg.plan(), env, state)
         fns = {d: policy_fn(agent, env, cfg.device, d) for d in (True, False)}
     finally:
         env.close()
