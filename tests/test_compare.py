@@ -200,8 +200,8 @@ def _sweep(recipe: Path, out: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def long_recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     recipe = tmp_path_factory.mktemp("sweep") / "r.toml"
-    long = RECIPE.replace("total_steps = 400", "total_steps = 2000")
-    recipe.write_text(long.replace("checkpoint_every = 400", "checkpoint_every = 2000"))
+    long = RECIPE.replace("total_steps = 400", "total_steps = 1200")
+    recipe.write_text(long.replace("checkpoint_every = 400", "checkpoint_every = 1200"))
     return recipe  # checkpoints only when stopped or done
 
 
@@ -268,27 +268,32 @@ def test_ctrl_c_cancels_the_queued_runs_and_a_rerun_finishes_the_comparison(
     assert doc["variants"] == uninterrupted["variants"]  # as if never interrupted
 
 
-def test_one_compare_per_out_and_kill_9_of_the_sweep_then_a_rerun_finishes(
+def test_kill_9_of_the_sweep_then_a_rerun_finishes_and_one_compare_per_out(
     long_recipe: Path, uninterrupted: dict[str, Any], tmp_path: Path
 ) -> None:
-    """A second compare into the same --out is refused, naming the one that runs. A
-    hard kill (OOM killer, a node lost) of compare and its workers before any checkpoint
-    leaves runs with a config and nothing else: the same command starts them over, with
-    no directory to delete by hand, and ends with the uninterrupted comparison's numbers."""
+    """A hard kill (OOM killer, a node lost) of compare and its workers before any
+    checkpoint leaves runs with a config and nothing else: the same command starts them
+    over, with no directory to delete by hand, and ends with the uninterrupted
+    comparison's numbers. Meanwhile a second compare into that --out is refused, naming
+    the one that runs."""
     out = tmp_path / "cmp"
     cmd = _sweep(long_recipe, out)
     proc = _start(cmd, out, "config.toml")
-    try:
-        second = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=60)
-    assert second.returncode == 2
-    assert f"being written by another process (pid {proc.pid}: mtrl compare" in second.stderr
-    assert "use another --out" in second.stderr
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
     assert list(out.glob("*/seed_*/config.toml"))
     assert not list(out.glob("*/seed_*/checkpoints/step_*.pt"))
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr
+    rerun = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    lock, deadline = out / ".lock", time.time() + 120
+    while time.time() < deadline and not (
+        lock.is_file() and lock.read_text().startswith(f"{rerun.pid}:")
+    ):
+        time.sleep(0.05)  # until the rerun holds --out
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    _, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err
+    assert second.returncode == 2, second.stderr
+    assert f"being written by another process (pid {rerun.pid}: mtrl compare" in second.stderr
+    assert "use another --out" in second.stderr
     doc = json.loads((out / "compare.json").read_text())
     assert doc["variants"] == uninterrupted["variants"]

@@ -12,7 +12,7 @@ import pytest
 from golden import GOLDEN_DIR, metrics_text, results_text, train
 from recipes import GOLDEN, RESUMED_GOLDEN, collect_datasets
 
-# the others are reproduced by test_resume's Ctrl-C test against the same files
+# the others are reproduced by test_resume's Ctrl-C/SIGTERM test against the same files
 CHECKED_HERE = sorted(set(GOLDEN) - set(RESUMED_GOLDEN.values()))
 
 

@@ -72,7 +72,7 @@ def test_ctrl_c_stops_a_ray_sweep_and_the_same_command_finishes_it(tmp_path: Pat
     queued Ray tasks and interrupts the running ones, which checkpoint; the command it
     prints continues the sweep to the numbers an uninterrupted local sweep gives."""
     recipe = tmp_path / "r.toml"
-    recipe.write_text(RECIPE.replace("total_steps = 300", "total_steps = 1500"))
+    recipe.write_text(RECIPE.replace("total_steps = 300", "total_steps = 1000"))
     vary = ["--seeds", "2", "--vary", "sac.balancing=none,pcgrad"]
     assert main(["compare", str(recipe), *vary, "--out", str(tmp_path / "local")]) == 0
     out = tmp_path / "ray"
