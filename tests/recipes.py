@@ -7,7 +7,12 @@ scripted experts, one episode a task).
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+
+import tomli_w
+
+from mtrl.config import apply_overrides
 
 MTSAC = """
 kind = "mtsac"
@@ -265,6 +270,12 @@ GOLDEN: dict[str, str] = {
     "maml_rl": MAML_RL,
     **{f"continual_{m}": continual(m) for m in CONTINUAL_METHODS},
 }
+
+
+def derived(recipe: str, *sets: str) -> str:
+    """A shared recipe with ``--set``-style changes (``key=value``, ``~key``), as TOML:
+    a test that needs a shorter or other run of a kind starts from its recipe here."""
+    return tomli_w.dumps(apply_overrides(tomllib.loads(recipe), sets))
 
 
 def collect_datasets(root: Path) -> Path:

@@ -249,7 +249,9 @@ def test_ctrl_c_cancels_the_queued_runs_and_a_rerun_finishes_the_comparison(
         os.killpg(proc.pid, signal.SIGINT)
     else:
         proc.send_signal(signal.SIGTERM)
+    stopped = time.time()
     _, err = proc.communicate(timeout=120)
+    assert time.time() - stopped < 30, err  # the runs save a checkpoint, no more
     sig = signal.SIGINT if how == "ctrl-c" else signal.SIGTERM
     assert proc.returncode == 128 + sig, err
     assert "queued runs cancelled" in err and "continue the comparison with" in err

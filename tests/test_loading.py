@@ -9,6 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from recipes import MAML_RL, MTPPO, MTSAC, SB3, SINE, derived
 from stable_baselines3 import PPO
 
 import mtrl
@@ -17,65 +18,17 @@ from mtrl.errors import MtrlError
 from mtrl.evaluation import evaluate
 from mtrl.recipes import parse_recipe
 
+# each kind's shared recipe (tests/recipes.py), cut short
 RECIPES = {
-    "mtsac": """
-kind = "mtsac"
-total_steps = 600
-learning_starts = 200
-batch_size = 30
-eval_episodes = 1
-[env]
-name = "navigation2d"
-num_tasks = 3
-[sac.actor]
-hidden = [16]
-[sac.critic]
-hidden = [16]
-""",
-    "mtppo": """
-kind = "mtppo"
-total_steps = 512
-eval_episodes = 1
-[env]
-name = "pendulum"
-num_tasks = 2
-[ppo]
-n_steps = 64
-epochs = 1
-[ppo.actor]
-hidden = [16]
-[ppo.critic]
-hidden = [16]
-""",
-    "sb3": """
-kind = "sb3"
-total_steps = 256
-net_arch = [16]
-eval_episodes = 1
-[env]
-name = "navigation2d"
-num_tasks = 2
-[algo_kwargs]
-n_steps = 64
-batch_size = 64
-""",
-    "maml-rl": """
-kind = "maml-rl"
-env = "navigation2d"
-iterations = 2
-meta_batch = 2
-episodes_per_task = 2
-horizon = 10
-""",
-    "sine": """
-kind = "sine"
-iterations = 20
-meta_batch = 4
-hidden = [8]
-[eval]
-tasks = 4
-max_steps = 1
-""",
+    "mtsac": derived(
+        MTSAC, "total_steps=600", 'env.name="navigation2d"', "env.num_tasks=3", "batch_size=30"
+    ),
+    "mtppo": derived(
+        MTPPO, "total_steps=512", "ppo.epochs=1", 'env.name="pendulum"', "env.num_tasks=2"
+    ),
+    "sb3": derived(SB3, "total_steps=256", "algo_kwargs.n_steps=64"),
+    "maml-rl": derived(MAML_RL, "iterations=2", "meta_batch=2", "horizon=10"),
+    "sine": derived(SINE, "iterations=20", "meta_batch=4", "eval.tasks=4", "eval.max_steps=1"),
 }
 
 
