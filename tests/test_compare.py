@@ -15,33 +15,25 @@ from typing import Any
 
 import numpy as np
 import pytest
+from recipes import MTSAC, derived
 
 from mtrl.cli import main
 from mtrl.compare import parse_vary, summarize_variant, variants
 from mtrl.errors import ConfigError
 from mtrl.stats import iqm, stratified_bootstrap_ci
 
-RECIPE = """
-kind = "mtsac"
-total_steps = 400
-learning_starts = 200
-batch_size = 32
-eval_every = 400
-eval_episodes = 1
-log_every = 200
-checkpoint_every = 400
-
-[env]
-name = "navigation2d"
-num_tasks = 2
-envs_per_task = 2
-
-[sac.actor]
-hidden = [16, 16, 16]
-
-[sac.critic]
-hidden = [16, 16, 16]
-"""
+# the shared MT-SAC recipe on Navigation2D, three layers (softmod needs them)
+RECIPE = derived(
+    MTSAC,
+    "total_steps=400",
+    "eval_every=400",
+    "log_every=200",
+    "checkpoint_every=400",
+    'env.name="navigation2d"',
+    "env.envs_per_task=2",
+    "sac.actor.hidden=[16, 16, 16]",
+    "sac.critic.hidden=[16, 16, 16]",
+)
 
 
 def test_vary_parses_tied_keys_literals_and_arrays() -> None:
@@ -200,8 +192,7 @@ def _sweep(recipe: Path, out: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def long_recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     recipe = tmp_path_factory.mktemp("sweep") / "r.toml"
-    long = RECIPE.replace("total_steps = 400", "total_steps = 1200")
-    recipe.write_text(long.replace("checkpoint_every = 400", "checkpoint_every = 1200"))
+    recipe.write_text(derived(RECIPE, "total_steps=1200", "checkpoint_every=1200"))
     return recipe  # checkpoints only when stopped or done
 
 

@@ -6,50 +6,43 @@ import json
 from pathlib import Path
 
 import pytest
+from recipes import MTPPO, MTSAC, derived
 
 from mtrl.cli import main
 
-SAC = """
-kind = "mtsac"
-total_steps = 1200
-learning_starts = 200
-batch_size = 32
-eval_every = 600
-eval_episodes = 1
-log_every = 200
-[env]
-name = "pendulum"
-task_params = [{mass = 0.5}, {mass = 1.0}, {mass = 1.5}]
-order = "difficulty"
-num_envs = 2
-[curriculum]
-unlock = "either"
-budget = 400
-mastery_metric = "return"
-target_return = [-150.0]
-random_episodes = 2
-[sac.actor]
-hidden = [16, 16]
-[sac.critic]
-hidden = [16, 16]
-"""
+# the shared MT-SAC and MT-PPO recipes (tests/recipes.py) with a curriculum
+SAC = derived(
+    MTSAC,
+    "total_steps=1200",
+    "eval_every=600",
+    "log_every=200",
+    "~env.num_tasks",
+    "env.task_params=[{mass = 0.5}, {mass = 1.0}, {mass = 1.5}]",
+    'env.order="difficulty"',
+    "env.num_envs=2",
+    'curriculum.unlock="either"',
+    "curriculum.budget=400",
+    'curriculum.mastery_metric="return"',
+    "curriculum.target_return=[-150.0]",
+    "curriculum.random_episodes=2",
+)
 
-PPO = """
-kind = "mtppo"
-total_steps = 2048
-eval_every = 1024
-eval_episodes = 1
-[env]
-name = "cartpole"
-num_tasks = 3
-order = "difficulty"
-num_envs = 4
-[ppo]
-n_steps = 64
-[curriculum]
-unlock = "budget"
-budget = 512
-"""
+PPO = derived(
+    MTPPO,
+    "total_steps=2048",
+    "eval_every=1024",
+    "~reward_norm",
+    'env.name="cartpole"',
+    "env.num_tasks=3",
+    'env.order="difficulty"',
+    "~env.envs_per_task",
+    "env.num_envs=4",
+    "ppo.epochs=10",
+    "~ppo.actor",
+    "~ppo.critic",
+    'curriculum.unlock="budget"',
+    "curriculum.budget=512",
+)
 
 
 def test_mtsac_with_a_curriculum(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,25 +79,12 @@ def test_bad_curriculum_fails_before_the_run_dir(
     recipe = tmp_path / "sac.toml"
     run = tmp_path / "run"
     for bad, needle in [
-        (SAC.replace("budget = 400", "budget = 0"), "budget"),
-        (SAC.replace('unlock = "either"', 'unlock = "either"\nsampler = "uniformm"'), "sampler"),
-        (
-            SAC.replace('unlock = "either"', 'unlock = "either"\nprerequisites = [[2], [0], [1]]'),
-            "cycle",
-        ),
-        (SAC.replace('order = "difficulty"', 'tasks = ["reach-v3"]'), "task_params"),
-        (
-            SAC.replace('name = "pendulum"', 'name = "MT10"\ntasks = ["reach-v2"]').replace(
-                "task_params = [{mass = 0.5}, {mass = 1.0}, {mass = 1.5}]", ""
-            ),
-            "reach-v3",
-        ),
-        (
-            SAC.replace("mastery_threshold", "x").replace(
-                'unlock = "either"', 'unlock = "either"\nmastery_threshold = 1.2'
-            ),
-            "mastery_threshold",
-        ),
+        (derived(SAC, "curriculum.budget=0"), "budget"),
+        (derived(SAC, 'curriculum.sampler="uniformm"'), "sampler"),
+        (derived(SAC, "curriculum.prerequisites=[[2], [0], [1]]"), "cycle"),
+        (derived(SAC, "~env.order", 'env.tasks=["reach-v3"]'), "task_params"),
+        (derived(SAC, 'env.name="MT10"', 'env.tasks=["reach-v2"]', "~env.task_params"), "reach-v3"),
+        (derived(SAC, "curriculum.mastery_threshold=1.2"), "mastery_threshold"),
     ]:
         recipe.write_text(bad)
         assert main(["train", str(recipe), "--run-dir", str(run)]) == 2

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from recipes import SB3, derived
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecFrameStack, VecVideoRecorder
 
@@ -175,21 +176,8 @@ def test_task_conditioned_policy_on_a_flat_env_names_the_fix() -> None:
 
 
 def test_sb3_recipe_with_sb3s_own_tensorboard_log(tmp_path: Path) -> None:
-    recipe = tomllib.loads(
-        f"""
-kind = "sb3"
-total_steps = 128
-net_arch = [8]
-eval_episodes = 1
-[env]
-name = "navigation2d"
-num_tasks = 2
-[algo_kwargs]
-n_steps = 64
-batch_size = 64
-tensorboard_log = "{tmp_path / "sb3_tb"}"
-"""
-    )
+    text = derived(SB3, "total_steps=128", f'algo_kwargs.tensorboard_log="{tmp_path / "sb3_tb"}"')
+    recipe = tomllib.loads(text)
     kind, cfg = parse_recipe(recipe, "sb3")
     kind.train(cfg, tmp_path / "run")
     assert list((tmp_path / "sb3_tb").rglob("events.out.tfevents.*"))  # SB3's own events

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from recipes import MTSAC, derived
 
 from mtrl.cli import main
 from mtrl.ray_exec import job_resources
@@ -19,23 +20,14 @@ from mtrl.recipes import parse_recipe
 
 ray = pytest.importorskip("ray")
 
-RECIPE = """
-kind = "mtsac"
-threads = 1
-total_steps = 300
-learning_starts = 100
-batch_size = 32
-eval_every = 300
-eval_episodes = 1
-checkpoint_every = 300
-[env]
-name = "navigation2d"
-num_tasks = 2
-[sac.actor]
-hidden = [16]
-[sac.critic]
-hidden = [16]
-"""
+RECIPE = derived(
+    MTSAC,
+    "total_steps=300",
+    "learning_starts=100",
+    "eval_every=300",
+    "checkpoint_every=300",
+    'env.name="navigation2d"',
+)
 
 
 def test_resources_follow_the_recipe() -> None:
@@ -72,7 +64,7 @@ def test_ctrl_c_stops_a_ray_sweep_and_the_same_command_finishes_it(tmp_path: Pat
     queued Ray tasks and interrupts the running ones, which checkpoint; the command it
     prints continues the sweep to the numbers an uninterrupted local sweep gives."""
     recipe = tmp_path / "r.toml"
-    recipe.write_text(RECIPE.replace("total_steps = 300", "total_steps = 1000"))
+    recipe.write_text(derived(RECIPE, "total_steps=1000"))
     vary = ["--seeds", "2", "--vary", "sac.balancing=none,pcgrad"]
     assert main(["compare", str(recipe), *vary, "--out", str(tmp_path / "local")]) == 0
     out = tmp_path / "ray"

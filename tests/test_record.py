@@ -10,45 +10,24 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import pytest
+from recipes import MTPPO, MTSAC, derived
 
 from mtrl.cli import main
 from mtrl.recipes import parse_recipe
 from mtrl.record import video_name
 
-TINY = """
-kind = "mtsac"
-total_steps = 200
-learning_starts = 100
-batch_size = 32
-eval_episodes = 1
-[env]
-name = "{name}"
-num_tasks = 2
-max_episode_steps = {horizon}
-[sac.actor]
-hidden = [16]
-[sac.critic]
-hidden = [16]
-"""
 
-
-# CartPole's actions are Discrete: MT-PPO
-TINY_PPO = """
-kind = "mtppo"
-total_steps = 128
-eval_episodes = 1
-[env]
-name = "{name}"
-num_tasks = 2
-max_episode_steps = {horizon}
-[ppo]
-n_steps = 64
-"""
+def _recipe(name: str, horizon: int) -> str:
+    """The shared MT-SAC recipe cut to 200 steps on ``name`` (CartPole's actions are
+    Discrete: the shared MT-PPO recipe)."""
+    env = (f'env.name="{name}"', "env.num_tasks=2", f"env.max_episode_steps={horizon}")
+    if name == "cartpole":
+        return derived(MTPPO, "total_steps=128", "~reward_norm", "~env.envs_per_task", *env)
+    return derived(MTSAC, "total_steps=200", "learning_starts=100", *env)
 
 
 def _train(tmp_path: Path, name: str, horizon: int) -> Path:
-    text = TINY_PPO if name == "cartpole" else TINY
-    kind, cfg = parse_recipe(tomllib.loads(text.format(name=name, horizon=horizon)), name)
+    kind, cfg = parse_recipe(tomllib.loads(_recipe(name, horizon)), name)
     kind.train(cfg, tmp_path / "run")
     return tmp_path / "run"
 
