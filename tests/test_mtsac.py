@@ -226,6 +226,9 @@ def test_bench_sac_reports_both_implementations(capsys: pytest.CaptureFixture[st
     assert main(args) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["updates_per_s"]) == {"mtrl MT-SAC", "SB3 SAC"} and doc["ratio"] > 0
+    assert main([*args, "--critics", "10"]) == 0  # what an ensemble costs, in the same run
+    doc = json.loads(capsys.readouterr().out)
+    assert "mtrl MT-SAC, 10 critics" in doc["updates_per_s"] and doc["ratio_critics"]["10"] > 0
 
 
 def test_compiled_update_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:

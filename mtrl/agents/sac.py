@@ -9,7 +9,10 @@ batch; the environment loop is :mod:`mtrl.loops.offpolicy`, the recipe
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -47,11 +50,22 @@ class SACConfig:
     # "reduce-overhead" on a GPU); same numbers as eager within float tolerance.
     compile: bool = False
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
+    # a critic ensemble (REDQ, RLPD): ``critics`` Q-networks, the TD target the min
+    # over a random ``target_critics`` of them (all when equal), the actor's Q their
+    # min or mean; 2, 2, "min" is SAC's twin critics
+    critics: int = bounded(2, ge=2)
+    target_critics: int = bounded(2, ge=1)
+    actor_q: Literal["min", "mean"] = "min"
     actor: NetConfig = field(default_factory=NetConfig)
     critic: NetConfig = field(default_factory=NetConfig)
 
     def __post_init__(self) -> None:
         check_fields(self, "sac")
+        if self.target_critics > self.critics:
+            raise ConfigError(
+                f"sac.target_critics = {self.target_critics} draws from sac.critics = "
+                f"{self.critics} Q-networks: give target_critics <= critics"
+            )
         if self.compile and self.balancing in ("pcgrad", "cagrad", "gradnorm"):
             raise ConfigError(
                 f"sac.compile = true cannot run balancing = {self.balancing!r}: it needs "
@@ -92,23 +106,42 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Twin task-conditioned Q-networks."""
+    """An ensemble of task-conditioned Q-networks ``q1 .. qN`` (two: SAC's twin critics)."""
 
-    def __init__(self, config: NetConfig, obs_dim: int, act_dim: int, num_tasks: int) -> None:
+    def __init__(
+        self, config: NetConfig, obs_dim: int, act_dim: int, num_tasks: int, count: int = 2
+    ) -> None:
         super().__init__()
-        self.q1 = MultiTaskNet(config, obs_dim + act_dim, 1, num_tasks)
-        self.q2 = MultiTaskNet(config, obs_dim + act_dim, 1, num_tasks)
+        self.count = count
+        for i in range(count):
+            self.add_module(f"q{i + 1}", MultiTaskNet(config, obs_dim + act_dim, 1, num_tasks))
 
-    def forward(self, obs: Tensor, act: Tensor, task_ids: Tensor) -> tuple[Tensor, Tensor]:
+    @property
+    def nets(self) -> list[MultiTaskNet]:
+        return [getattr(self, f"q{i + 1}") for i in range(self.count)]
+
+    def forward(self, obs: Tensor, act: Tensor, task_ids: Tensor) -> tuple[Tensor, ...]:
         x = torch.cat([obs, act], dim=-1)
-        return self.q1(x, task_ids).squeeze(-1), self.q2(x, task_ids).squeeze(-1)
+        return tuple(q(x, task_ids).squeeze(-1) for q in self.nets)
 
     def regularization(self) -> Tensor:
-        return self.q1.regularization() + self.q2.regularization()
+        terms = [q.regularization() for q in self.nets]
+        return functools.reduce(operator.add, terms)
 
     def shared_weights(self) -> list[Tensor]:
-        """Both Q-networks' last shared layer weights (empty for ``soft`` sharing)."""
-        return self.q1.last_shared_weight() + self.q2.last_shared_weight()
+        """Each Q-network's last shared layer weights (empty for ``soft`` sharing)."""
+        return [w for q in self.nets for w in q.last_shared_weight()]
+
+
+def pessimistic(values: Sequence[Tensor], subset: int | None = None) -> Tensor:
+    """The elementwise minimum of an ensemble's values, over all of them or over a
+    random ``subset`` of them (REDQ, RLPD: a fresh draw from torch's global RNG each
+    call, which checkpoints carry)."""
+    chosen = list(values)
+    if subset is not None and subset < len(chosen):
+        picks = torch.randperm(len(chosen))[:subset].tolist()
+        chosen = [chosen[i] for i in sorted(picks)]
+    return functools.reduce(torch.minimum, chosen)
 
 
 def per_task_mean(values: Tensor, task_ids: Tensor, num_tasks: int) -> Tensor:
@@ -149,8 +182,8 @@ class UpdateExtension:
         """The soft value of the next states that the TD target bootstraps from
         (gradient-free): the target critics at the actor's sampled next action."""
         next_a, next_logp = agent.actor.sample(next_obs, task_ids)
-        tq1, tq2 = agent.critic_target(next_obs, next_a, task_ids)
-        return torch.minimum(tq1, tq2) - alpha * next_logp
+        values = agent.critic_target(next_obs, next_a, task_ids)
+        return pessimistic(values, agent.config.target_critics) - alpha * next_logp
 
 
 class ExtensionWrapper(UpdateExtension):
@@ -190,7 +223,7 @@ class MTSAC(nn.Module):
         self.config = config
         self.num_tasks = num_tasks
         self.actor = Actor(config.actor, obs_dim, act_dim, num_tasks)
-        self.critic = Critic(config.critic, obs_dim, act_dim, num_tasks)
+        self.critic = Critic(config.critic, obs_dim, act_dim, num_tasks, config.critics)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.full((num_tasks,), math.log(config.init_alpha)))
         self.target_entropy = (
@@ -234,14 +267,16 @@ class MTSAC(nn.Module):
         return self._td_losses(batch, target), target
 
     def _td_losses(self, batch: Batch, target: Tensor) -> Tensor:
-        q1, q2 = self.critic(batch.obs, batch.actions, batch.task_ids)
-        td = (q1 - target) ** 2 + (q2 - target) ** 2
+        values = self.critic(batch.obs, batch.actions, batch.task_ids)
+        td = functools.reduce(operator.add, [(q - target) ** 2 for q in values])
         return per_task_mean(td, batch.task_ids, self.num_tasks)
 
     def _actor_losses(self, obs: Tensor, tid: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """Per-task actor losses (critic parameters frozen by the caller) and log-probs."""
         action, logp = self.actor.sample(obs, tid)
-        q = torch.minimum(*self.critic(obs, action, tid))
+        values = self.critic(obs, action, tid)
+        mean = self.config.actor_q == "mean"
+        q = torch.stack(values).mean(0) if mean else pessimistic(values)
         return per_task_mean(alpha * logp - q, tid, self.num_tasks), logp
 
     def act(self, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:

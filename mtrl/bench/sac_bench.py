@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,9 +56,12 @@ def _mtrl_timer(
     hidden: list[int],
     compile: bool = False,
     device: str = "cpu",
+    critics: int = 2,
 ) -> Callable[[int], float]:
     net = NetConfig(arch="shared", hidden=hidden)
-    agent = MTSAC(SACConfig(actor=net, critic=net, compile=compile), 39, 4, 10).to(device)
+    ensemble = {"critics": critics, "actor_q": "mean"} if critics != 2 else {}
+    sac = SACConfig(actor=net, critic=net, compile=compile, **ensemble)  # type: ignore[arg-type]
+    agent = MTSAC(sac, 39, 4, 10).to(device)
     buf = TaskReplayBuffer(10, len(data["rew"]), 39, 4, device=device)
     buf.add(data["obs"], data["act"], data["rew"], data["next_obs"], data["done"], data["task"])
     gen = torch.Generator().manual_seed(0)
@@ -126,9 +129,11 @@ def bench_sac(
     threads: int = 0,
     compile: bool = False,
     device: str = "cpu",
+    critics: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Updates/s of both implementations and the ratio mtrl / SB3 (``compile`` adds
-    mtrl's torch.compile'd update)."""
+    mtrl's torch.compile'd update; each of ``critics`` an ensemble of that many
+    Q-networks, target min over two, actor on their mean: what an ensemble costs)."""
     if threads:
         torch.set_num_threads(threads)
     sizes = hidden or [400, 400, 400]
@@ -141,6 +146,9 @@ def bench_sac(
         timers["mtrl MT-SAC (compiled)"] = _mtrl_timer(
             data, batch, sizes, compile=True, device=device
         )
+    for n in critics:
+        name = f"mtrl MT-SAC, {n} critics"
+        timers[name] = _mtrl_timer(data, batch, sizes, device=device, critics=n)
     for run in timers.values():
         run(2)  # warm-up
     times: dict[str, list[float]] = {k: [] for k in timers}
@@ -159,4 +167,5 @@ def bench_sac(
         "updates_per_s": ups,
         "ratio": ups["mtrl MT-SAC"] / ups["SB3 SAC"],
         "ratio_compiled": (ups["mtrl MT-SAC (compiled)"] / ups["SB3 SAC"] if compile else None),
+        "ratio_critics": {n: ups[f"mtrl MT-SAC, {n} critics"] / ups["SB3 SAC"] for n in critics},
     }

@@ -67,6 +67,8 @@ def _bench_sac(args: argparse.Namespace) -> int:
     updates = 20 if args.steps is None else args.steps
     if updates < 1 or args.repeats < 1 or args.batch < 10 or args.batch % 10:
         raise MtrlError("--steps and --repeats must be >= 1; --batch a multiple of 10 (tasks)")
+    if any(n < 2 for n in args.critics):
+        raise MtrlError("--critics N needs N >= 2 (2: SAC's twin critics)")
     res = bench_sac(
         updates=updates,
         repeats=args.repeats,
@@ -74,6 +76,7 @@ def _bench_sac(args: argparse.Namespace) -> int:
         threads=args.threads,
         compile=args.compile,
         device=args.device,
+        critics=args.critics,
     )
     if args.json:
         print(dump_json(res), end="")
@@ -87,6 +90,8 @@ def _bench_sac(args: argparse.Namespace) -> int:
     print(f"  ratio mtrl/SB3 = {res['ratio']:.2f}x")
     if res["ratio_compiled"] is not None:
         print(f"  ratio mtrl (compiled)/SB3 = {res['ratio_compiled']:.2f}x")
+    for n, ratio in res["ratio_critics"].items():
+        print(f"  ratio mtrl ({n} critics)/SB3 = {ratio:.2f}x")
     return 0
 
 
@@ -139,6 +144,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=1, help="meta/sac: torch threads (0: default)")
     p.add_argument("--batch", type=int, default=1280, help="sac: batch size (default 1280)")
     p.add_argument("--compile", action="store_true", help="meta/sac: add the compiled path")
+    p.add_argument(
+        "--critics",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="sac: add MT-SAC with an ensemble of N critics (repeatable; e.g. 10 as RLPD)",
+    )
     p.add_argument("--device", default="cpu", help="meta/sac: cpu or cuda")
     p.add_argument(
         "--vectorization",

@@ -99,8 +99,8 @@ class ContinualMethod(UpdateExtension):
             self.packnets["actor"] = PackNet(agent.actor.net, agent.config.actor.arch)
             if config.regularize_critic:
                 arch = agent.config.critic.arch
-                self.packnets["q1"] = PackNet(agent.critic.q1, arch)
-                self.packnets["q2"] = PackNet(agent.critic.q2, arch)
+                for i, q in enumerate(agent.critic.nets, 1):
+                    self.packnets[f"q{i}"] = PackNet(q, arch)
 
     def _modules(self) -> dict[str, nn.Module]:
         mods: dict[str, nn.Module] = {"actor": self.agent.actor}

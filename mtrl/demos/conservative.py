@@ -15,6 +15,8 @@ with the loop's seeded generator, so a resumed run draws the same ones.
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -71,9 +73,10 @@ class DemoConservatism(ExtensionWrapper, LoopComponent):
         obs = batch.obs.repeat_interleave(k, dim=0)
         tid = batch.task_ids.repeat_interleave(k)
         critic = self.agent.critic
-        d1, d2 = critic(batch.obs, batch.actions, batch.task_ids)
-        n1, n2 = critic(obs, near.reshape(rows * k, -1), tid)
-        penalty = margin_penalty(d1, n1.reshape(rows, k)) + margin_penalty(d2, n2.reshape(rows, k))
+        demo = critic(batch.obs, batch.actions, batch.task_ids)
+        nearby = critic(obs, near.reshape(rows * k, -1), tid)
+        terms = [margin_penalty(d, n.reshape(rows, k)) for d, n in zip(demo, nearby, strict=True)]
+        penalty = functools.reduce(operator.add, terms)  # each critic of the ensemble
         self.last_penalty = float(penalty.detach())
         weighted = self.weight * penalty
         return weighted if base is None else base + weighted

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from mtrl.agents.hooks import LoopComponent
-from mtrl.agents.sac import Actor, ExtensionWrapper, UpdateExtension
+from mtrl.agents.sac import Actor, ExtensionWrapper, UpdateExtension, pessimistic
 from mtrl.demos.setup import DemoSetup
 
 if TYPE_CHECKING:
@@ -77,8 +77,8 @@ class CloneProposal(ExtensionWrapper, LoopComponent):
         proposed = self.inner.act(actor, obs, task_ids, deterministic)
         cloned = torch.tanh(self.clone(obs, task_ids)[0])
         critic = self.agent.critic
-        q_actor = torch.minimum(*critic(obs, proposed, task_ids))
-        q_clone = torch.minimum(*critic(obs, cloned, task_ids))
+        q_actor = pessimistic(critic(obs, proposed, task_ids))
+        q_clone = pessimistic(critic(obs, cloned, task_ids))
         if not deterministic:
             self._taken += int((q_clone > q_actor).sum())
             self._proposed += len(q_actor)
@@ -89,9 +89,10 @@ class CloneProposal(ExtensionWrapper, LoopComponent):
         actor's soft value (its entropy term included) or the clone's Q (the clone
         acts deterministically: no entropy term)."""
         next_a, next_logp = agent.actor.sample(next_obs, task_ids)
-        q_actor = torch.minimum(*agent.critic_target(next_obs, next_a, task_ids))
+        subset = agent.config.target_critics  # an ensemble's random subset, each drawn
+        q_actor = pessimistic(agent.critic_target(next_obs, next_a, task_ids), subset)
         cloned = torch.tanh(self.clone(next_obs, task_ids)[0])
-        q_clone = torch.minimum(*agent.critic_target(next_obs, cloned, task_ids))
+        q_clone = pessimistic(agent.critic_target(next_obs, cloned, task_ids), subset)
         return torch.where(q_clone > q_actor, q_clone, q_actor - alpha * next_logp)
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from mtrl.agents.hooks import LoopComponent
-from mtrl.agents.sac import ExtensionWrapper, UpdateExtension
+from mtrl.agents.sac import ExtensionWrapper, UpdateExtension, pessimistic
 from mtrl.config import bounded, check_fields
 from mtrl.demos.bc import BCLoss, bc_loss
 from mtrl.demos.replay import DemoReplay, demo_share
@@ -68,8 +68,8 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         mean, log_std = self.agent.actor(batch.obs, batch.task_ids)
         loss = bc_loss(self.loss_kind, batch.actions, mean, log_std).mean()
         with torch.no_grad():
-            q1, q2 = self.agent.critic(batch.obs, torch.tanh(mean), batch.task_ids)
-            q_scale = torch.minimum(q1, q2).abs().mean().clamp_min(1e-6)
+            values = self.agent.critic(batch.obs, torch.tanh(mean), batch.task_ids)
+            q_scale = pessimistic(values).abs().mean().clamp_min(1e-6)
         self.last_loss = float(loss.detach())
         weighted = self.weight * q_scale * loss
         return weighted if base is None else base + weighted

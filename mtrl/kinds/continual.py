@@ -106,6 +106,11 @@ class ContinualRecipe(SACRun):
                         f"continual.method = 'packnet' prunes arch 'shared' or 'multihead' "
                         f"networks; sac.{net}.arch is {arch!r}"
                     )
+        if self.sac.critics != 2:
+            raise ConfigError(
+                f"sac.critics = {self.sac.critics}: the continual methods regularise and "
+                "prune SAC's twin critics; leave sac.critics = 2"
+            )
         if self.env.vectorization != "sync":
             raise ConfigError("continual runs re-bind sub-envs: use env.vectorization = 'sync'")
         if self.env.max_episode_steps is None and any(

@@ -1,0 +1,119 @@
+"""Critic ensembles (REDQ, RLPD): N Q-networks, the TD target's min over a random
+subset of them, the actor's Q their min or mean; two, two, min is SAC's twin critics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mtrl.agents.replay import TaskReplayBuffer
+from mtrl.agents.sac import MTSAC, Critic, SACConfig, per_task_mean, pessimistic
+from mtrl.config import from_dict
+from mtrl.errors import ConfigError
+from mtrl.kinds.continual import ContinualRecipe
+from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac
+from mtrl.nets import NetConfig
+
+
+def test_pessimistic_takes_the_min_over_all_or_a_random_subset() -> None:
+    a, b, c = torch.tensor([1.0, 5.0]), torch.tensor([3.0, 2.0]), torch.tensor([0.0, 9.0])
+    assert torch.equal(pessimistic([a, b, c]), torch.tensor([0.0, 2.0]))
+    assert torch.equal(pessimistic([a, b], 2), torch.minimum(a, b))  # no draw for all
+    for seed in range(5):  # the subset is torch's global draw, as a slow loop makes it
+        torch.manual_seed(seed)
+        picks = torch.randperm(3)[:2].tolist()
+        want = torch.stack([[a, b, c][i] for i in picks]).min(0).values
+        torch.manual_seed(seed)
+        assert torch.equal(pessimistic([a, b, c], 2), want)
+
+
+def test_an_ensemble_keeps_the_twin_critics_names_and_adds_its_own() -> None:
+    """Checkpoints of twin-critic runs load as before (q1, q2); N networks are q1..qN."""
+    net = NetConfig(hidden=[8])
+    twin = Critic(net, 3, 2, num_tasks=2)
+    assert {k.split(".")[0] for k in twin.state_dict()} == {"q1", "q2"}
+    five = Critic(net, 3, 2, num_tasks=2, count=5)
+    assert {k.split(".")[0] for k in five.state_dict()} == {f"q{i}" for i in range(1, 6)}
+    values = five(torch.zeros(4, 3), torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]))
+    assert len(values) == 5 and all(v.shape == (4,) for v in values)
+
+
+def _agent(**sac: object) -> tuple[MTSAC, TaskReplayBuffer]:
+    torch.manual_seed(0)
+    cfg = SACConfig(actor=NetConfig(hidden=[8]), critic=NetConfig(hidden=[8]), **sac)  # type: ignore[arg-type]
+    agent = MTSAC(cfg, obs_dim=3, act_dim=2, num_tasks=2)
+    buf = TaskReplayBuffer(2, 10, 3, 2)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        buf.add(
+            rng.random((2, 3)), rng.random((2, 2)), rng.random(2), rng.random((2, 3)),
+            np.zeros(2), np.array([0, 1]),
+        )  # fmt: skip
+    return agent, buf
+
+
+def test_the_td_loss_sums_every_critics_error_per_task() -> None:
+    agent, buf = _agent(critics=4, target_critics=2)
+    batch = buf.sample(8)
+    target = torch.randn(8)
+    got = agent._td_losses(batch, target)
+    values = agent.critic(batch.obs, batch.actions, batch.task_ids)
+    slow = torch.zeros(8)
+    for q in values:  # a slow reference loop
+        for i in range(8):
+            slow[i] += (q[i] - target[i]) ** 2
+    torch.testing.assert_close(got, per_task_mean(slow, batch.task_ids, 2))
+
+
+@pytest.mark.parametrize("actor_q", ["min", "mean"])
+def test_an_ensemble_update_trains_every_critic(actor_q: str) -> None:
+    agent, buf = _agent(critics=5, target_critics=2, actor_q=actor_q)
+    before = [p.detach().clone() for p in agent.critic.parameters()]
+    metrics = agent.update(buf.sample(8))
+    assert all(np.isfinite(v) for v in metrics.values())
+    moved = [not torch.equal(a, b) for a, b in zip(before, agent.critic.parameters(), strict=True)]
+    per_net = len(list(agent.critic.q1.parameters()))
+    for i in range(5):  # each network of the ensemble learned
+        assert any(moved[i * per_net : (i + 1) * per_net])
+
+
+def test_ensemble_settings_are_checked_before_any_work() -> None:
+    with pytest.raises(ConfigError, match="target_critics <= critics"):
+        SACConfig(critics=3, target_critics=4)
+    with pytest.raises(ConfigError, match="critics"):
+        SACConfig(critics=1)
+    with pytest.raises(ConfigError, match=r"leave sac\.critics = 2"):
+        from_dict(ContinualRecipe, {"kind": "continual", "sac": {"critics": 10}})
+
+
+def test_a_short_ensemble_run_with_more_updates_is_seeded(tmp_path: Path) -> None:
+    """RLPD's critic side: ten critics, min over two, the actor on their mean, two
+    updates per env step; the same seed gives the same numbers."""
+    base: dict[str, object] = {
+        "kind": "mtsac",
+        "total_steps": 400,
+        "learning_starts": 200,
+        "batch_size": 32,
+        "updates_per_step": 2.0,
+        "eval_every": 400,
+        "eval_episodes": 1,
+        "env": {"name": "navigation2d", "num_tasks": 2},
+        "sac": {
+            "critics": 10,
+            "target_critics": 2,
+            "actor_q": "mean",
+            "actor": {"hidden": [16]},
+            "critic": {"hidden": [16], "layer_norm": False},
+        },
+    }
+    recipe = from_dict(MTSACRecipe, base)
+    first = train_mtsac(recipe, tmp_path / "a")
+    second = train_mtsac(recipe, tmp_path / "b")
+    # two per vector step (two envs) from step 200 on, that step included
+    assert first["updates"] == 2 * ((400 - 200) // 2 + 1)
+    returns = [row["return"] for row in first["per_task"]]
+    assert returns == [row["return"] for row in second["per_task"]]
+    assert all(np.isfinite(returns))
