@@ -117,3 +117,37 @@ def test_a_short_ensemble_run_with_more_updates_is_seeded(tmp_path: Path) -> Non
     returns = [row["return"] for row in first["per_task"]]
     assert returns == [row["return"] for row in second["per_task"]]
     assert all(np.isfinite(returns))
+
+
+def test_a_residual_body_is_bros_blocks_by_hand() -> None:
+    """arch 'residual': Linear -> LayerNorm -> ReLU, then x + LN(W2 relu(LN(W1 x))) per
+    block, then the output layer, checked against the functional form."""
+    from torch.nn import functional as F
+
+    from mtrl.nets import MultiTaskNet
+
+    torch.manual_seed(0)
+    cfg = NetConfig(arch="residual", hidden=[8], residual_blocks=2, encoder="onehot")
+    net = MultiTaskNet(cfg, in_dim=3, out_dim=1, num_tasks=2)
+    x, tid = torch.randn(5, 3), torch.tensor([0, 1, 1, 0, 1])
+    body = net.body
+    h = torch.cat([x, F.one_hot(tid, 2).float()], dim=-1)
+    h = F.relu(F.layer_norm(body[0](h), (8,), body[1].weight, body[1].bias))
+    for block in body[3:5]:
+        lin1, ln1, _, lin2, ln2 = block.inner
+        inner = F.relu(F.layer_norm(lin1(h), (8,), ln1.weight, ln1.bias))
+        h = h + F.layer_norm(lin2(inner), (8,), ln2.weight, ln2.bias)
+    torch.testing.assert_close(net(x, tid), body[5](h))
+    assert net.last_shared_weight()[0] is body[5].weight
+    with pytest.raises(ConfigError, match=r"give hidden = \[8\]"):
+        NetConfig(arch="residual", hidden=[8, 8])
+
+
+def test_an_ensemble_of_residual_critics_updates() -> None:
+    torch.manual_seed(0)
+    critic = NetConfig(arch="residual", hidden=[16], residual_blocks=1)
+    cfg = SACConfig(actor=NetConfig(hidden=[8]), critic=critic, critics=3, actor_q="mean")
+    agent = MTSAC(cfg, obs_dim=3, act_dim=2, num_tasks=2)
+    _, buf = _agent()
+    metrics = agent.update(buf.sample(8))
+    assert all(np.isfinite(v) for v in metrics.values())

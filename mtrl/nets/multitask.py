@@ -12,6 +12,9 @@
 * ``softmod``: soft modularization (Yang et al. 2020, :mod:`mtrl.nets.softmod`):
   ``hidden[0]`` is the embedding width, ``hidden[1:]`` the module layers' widths,
   ``num_experts`` modules per layer, routed per sample from state and task.
+* ``residual``: one network on ``[x, encode(task)]`` of ``residual_blocks``
+  layer-normalised residual blocks of width ``hidden[0]`` (BRO's critic,
+  :mod:`mtrl.nets.residual`), for critics updated many times per env step.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError
 from mtrl.nets.layers import TaskLinear, check_task_ids
 from mtrl.nets.mlp import _ACTIVATIONS, Activation, mlp
+from mtrl.nets.residual import residual_mlp
 from mtrl.nets.softmod import SoftModularNet
 
-Architecture = Literal["shared", "film", "multihead", "soft", "moe", "softmod"]
+Architecture = Literal["shared", "film", "multihead", "soft", "moe", "softmod", "residual"]
 Encoder = Literal["onehot", "embedding", "none"]
 
 
@@ -46,6 +50,7 @@ class NetConfig:
     num_experts: int = bounded(4, ge=1)  # moe experts; softmod modules per layer
     soft_l2: float = bounded(1e-3, ge=0.0)  # soft sharing penalty weight
     layer_norm: bool = False  # first hidden layer Linear -> LayerNorm -> tanh (shared, multihead)
+    residual_blocks: int = bounded(2, ge=0)  # arch "residual": blocks of width hidden[0]
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -55,6 +60,11 @@ class NetConfig:
             raise ConfigError(
                 f"arch = 'softmod' reads hidden as [embedding, module layer widths...] and "
                 f"needs >= 2 module layers: give >= 3 entries, got {self.hidden}"
+            )
+        if self.arch == "residual" and len(self.hidden) != 1:
+            raise ConfigError(
+                f"arch = 'residual' has one width, hidden[0], and residual_blocks blocks "
+                f"of it: give hidden = [{self.hidden[0]}] (got {self.hidden})"
             )
         if self.layer_norm and self.arch not in ("shared", "multihead"):
             raise ConfigError(
@@ -106,6 +116,9 @@ class MultiTaskNet(nn.Module):
         e = self.encoder.dim
         if arch == "shared":
             self.body = mlp(in_dim + e, h, out_dim, config.activation, config.layer_norm)
+        elif arch == "residual":
+            blocks, act = config.residual_blocks, config.activation
+            self.body = residual_mlp(in_dim + e, h[0], blocks, out_dim, act)
         elif arch == "film":
             self.layers = nn.ModuleList(
                 nn.Linear(a, b) for a, b in zip([in_dim, *h[:-1]], h, strict=True)
@@ -137,7 +150,7 @@ class MultiTaskNet(nn.Module):
             raise ValueError(f"x must be [batch, {self.in_dim}], got {tuple(x.shape)}")
         check_task_ids(task_ids, x.shape[0], self.num_tasks)
         arch = self.config.arch
-        if arch == "shared":
+        if arch in ("shared", "residual"):
             return self.body(torch.cat([x, self.encoder(task_ids)], dim=-1))
         if arch == "film":
             return self._film(x, task_ids)
@@ -188,6 +201,7 @@ class MultiTaskNet(nn.Module):
             return []
         owner: nn.Module = {
             "shared": lambda: self.body,
+            "residual": lambda: self.body,
             "film": lambda: self.out,
             "multihead": lambda: self.trunk,
             "moe": lambda: self.head,
