@@ -17,6 +17,7 @@ import itertools
 import json
 import math
 import re
+import textwrap
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -549,6 +550,21 @@ def _write(doc: dict[str, Any], out: Path) -> None:
         plot_mastery(doc, out / "compare_mastery.png")
 
 
+def tick_label(label: str, width: int = 24) -> str:
+    """A variant label as lines under its bar: one ``key=value`` a line (a paired
+    axis ``k1|k2=a|b`` as ``k1=a`` and ``k2=b``), each wrapped at ``width``, so no
+    value is cut off."""
+    lines = []
+    for part in label.split(","):
+        keys, _, values = part.partition("=")
+        ks, vals = keys.split("|"), values.split("|")
+        if len(ks) > 1 and len(ks) == len(vals):
+            lines += [f"{k}={v}" for k, v in zip(ks, vals, strict=True)]
+        else:
+            lines.append(part)
+    return "\n".join(textwrap.fill(line, width, break_on_hyphens=False) for line in lines)
+
+
 def _plot(doc: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -556,18 +572,20 @@ def _plot(doc: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     vs = doc["variants"]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(vs)), 3.6))
+    labels = [tick_label(v["label"]) for v in vs]
+    widest = max(len(line) for label in labels for line in label.splitlines())
+    per_bar = max(1.2, 0.07 * widest + 0.3)  # room for the widest label line at 7 pt
+    fig, ax = plt.subplots(figsize=(max(4.0, per_bar * len(vs)), 3.6))
     x = np.arange(len(vs))
     values = np.array([v["iqm"] for v in vs])
     err = np.array([[v["iqm"] - v["iqm_low"] for v in vs], [v["iqm_high"] - v["iqm"] for v in vs]])
     ax.bar(x, values, yerr=err, capsize=4)
     for xi, v in zip(x, values, strict=True):  # the value beside its bar (an IQM of 0 shows)
         ax.text(xi + 0.08, v, f"{v:.3g}", ha="left", va="bottom", fontsize=8)
-    labels = [v["label"] if len(v["label"]) <= 32 else "…" + v["label"][-31:] for v in vs]
-    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
-    ax.set_title(f"IQM {vs[0]['metric']} (95% stratified bootstrap CI)")
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_title(f"IQM {vs[0]['metric']}\n(95% stratified bootstrap CI)", fontsize=10)
     ax.set_ylabel(f"final {vs[0]['metric']}, IQM over seeds x tasks")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

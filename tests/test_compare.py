@@ -290,3 +290,25 @@ def test_kill_9_of_the_sweep_then_a_rerun_finishes_and_one_compare_per_out(
     assert "use another --out" in second.stderr
     doc = json.loads((out / "compare.json").read_text())
     assert doc["variants"] == uninterrupted["variants"]
+
+
+def test_first_seed_runs_other_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--first-seed K: seeds K..K+N-1, for re-running a claim on seeds it was not made on."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(derived(RECIPE, "total_steps=300", "eval_every=300"))
+    out = tmp_path / "cmp"
+    argv = ["compare", str(recipe), "--seeds", "1", "--first-seed", "7", "--out", str(out)]
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seeds"] == [7]
+    config = (out / "base" / "seed_7" / "config.toml").read_text()
+    assert "seed = 7" in config
+
+
+def test_bar_labels_show_every_key_and_value_a_line_each() -> None:
+    from mtrl.compare import tick_label
+
+    assert tick_label("updates_per_step|critics=4.0|10") == "updates_per_step=4.0\ncritics=10"
+    assert tick_label("arch=shared,balancing=pcgrad") == "arch=shared\nbalancing=pcgrad"
+    assert tick_label("base") == "base"
+    long = tick_label("sac.actor.arch+sac.critic.arch=multihead", width=24)
+    assert all(len(line) <= 24 for line in long.splitlines()) and "multihead" in long

@@ -17,14 +17,14 @@ from mtrl.runs import dump_json
 def _cmd_compare(args: argparse.Namespace) -> int:
     from mtrl.compare import compare_table, run_compare
 
-    if args.seeds < 1:
-        raise MtrlError("--seeds must be >= 1")
+    if args.seeds < 1 or args.first_seed < 0:
+        raise MtrlError("--seeds must be >= 1 and --first-seed >= 0")
     out = Path(args.out or f"runs/compare_{Path(args.recipe).stem}")
     try:  # (SIGTERM and SIGHUP come as Ctrl-C: mtrl.cli.main)
         doc = run_compare(
             args.recipe,
             args.vary,
-            list(range(args.seeds)),
+            list(range(args.first_seed, args.first_seed + args.seeds)),
             out,
             args.set,
             log=lambda line: print(line, file=sys.stderr),
@@ -55,6 +55,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _again(args: argparse.Namespace, out: Path) -> str:
     """The command that continues this comparison."""
     argv = ["mtrl", "compare", args.recipe, "--out", str(out), "--seeds", str(args.seeds)]
+    argv += ["--first-seed", str(args.first_seed)] if args.first_seed else []
     for vary in args.vary:
         argv += ["--vary", vary]
     for setting in args.set:
@@ -84,6 +85,13 @@ def add_commands(sub: Any) -> None:
         help="a grid axis; K1+K2=... ties keys (repeat for a cartesian product)",
     )
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant (default 3)")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="K",
+        help="seeds K..K+N-1 instead (re-running a claim on seeds it was not tuned on)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, in worker processes")
     p.add_argument(
         "--executor",
