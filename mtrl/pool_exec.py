@@ -66,7 +66,8 @@ def run_in_pool(
         stop.set()  # a job the pool had already handed to a worker does not start
         for fut in futures:
             fut.cancel()
-        ctrl_c = isinstance(exc, KeyboardInterrupt) and getattr(exc, "signum", 2) == 2
+        signum = getattr(exc, "signum", signal.SIGINT)
+        ctrl_c = isinstance(exc, KeyboardInterrupt) and signum == signal.SIGINT
         if not ctrl_c:  # a terminal's Ctrl-C reached the workers too; else pass the stop
             for worker in multiprocessing.active_children():  # on to them as Ctrl-C
                 os.kill(worker.pid or 0, signal.SIGINT)

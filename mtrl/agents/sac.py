@@ -1,5 +1,6 @@
-"""Multi-task SAC: twin task-conditioned critics, a tanh-Gaussian actor and one learned
-entropy temperature per task (Yu et al. 2019, Meta-World's MT-SAC).
+"""Multi-task SAC: twin task-conditioned critics (or an ensemble), a tanh-Gaussian
+actor and one learned entropy temperature per task (Yu et al. 2019, Meta-World's
+MT-SAC).
 
 :class:`MTSAC` holds the networks and performs one gradient update on a task-sorted
 batch; the environment loop is :mod:`mtrl.loops.offpolicy`, the recipe
@@ -259,7 +260,7 @@ class MTSAC(nn.Module):
             self._actor_fn = torch.compile(self._actor_losses, mode=config.compile_mode)
 
     def _critic_losses(self, batch: Batch, alpha: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-task twin-critic TD losses against the soft target, and the target."""
+        """Per-task TD losses of every critic against the soft target, and the target."""
         tid = batch.task_ids
         with torch.no_grad():
             target_v = self.extension.next_value(self, batch.next_obs, tid, alpha)
@@ -332,7 +333,7 @@ class MTSAC(nn.Module):
         }
 
     def _critic_step(self, batch: Batch, alpha: Tensor, scale: float = 1.0) -> Tensor:
-        """One (balanced) gradient step of the twin critics; returns per-task losses."""
+        """One (balanced) gradient step of the critics; returns per-task losses."""
         critic_losses, target = self._critic_fn(batch, alpha)
         if scale != 1.0:
             critic_losses = critic_losses * scale

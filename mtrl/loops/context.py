@@ -109,10 +109,6 @@ class TrainingContext:
         assert self._ckpt is not None
         self._ckpt.save(step)
 
-    def interrupted(self) -> bool:
-        """Whether Ctrl-C was pressed (for loops that stop by returning, as SB3's)."""
-        return self._guard is not None and bool(self._guard.requested)
-
     def check(self) -> None:
         """Raise KeyboardInterrupt if Ctrl-C was pressed (call where the state is whole)."""
         assert self._guard is not None
