@@ -252,6 +252,63 @@ def test_cloning_kept_in_rl_updates_is_the_weighted_loss_and_holds_the_clone() -
     assert distance_after_rl(5.0) < 0.25 < distance_after_rl(0.0)
 
 
+def test_q_filter_clones_only_demonstrations_the_critics_value_above_the_actor() -> None:
+    """With ``q_filter`` the cloning loss counts a demonstration only where the critics
+    value its action at least as high as the actor's (a hand-masked loss), and RL with
+    a reward for the opposite action leaves the clone that the plain regulariser holds."""
+    from mtrl.agents.sac import SACConfig
+    from mtrl.demos.regulariser import DemoBCRegulariser, q_filter_mask
+
+    torch.testing.assert_close(
+        q_filter_mask(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.0, 2.0, 1.0])),
+        torch.tensor([0.0, 1.0, 1.0]),
+    )
+    arrays = _demo_arrays([0, 0, 1, 1], 0.5)
+
+    def agent_and_reg(q_filter: bool) -> tuple[MTSAC, DemoBCRegulariser]:
+        torch.manual_seed(0)
+        agent = MTSAC(SACConfig(), 3, 2, 2)
+        gen = torch.Generator().manual_seed(3)
+        demos = DemoReplay(arrays, 2)
+        reg = DemoBCRegulariser(agent, agent.extension, demos, 4, "mse", gen, q_filter=q_filter)
+        reg.weight = 5.0
+        agent.extension = reg
+        return agent, reg
+
+    agent, reg = agent_and_reg(True)
+    penalty = reg.actor_penalty()
+    assert penalty is not None
+    obs, tids = torch.full((8, 3), 0.5), torch.tensor([0] * 4 + [1] * 4)
+    demo_actions = torch.full((8, 2), 0.5)
+    mean, _ = agent.actor(obs, tids)
+    own = torch.minimum(*agent.critic(obs, torch.tanh(mean), tids))
+    demo = torch.minimum(*agent.critic(obs, demo_actions, tids))
+    keep = (demo >= own).float()
+    rows = ((torch.tanh(mean) - 0.5) ** 2).sum(-1)
+    torch.testing.assert_close(penalty, 5.0 * own.abs().mean() * (rows * keep).mean())
+    assert reg.update_metrics()["q_filter_kept"] == float(keep.mean())
+
+    def distance_after_rl(q_filter: bool) -> float:
+        agent, _ = agent_and_reg(q_filter)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(300):  # RL batches of random transitions with a reward for -1 actions
+            o = torch.rand(16, 3, generator=g)
+            a = torch.rand(16, 2, generator=g) * 2 - 1
+            batch = Batch(
+                o,
+                a,
+                -a.sum(-1),
+                torch.rand(16, 3, generator=g),
+                torch.ones(16),
+                torch.tensor([0] * 8 + [1] * 8),
+            )
+            agent.update(batch)
+        act = agent.act(torch.full((2, 3), 0.5), torch.tensor([0, 1]), deterministic=True)
+        return float((act.detach() - 0.5).abs().max())
+
+    assert distance_after_rl(False) < 0.25 < distance_after_rl(True)
+
+
 def test_cloning_regulariser_and_a_continual_penalty_add_up() -> None:
     """A continual recipe takes [demos.regulariser]: the regulariser wraps the method,
     and the actor's extra loss is the method's penalty plus the weighted cloning loss."""

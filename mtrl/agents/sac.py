@@ -21,6 +21,12 @@ import torch
 from torch import Tensor, nn
 
 from mtrl.agents.balancing import SURGERY_MODES, BalancingMode, TaskBalancer
+from mtrl.agents.distributional import (
+    HLGaussConfig,
+    classification_loss,
+    expected_value,
+    hl_gauss_probs,
+)
 from mtrl.agents.replay import Batch
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError
@@ -57,6 +63,8 @@ class SACConfig:
     critics: int = bounded(2, ge=2)
     target_critics: int = bounded(2, ge=1)
     actor_q: Literal["min", "mean"] = "min"
+    # present: categorical critics trained by classification against HL-Gauss targets
+    hl_gauss: HLGaussConfig | None = None
     actor: NetConfig = field(default_factory=NetConfig)
     critic: NetConfig = field(default_factory=NetConfig)
 
@@ -107,23 +115,57 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """An ensemble of task-conditioned Q-networks ``q1 .. qN`` (two: SAC's twin critics)."""
+    """An ensemble of task-conditioned Q-networks ``q1 .. qN`` (two: SAC's twin critics),
+    each a scalar or (``hl_gauss``) logits over return bins whose expectation is its
+    value."""
+
+    edges: Tensor  # HL-Gauss's bin edges and centres (buffers)
+    centres: Tensor
 
     def __init__(
-        self, config: NetConfig, obs_dim: int, act_dim: int, num_tasks: int, count: int = 2
+        self,
+        config: NetConfig,
+        obs_dim: int,
+        act_dim: int,
+        num_tasks: int,
+        count: int = 2,
+        hl_gauss: HLGaussConfig | None = None,
     ) -> None:
         super().__init__()
-        self.count = count
+        self.count, self.hl_gauss = count, hl_gauss
+        out = 1 if hl_gauss is None else hl_gauss.bins
         for i in range(count):
-            self.add_module(f"q{i + 1}", MultiTaskNet(config, obs_dim + act_dim, 1, num_tasks))
+            self.add_module(f"q{i + 1}", MultiTaskNet(config, obs_dim + act_dim, out, num_tasks))
+        if hl_gauss is not None:  # not in the state dict: the config makes them
+            self.register_buffer("edges", hl_gauss.edges(), persistent=False)
+            self.register_buffer("centres", hl_gauss.centres(), persistent=False)
 
     @property
     def nets(self) -> list[MultiTaskNet]:
         return [getattr(self, f"q{i + 1}") for i in range(self.count)]
 
-    def forward(self, obs: Tensor, act: Tensor, task_ids: Tensor) -> tuple[Tensor, ...]:
+    def outputs(self, obs: Tensor, act: Tensor, task_ids: Tensor) -> tuple[Tensor, ...]:
+        """Each Q-network's raw output: ``[batch, 1]`` values or ``[batch, bins]`` logits."""
         x = torch.cat([obs, act], dim=-1)
-        return tuple(q(x, task_ids).squeeze(-1) for q in self.nets)
+        return tuple(q(x, task_ids) for q in self.nets)
+
+    def forward(self, obs: Tensor, act: Tensor, task_ids: Tensor) -> tuple[Tensor, ...]:
+        raw = self.outputs(obs, act, task_ids)
+        if self.hl_gauss is None:
+            return tuple(v.squeeze(-1) for v in raw)
+        return tuple(expected_value(logits, self.centres) for logits in raw)
+
+    def td_errors(self, obs: Tensor, act: Tensor, task_ids: Tensor, target: Tensor) -> Tensor:
+        """Per-row loss summed over the critics: squared TD errors, or the
+        cross-entropy against the target's HL-Gauss probabilities."""
+        raw = self.outputs(obs, act, task_ids)
+        if self.hl_gauss is None:
+            terms = [(v.squeeze(-1) - target) ** 2 for v in raw]
+        else:
+            sigma = self.hl_gauss.sigma * self.hl_gauss.width
+            probs = hl_gauss_probs(target, self.edges, sigma)
+            terms = [classification_loss(logits, probs) for logits in raw]
+        return functools.reduce(operator.add, terms)
 
     def regularization(self) -> Tensor:
         terms = [q.regularization() for q in self.nets]
@@ -224,7 +266,9 @@ class MTSAC(nn.Module):
         self.config = config
         self.num_tasks = num_tasks
         self.actor = Actor(config.actor, obs_dim, act_dim, num_tasks)
-        self.critic = Critic(config.critic, obs_dim, act_dim, num_tasks, config.critics)
+        self.critic = Critic(
+            config.critic, obs_dim, act_dim, num_tasks, config.critics, config.hl_gauss
+        )
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.full((num_tasks,), math.log(config.init_alpha)))
         self.target_entropy = (
@@ -268,8 +312,7 @@ class MTSAC(nn.Module):
         return self._td_losses(batch, target), target
 
     def _td_losses(self, batch: Batch, target: Tensor) -> Tensor:
-        values = self.critic(batch.obs, batch.actions, batch.task_ids)
-        td = functools.reduce(operator.add, [(q - target) ** 2 for q in values])
+        td = self.critic.td_errors(batch.obs, batch.actions, batch.task_ids, target)
         return per_task_mean(td, batch.task_ids, self.num_tasks)
 
     def _actor_losses(self, obs: Tensor, tid: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:

@@ -5,9 +5,11 @@ fine-tuning does not wreck a cloned policy while the critic is still poor.
 previous extension (a continual method's penalty and this one add): each actor update adds
 ``weight * mean|Q(s, pi(s))| * bc_loss`` on a task-balanced batch of demonstrations,
 the ``mean|Q|`` factor (held constant) making ``weight`` unitless against the actor's
-``-Q`` term as TD3+BC's normalisation does. The loop sets ``weight`` before each update
-from the recipe's schedule; demonstrations are drawn with the loop's seeded generator,
-so a resumed run draws the same ones.
+``-Q`` term as TD3+BC's normalisation does. With ``q_filter`` (AWAC's and Nair et
+al.'s Q-filter) a demonstration pulls the actor only where the critics value its action
+above the actor's own, so RL can leave the clone where the critics know better. The loop
+sets ``weight`` before each update from the recipe's schedule; demonstrations are drawn
+with the loop's seeded generator, so a resumed run draws the same ones.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         loss_kind: BCLoss,
         generator: torch.Generator,
         schedule: tuple[float, int, int] = (0.0, 0, 0),  # start weight, decay, learning starts
+        q_filter: bool = False,
     ) -> None:
         super().__init__(inner)
         self.agent, self.demos, self.loss_kind, self.generator = agent, demos, loss_kind, generator
@@ -50,13 +53,18 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         self.schedule = schedule
         self.weight = 0.0
         self.last_loss = 0.0  # the cloning loss of the last update (0 when weight is 0)
+        self.q_filter = q_filter
+        self.kept = 1.0  # the share of demonstrations the Q-filter kept in the last update
 
     def before_update(self, steps: int) -> None:
         start, decay, learning_starts = self.schedule
         self.weight = demo_share(start, decay, steps - learning_starts)
 
     def update_metrics(self) -> dict[str, float]:
-        return {"bc_weight": self.weight, "rl_bc_loss": self.last_loss}
+        metrics = {"bc_weight": self.weight, "rl_bc_loss": self.last_loss}
+        if self.q_filter:
+            metrics["q_filter_kept"] = self.kept
+        return metrics
 
     def actor_penalty(self) -> Tensor | None:
         base = self.inner.actor_penalty()
@@ -66,13 +74,25 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
             return base
         batch = self.demos.sample(tasks, self.per, self.generator)
         mean, log_std = self.agent.actor(batch.obs, batch.task_ids)
-        loss = bc_loss(self.loss_kind, batch.actions, mean, log_std).mean()
+        rows = bc_loss(self.loss_kind, batch.actions, mean, log_std)
         with torch.no_grad():
-            values = self.agent.critic(batch.obs, torch.tanh(mean), batch.task_ids)
-            q_scale = pessimistic(values).abs().mean().clamp_min(1e-6)
+            own = pessimistic(self.agent.critic(batch.obs, torch.tanh(mean), batch.task_ids))
+            q_scale = own.abs().mean().clamp_min(1e-6)
+            if self.q_filter:
+                demo = pessimistic(self.agent.critic(batch.obs, batch.actions, batch.task_ids))
+                keep = q_filter_mask(demo, own)
+                self.kept = float(keep.mean())
+                rows = rows * keep
+        loss = rows.mean()
         self.last_loss = float(loss.detach())
         weighted = self.weight * q_scale * loss
         return weighted if base is None else base + weighted
+
+
+def q_filter_mask(q_demo: Tensor, q_policy: Tensor) -> Tensor:
+    """1 where the demonstration's action is valued above the policy's (ties keep the
+    demonstration: an untrained critic filters nothing out), else 0."""
+    return (q_demo >= q_policy).to(q_demo.dtype)
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,8 @@ class RegulariserConfig:
     weight: float = bounded(1.0, ge=0.0)
     decay_steps: int = bounded(0, ge=0)
     loss: BCLoss = "mse"  # as [demos.bc]'s loss
+    # clone a demonstration only where the critics value its action above the actor's
+    q_filter: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self, "demos.regulariser")
@@ -95,7 +117,14 @@ class RegulariserConfig:
         schedule = (self.weight, self.decay_steps, setup.learning_starts)
         per = setup.batch_size // agent.num_tasks
         term = DemoBCRegulariser(
-            agent, agent.extension, setup.replay, per, self.loss, setup.generator, schedule
+            agent,
+            agent.extension,
+            setup.replay,
+            per,
+            self.loss,
+            setup.generator,
+            schedule,
+            self.q_filter,
         )
         agent.extension = term
         return term
