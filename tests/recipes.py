@@ -228,6 +228,30 @@ weight = 0.5
 """
 )
 
+# the learner options together: a categorical critic ensemble (residual bodies, min
+# over a random two), two updates per env step, resets, cloning kept by a Q-filter
+LEARNER = (
+    DEMOS_AQIL.replace("weight = 0.5", "weight = 0.5\nq_filter = true")
+    .replace("batch_size = 32", "batch_size = 30")
+    .replace("learning_starts = 200", "learning_starts = 200\nupdates_per_step = 2.0")
+    .replace(
+        "[sac.critic]\nhidden = [16, 16]",
+        '[sac.critic]\narch = "residual"\nhidden = [16]\nresidual_blocks = 1',
+    )
+    + """[sac]
+critics = 4
+target_critics = 2
+actor_q = "mean"
+[sac.hl_gauss]
+bins = 21
+v_min = 0.0
+v_max = 200.0
+[resets]
+every = 500
+networks = "critic"
+"""
+)
+
 # SQIL: demonstrations rewarded 1, the agent's own transitions 0
 DEMOS_SQIL = _MT10 + _DEMOS + "[demos.replay]\nshare = 0.5\n[demos.sqil]\n"
 

@@ -21,6 +21,7 @@ from recipes import CONTINUAL as CONTINUAL_RECIPE
 from recipes import (
     CURRICULUM,
     DEMOS,
+    LEARNER,
     MAML_RL,
     MIXTURE,
     MTPPO,
@@ -41,6 +42,7 @@ CONTINUAL = (
 RECIPES = {
     "mtsac": MTSAC,
     "demos": DEMOS,
+    "learner": LEARNER,
     "curriculum": CURRICULUM,
     "mixture": MIXTURE,
     "continual": CONTINUAL,
@@ -125,13 +127,13 @@ def _recipe_text(name: str, datasets: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def reference(tmp_path_factory: pytest.TempPathFactory, datasets: Path) -> dict[str, Path]:
     """The uninterrupted run of each recipe: its golden run, or trained here."""
     root = tmp_path_factory.mktemp("reference")
     out = {name: GOLDEN_DIR / golden for name, golden in GOLDEN_OF.items()}
     for name in RECIPES.keys() - GOLDEN_OF.keys():
         recipe = root / f"{name}.toml"
-        recipe.write_text(RECIPES[name])
+        recipe.write_text(_recipe_text(name, datasets))
         _train(recipe, root / name)
         out[name] = root / name
     return out

@@ -265,10 +265,9 @@ class MTSAC(nn.Module):
         super().__init__()
         self.config = config
         self.num_tasks = num_tasks
-        self.actor = Actor(config.actor, obs_dim, act_dim, num_tasks)
-        self.critic = Critic(
-            config.critic, obs_dim, act_dim, num_tasks, config.critics, config.hl_gauss
-        )
+        self.dims = (obs_dim, act_dim)
+        self.actor = self._new_actor()
+        self.critic = self._new_critic()
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.full((num_tasks,), math.log(config.init_alpha)))
         self.target_entropy = (
@@ -291,10 +290,8 @@ class MTSAC(nn.Module):
         self.actor_balancer = TaskBalancer(
             mode if mode in SURGERY_MODES else "none", num_tasks, cagrad_c=config.cagrad_c
         )
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(
-            self.critic.parameters(), lr=config.critic_lr, fused=True
-        )
+        self.actor_opt = self._optimizer(self.actor, config.actor_lr)
+        self.critic_opt = self._optimizer(self.critic, config.critic_lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
         self.extension = UpdateExtension()
         self._critic_fn: Any = self._critic_losses
@@ -302,6 +299,32 @@ class MTSAC(nn.Module):
         if config.compile:  # forward + backward of both losses compiled; steps stay eager
             self._critic_fn = torch.compile(self._critic_losses, mode=config.compile_mode)
             self._actor_fn = torch.compile(self._actor_losses, mode=config.compile_mode)
+
+    def _new_actor(self) -> Actor:
+        return Actor(self.config.actor, *self.dims, self.num_tasks)
+
+    def _new_critic(self) -> Critic:
+        c = self.config
+        return Critic(c.critic, *self.dims, self.num_tasks, c.critics, c.hl_gauss)
+
+    def reset_networks(self, actor: bool, critic: bool) -> None:
+        """Re-draw the actor's and/or the critics' parameters from their initial
+        distribution (the target critics copy the new ones) and restart the optimizers;
+        the temperatures stay."""
+        with torch.no_grad():
+            if actor:
+                self.actor.load_state_dict(self._new_actor().state_dict())
+            if critic:
+                self.critic.load_state_dict(self._new_critic().state_dict())
+                self.critic_target.load_state_dict(self.critic.state_dict())
+        if actor:
+            self.actor_opt = self._optimizer(self.actor, self.config.actor_lr)
+        if critic:
+            self.critic_opt = self._optimizer(self.critic, self.config.critic_lr)
+
+    @staticmethod
+    def _optimizer(net: nn.Module, lr: float) -> torch.optim.Adam:
+        return torch.optim.Adam(net.parameters(), lr=lr, fused=True)
 
     def _critic_losses(self, batch: Batch, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """Per-task TD losses of every critic against the soft target, and the target."""
@@ -330,8 +353,8 @@ class MTSAC(nn.Module):
     def reset_optimizers(self) -> None:
         """Fresh optimizer state (a continual-learning task switch, as Continual World)."""
         c = self.config
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, fused=True)
+        self.actor_opt = self._optimizer(self.actor, c.actor_lr)
+        self.critic_opt = self._optimizer(self.critic, c.critic_lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.alpha_lr)
 
     def update(self, batch: Batch, tasks_present: int | None = None) -> dict[str, float]:

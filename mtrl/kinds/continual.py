@@ -111,6 +111,11 @@ class ContinualRecipe(SACRun):
                 f"sac.critics = {self.sac.critics}: the continual methods regularise and "
                 "prune SAC's twin critics; leave sac.critics = 2"
             )
+        if self.resets is not None:
+            raise ConfigError(
+                "[resets]: the continual methods keep what earlier tasks taught the "
+                "networks, which a reset would erase; remove the [resets] table"
+            )
         if self.env.vectorization != "sync":
             raise ConfigError("continual runs re-bind sub-envs: use env.vectorization = 'sync'")
         if self.env.max_episode_steps is None and any(

@@ -13,6 +13,7 @@ import torch
 
 from mtrl.agents.hooks import LoopComponent
 from mtrl.agents.replay import TaskReplayBuffer
+from mtrl.agents.resets import ResetConfig
 from mtrl.agents.reward_norm import ReplayRewardScaling, RewardNorm, make_normalizer
 from mtrl.agents.sac import MTSAC, SACConfig
 from mtrl.config import bounded, check_fields
@@ -92,6 +93,7 @@ class SACRun:
     keep_checkpoints: int = bounded(3, ge=0)  # newest checkpoints kept; 0 keeps all
     sac: SACConfig = field(default_factory=SACConfig)
     demos: DemosConfig | None = None  # behaviour cloning on demonstrations before RL
+    resets: ResetConfig | None = None  # networks re-drawn every so many env steps
     # "return_std": each task's rewards scaled by its running return spread (tasks of
     # several families pay on different scales; mtrl.agents.reward_norm)
     reward_norm: RewardNorm = "none"
@@ -291,6 +293,8 @@ def _components(
         parts.append(ReplayRewardScaling(norm))
     if curriculum is not None:
         parts.append(CurriculumProgress(curriculum))
+    if recipe.resets is not None:
+        parts.append(recipe.resets.build(agent, recipe.learning_starts))
     return parts
 
 
