@@ -229,6 +229,21 @@ def test_bench_sac_reports_both_implementations(capsys: pytest.CaptureFixture[st
     assert main([*args, "--critics", "10"]) == 0  # what an ensemble costs, in the same run
     doc = json.loads(capsys.readouterr().out)
     assert "mtrl MT-SAC, 10 critics" in doc["updates_per_s"] and doc["ratio_critics"]["10"] > 0
+    options = ["--critic-option", "residual", "--critic-option", "hl_gauss", "--hidden", "32,32,32"]
+    assert main([*args, *options]) == 0  # each critic option at the same sizes
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["hidden"] == [32, 32, 32]
+    names = {"mtrl MT-SAC", "mtrl MT-SAC, residual critics", "mtrl MT-SAC, HL-Gauss critics"}
+    assert set(doc["ratios"]) == names and all(r > 0 for r in doc["ratios"].values())
+    # parameters: one-hot inputs 39 + 10 (+ 4 actions), three 32-unit layers, per net
+    actor = (49 * 32 + 32) + 2 * (32 * 32 + 32) + (32 * 8 + 8)
+    critic = (53 * 32 + 32) + 2 * (32 * 32 + 32) + (32 + 1)
+    assert doc["parameters"]["mtrl MT-SAC"] == actor + 2 * critic
+    assert doc["parameters"]["mtrl MT-SAC, HL-Gauss critics"] == actor + 2 * (
+        critic + 32 * 100 + 100
+    )
+    with pytest.raises(SystemExit):
+        main([*args, "--hidden", "32,x"])
 
 
 def test_compiled_update_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:

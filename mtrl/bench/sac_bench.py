@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mtrl.agents.distributional import HLGaussConfig
 from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, SACConfig
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
@@ -51,16 +52,8 @@ def _collect(transitions: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def _mtrl_timer(
-    data: dict[str, np.ndarray],
-    batch: int,
-    hidden: list[int],
-    compile: bool = False,
-    device: str = "cpu",
-    critics: int = 2,
+    data: dict[str, np.ndarray], batch: int, sac: SACConfig, device: str = "cpu"
 ) -> Callable[[int], float]:
-    net = NetConfig(arch="shared", hidden=hidden)
-    ensemble = {"critics": critics, "actor_q": "mean"} if critics != 2 else {}
-    sac = SACConfig(actor=net, critic=net, compile=compile, **ensemble)  # type: ignore[arg-type]
     agent = MTSAC(sac, 39, 4, 10).to(device)
     buf = TaskReplayBuffer(10, len(data["rew"]), 39, 4, device=device)
     buf.add(data["obs"], data["act"], data["rew"], data["next_obs"], data["done"], data["task"])
@@ -75,6 +68,31 @@ def _mtrl_timer(
         return time.perf_counter() - t0
 
     return run
+
+
+def variants(
+    hidden: list[int], compile: bool, critics: Sequence[int], options: Sequence[str]
+) -> dict[str, SACConfig]:
+    """The MT-SAC configurations timed, by name: the plain update first, then each
+    option on the same sizes (``options``: ``residual``, BRO's critic body of the same
+    width and about the same depth; ``hl_gauss``, 101-bin categorical critics)."""
+    net = NetConfig(arch="shared", hidden=hidden)
+    out = {"mtrl MT-SAC": SACConfig(actor=net, critic=net)}
+    if compile:
+        out["mtrl MT-SAC (compiled)"] = SACConfig(actor=net, critic=net, compile=True)
+    for n in critics:
+        out[f"mtrl MT-SAC, {n} critics"] = SACConfig(
+            actor=net, critic=net, critics=n, actor_q="mean"
+        )
+    if "residual" in options:
+        blocks = max(1, (len(hidden) - 1) // 2)
+        body = NetConfig(arch="residual", hidden=hidden[:1], residual_blocks=blocks)
+        out["mtrl MT-SAC, residual critics"] = SACConfig(actor=net, critic=body)
+    if "hl_gauss" in options:
+        out["mtrl MT-SAC, HL-Gauss critics"] = SACConfig(
+            actor=net, critic=net, hl_gauss=HLGaussConfig()
+        )
+    return out
 
 
 def _sb3_timer(
@@ -130,25 +148,19 @@ def bench_sac(
     compile: bool = False,
     device: str = "cpu",
     critics: Sequence[int] = (),
+    options: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Updates/s of both implementations and the ratio mtrl / SB3 (``compile`` adds
     mtrl's torch.compile'd update; each of ``critics`` an ensemble of that many
-    Q-networks, target min over two, actor on their mean: what an ensemble costs)."""
+    Q-networks, target min over two, actor on their mean; each of ``options`` a critic
+    option: what each costs)."""
     if threads:
         torch.set_num_threads(threads)
     sizes = hidden or [400, 400, 400]
     data = _collect(transitions, seed=0)
-    timers = {
-        "mtrl MT-SAC": _mtrl_timer(data, batch, sizes, device=device),
-        "SB3 SAC": _sb3_timer(data, batch, sizes, device),
-    }
-    if compile:
-        timers["mtrl MT-SAC (compiled)"] = _mtrl_timer(
-            data, batch, sizes, compile=True, device=device
-        )
-    for n in critics:
-        name = f"mtrl MT-SAC, {n} critics"
-        timers[name] = _mtrl_timer(data, batch, sizes, device=device, critics=n)
+    configs = variants(sizes, compile, critics, options)
+    timers = {name: _mtrl_timer(data, batch, sac, device) for name, sac in configs.items()}
+    timers["SB3 SAC"] = _sb3_timer(data, batch, sizes, device)
     for run in timers.values():
         run(2)  # warm-up
     times: dict[str, list[float]] = {k: [] for k in timers}
@@ -168,4 +180,13 @@ def bench_sac(
         "ratio": ups["mtrl MT-SAC"] / ups["SB3 SAC"],
         "ratio_compiled": (ups["mtrl MT-SAC (compiled)"] / ups["SB3 SAC"] if compile else None),
         "ratio_critics": {n: ups[f"mtrl MT-SAC, {n} critics"] / ups["SB3 SAC"] for n in critics},
+        "ratios": {k: v / ups["SB3 SAC"] for k, v in ups.items() if k != "SB3 SAC"},
+        "parameters": {k: _parameters(sac) for k, sac in configs.items()},
     }
+
+
+def _parameters(sac: SACConfig) -> int:
+    """Trainable parameters of the actor and the critics (target critics not counted)."""
+    agent = MTSAC(sac, 39, 4, 10)
+    nets = (agent.actor, agent.critic)
+    return sum(p.numel() for net in nets for p in net.parameters())

@@ -61,6 +61,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _widths(text: str) -> list[int]:
+    try:
+        widths = [int(w) for w in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give widths like 1024,1024,1024")
+    return widths
+
+
 def _bench_sac(args: argparse.Namespace) -> int:
     from mtrl.bench.sac_bench import bench_sac
 
@@ -77,6 +87,8 @@ def _bench_sac(args: argparse.Namespace) -> int:
         compile=args.compile,
         device=args.device,
         critics=args.critics,
+        options=args.options,
+        hidden=args.hidden,
     )
     if args.json:
         print(dump_json(res), end="")
@@ -86,12 +98,11 @@ def _bench_sac(args: argparse.Namespace) -> int:
         f"{res['threads']} thread(s), torch {res['torch']}"
     )
     for name, ups in res["updates_per_s"].items():
-        print(f"  {name:<24} {ups:8.2f} updates/s")
-    print(f"  ratio mtrl/SB3 = {res['ratio']:.2f}x")
-    if res["ratio_compiled"] is not None:
-        print(f"  ratio mtrl (compiled)/SB3 = {res['ratio_compiled']:.2f}x")
-    for n, ratio in res["ratio_critics"].items():
-        print(f"  ratio mtrl ({n} critics)/SB3 = {ratio:.2f}x")
+        ratio = res["ratios"].get(name)
+        vs = "" if ratio is None else f"  {ratio:.2f}x SB3"
+        size = res["parameters"].get(name)
+        params = "" if size is None else f"  ({size / 1e6:.2f}M parameters)"
+        print(f"  {name:<32} {ups:8.2f} updates/s{vs}{params}")
     return 0
 
 
@@ -151,6 +162,19 @@ def add_commands(sub: Any) -> None:
         default=[],
         metavar="N",
         help="sac: add MT-SAC with an ensemble of N critics (repeatable; e.g. 10 as RLPD)",
+    )
+    p.add_argument(
+        "--critic-option",
+        choices=["residual", "hl_gauss"],
+        action="append",
+        default=[],
+        dest="options",
+        help="sac: add MT-SAC with residual (BRO) or HL-Gauss critics (repeatable)",
+    )
+    p.add_argument(
+        "--hidden",
+        type=_widths,
+        help="sac: hidden layer widths of actor and critics (default 400,400,400)",
     )
     p.add_argument("--device", default="cpu", help="meta/sac: cpu or cuda")
     p.add_argument(
