@@ -29,7 +29,7 @@ import tomli_w
 
 from mtrl.config import read_toml, to_dict
 from mtrl.errors import ConfigError
-from mtrl.jobs import Job
+from mtrl.jobs import Job, RecipeSource
 from mtrl.pool_exec import run_in_pool, run_in_turn
 from mtrl.runs import RunDir, RunLock, dump_json, package_versions
 from mtrl.stats import bootstrap_ci, iqm, probability_of_improvement, stratified_bootstrap_ci
@@ -316,7 +316,7 @@ def compare_table(doc: dict[str, Any]) -> str:
 
 
 def plan(
-    recipe_path: str | Path,
+    recipe: RecipeSource,
     grid: Sequence[Variant],
     seeds: Sequence[int],
     out_dir: str | Path,
@@ -324,17 +324,17 @@ def plan(
 ) -> list[Job]:
     """Every (variant, seed) job, each config validated before anything trains.
     Seed-major order: a comparison stopped part-way has every arm at the same seeds."""
-    from mtrl.recipes import kinds_that, load_recipe
+    from mtrl.recipes import kinds_that
 
     jobs = []
     for s in seeds:
         for v in grid:
             overrides = (*base_overrides, *v.overrides, f"seed={s}")
-            kind, cfg = load_recipe(recipe_path, overrides)
+            kind, cfg = recipe.load(overrides)
             if not kind.evaluates:
                 raise ConfigError(
                     f"mtrl compare needs a recipe of kind {', '.join(kinds_that(True))}; "
-                    f"{recipe_path} is {kind.name!r}"
+                    f"{recipe.name} is {kind.name!r}"
                 )
             run_dir = Path(out_dir) / slug(v.label) / f"seed_{s}"
             jobs.append(Job(v.label, s, overrides, run_dir, _action(run_dir, to_dict(cfg))))
@@ -403,21 +403,19 @@ def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "")
 
 
 def _more_results(
-    recipe_path: str, job: Job, train: bool, log: Callable[[str], None]
+    recipe: RecipeSource, job: Job, train: bool, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """What a run's kind reports beside the per-task table (continual: Continual
     World's metrics, forward transfer where the reference runs are cached or, with
     ``train``, trained)."""
-    from mtrl.recipes import load_recipe
-
-    kind, cfg = load_recipe(recipe_path, job.overrides)
+    kind, cfg = recipe.load(job.overrides)
     if kind.more_results is None:
         return {}
     return kind.more_results(RunDir.open(job.run_dir), cfg, train, log)
 
 
 def _execute(
-    recipe_path: str, pending: list[Job], how: Execution, progress: SweepProgress
+    recipe: RecipeSource, pending: list[Job], how: Execution, progress: SweepProgress
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Train or resume ``pending``: one after another, ``jobs`` at a time in worker
     processes, or as Ray tasks; each job's results by (label, seed)."""
@@ -426,10 +424,10 @@ def _execute(
     if how.executor == "ray":
         from mtrl.ray_exec import run_jobs_on_ray
 
-        return run_jobs_on_ray(recipe_path, pending, how.address, progress)
+        return run_jobs_on_ray(recipe, pending, how.address, progress)
     if how.jobs == 1:
-        return run_in_turn(recipe_path, pending, progress)
-    return run_in_pool(recipe_path, pending, how.jobs, progress)
+        return run_in_turn(recipe, pending, progress)
+    return run_in_pool(recipe, pending, how.jobs, progress)
 
 
 @dataclass(frozen=True)
@@ -460,30 +458,28 @@ def run_compare(
     processes (``executor = "ray"``: as Ray tasks on the cluster at ``address``), then
     write the comparison. Everything is checked before anything trains, and one
     compare at a time writes ``out_dir``."""
-    from mtrl.recipes import load_recipe
-
     if not seeds:
         raise ConfigError("give at least one seed")
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     if executor not in ("local", "ray"):
         raise ConfigError(f"executor must be 'local' or 'ray', got {executor!r}")
-    out, recipe = Path(out_dir), str(recipe_path)
+    out, recipe = Path(out_dir), RecipeSource.read(recipe_path)  # read once for the sweep
     grid = variants(varies)
-    base = to_dict(load_recipe(recipe, base_overrides)[1])
+    base = to_dict(recipe.load(base_overrides)[1])
     _same_comparison(out, base)
     todo = plan(recipe, grid, seeds, out, base_overrides)
     out.mkdir(parents=True, exist_ok=True)
     lock = RunLock(
         out / ".lock",
-        note=f"mtrl compare {recipe}",
+        note=f"mtrl compare {recipe.name}",
         advice="wait for that comparison to finish or stop it, or use another --out",
     )
     try:
         how = Execution(jobs, executor, address, metric, reference)
         variant_docs = _compare(recipe, grid, seeds, todo, how, log)
         doc = {
-            "recipe": recipe,
+            "recipe": recipe.name,
             "overrides": list(base_overrides),
             "config": base,  # the comparison's identity: its resolved base recipe
             "seeds": list(seeds),
@@ -496,7 +492,7 @@ def run_compare(
 
 
 def _compare(
-    recipe: str,
+    recipe: RecipeSource,
     grid: list[Variant],
     seeds: Sequence[int],
     todo: list[Job],

@@ -22,6 +22,9 @@ class UnknownKeyError(ConfigError):
         super().__init__(message)
         self.key = key
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # crosses process pools
+        return type(self), (self.key, str(self))
+
 
 class UnknownNameError(MtrlError, KeyError):
     """A name (env, family, suite, task) is not known; the message lists close matches."""
@@ -38,10 +41,14 @@ class UnknownNameError(MtrlError, KeyError):
         if listing is None:
             listing = f"Run `mtrl envs list` to see all {len(known)} known names."
         self.message = f"unknown {kind} {name!r}.{hint} {listing}"
+        self._made = (kind, name, known, listing)
         super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, list[str], str]]:
+        return type(self), self._made
 
 
 class RunDirError(MtrlError):

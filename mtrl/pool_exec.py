@@ -16,21 +16,21 @@ import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from mtrl.jobs import Job, run_job
+from mtrl.jobs import Job, RecipeSource, run_job
 from mtrl.stopping import ignoring_stop_signals
 from mtrl.sweep_progress import SweepProgress
 
 Results = dict[tuple[str, int], dict[str, Any]]
 
 
-def run_in_turn(recipe_path: str, pending: list[Job], progress: SweepProgress) -> Results:
+def run_in_turn(recipe: RecipeSource, pending: list[Job], progress: SweepProgress) -> Results:
     """Each job in this process, showing the run's own progress."""
     out: Results = {}
     for job in pending:
         doing = "resuming" if job.action == "resume" else "training"
         progress.log(f"{job.label} seed {job.seed}: {doing} {job.run_dir}")
         try:
-            results, seconds = run_job(recipe_path, job, progress=True)
+            results, seconds = run_job(recipe, job, progress=True)
         except KeyboardInterrupt:
             progress.stopped([job])
             raise
@@ -44,7 +44,7 @@ class NotStarted(Exception):
 
 
 def run_in_pool(
-    recipe_path: str, pending: list[Job], jobs: int, progress: SweepProgress
+    recipe: RecipeSource, pending: list[Job], jobs: int, progress: SweepProgress
 ) -> Results:
     """``pending`` in ``jobs`` worker processes (the cores shared between them)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -53,7 +53,7 @@ def run_in_pool(
     pool = ProcessPoolExecutor(
         jobs, mp_context=context, initializer=_worker_setup, initargs=(stop,)
     )
-    futures = {pool.submit(_run_unless_stopped, recipe_path, job, threads): job for job in pending}
+    futures = {pool.submit(_run_unless_stopped, recipe, job, threads): job for job in pending}
     out: Results = {}
     try:
         waiting = set(futures)
@@ -120,7 +120,9 @@ def _worker_setup(stop: Any) -> None:
     defer_stop_signals()
 
 
-def _run_unless_stopped(recipe_path: str, job: Job, threads: int) -> tuple[dict[str, Any], float]:
+def _run_unless_stopped(
+    recipe: RecipeSource, job: Job, threads: int
+) -> tuple[dict[str, Any], float]:
     """``run_job``, unless the sweep was stopped before this worker got to it. The
     worker whose run Ctrl-C stopped stops the sweep itself: the job queued next to it
     must not start before compare, busy elsewhere, hears of it."""
@@ -129,7 +131,7 @@ def _run_unless_stopped(recipe_path: str, job: Job, threads: int) -> tuple[dict[
     if stop_pending() or (_STOP is not None and _STOP.is_set()):
         raise NotStarted
     try:
-        return run_job(recipe_path, job, threads)
+        return run_job(recipe, job, threads)
     except KeyboardInterrupt:
         if _STOP is not None:
             _STOP.set()

@@ -1,6 +1,6 @@
 """`mtrl compare --executor ray`: each (variant, seed) run as a Ray task.
 
-The recipe travels as text (workers need not see the driver's files); each task asks
+The recipe travels as its contents (workers need not see the driver's files); each task asks
 Ray for the CPUs its recipe's ``threads`` names (1 when unset) and a GPU when its
 ``device`` is CUDA. Results come back to the driver as the task's return value, so a
 cluster without shared storage still yields compare.json; with shared storage (the
@@ -10,13 +10,11 @@ reused and interrupted ones resumed exactly as with the local executor.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from mtrl.errors import ConfigError
-from mtrl.jobs import Job, run_job
+from mtrl.jobs import Job, RecipeSource, run_job
 from mtrl.stopping import ignoring_stop_signals
 from mtrl.sweep_progress import SweepProgress
 
@@ -28,21 +26,17 @@ def job_resources(recipe: Any) -> dict[str, float]:
     return {"num_cpus": cpus, "num_gpus": 1.0 if device.startswith("cuda") else 0.0}
 
 
-def _run_remote(recipe_text: str, name: str, job: Job) -> tuple[dict[str, Any], float] | None:
-    """Runs on a Ray worker: write the recipe locally, then train as the local executor.
-    None: the run was stopped (``ray.cancel`` raises Ctrl-C in the task, whose guard
-    checkpoints the run)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        path.write_text(recipe_text)
-        try:
-            return run_job(str(path), job)
-        except KeyboardInterrupt:
-            return None
+def _run_remote(recipe: RecipeSource, job: Job) -> tuple[dict[str, Any], float] | None:
+    """Runs on a Ray worker: trains as the local executor. None: the run was stopped
+    (``ray.cancel`` raises Ctrl-C in the task, whose guard checkpoints the run)."""
+    try:
+        return run_job(recipe, job)
+    except KeyboardInterrupt:
+        return None
 
 
 def run_jobs_on_ray(
-    recipe_path: str | Path, jobs: Sequence[Job], address: str | None, progress: SweepProgress
+    recipe: RecipeSource, jobs: Sequence[Job], address: str | None, progress: SweepProgress
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Train ``jobs`` as Ray tasks on the cluster at ``address`` (None: start a local
     one on this machine's cores); returns each job's results by (label, seed). Stopped,
@@ -58,7 +52,7 @@ def run_jobs_on_ray(
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
-        pending = _submit(ray, recipe_path, jobs)
+        pending = _submit(ray, recipe, jobs)
         try:
             return _gather(ray, pending, progress)
         except KeyboardInterrupt:
@@ -70,16 +64,13 @@ def run_jobs_on_ray(
             ray.shutdown()
 
 
-def _submit(ray: Any, recipe_path: str | Path, jobs: Sequence[Job]) -> dict[Any, Job]:
-    from mtrl.recipes import load_recipe
-
-    text = Path(recipe_path).read_text()
+def _submit(ray: Any, recipe: RecipeSource, jobs: Sequence[Job]) -> dict[Any, Job]:
     pending = {}
     for job in jobs:
-        _, cfg = load_recipe(recipe_path, job.overrides)
+        _, cfg = recipe.load(job.overrides)
         res = job_resources(cfg)
         task = ray.remote(num_cpus=res["num_cpus"], num_gpus=res["num_gpus"])(_run_remote)
-        pending[task.remote(text, Path(recipe_path).name, job)] = job
+        pending[task.remote(recipe, job)] = job
     return pending
 
 

@@ -117,6 +117,44 @@ def test_compare_trains_every_variant_and_seed_then_reuses_them(
     assert "IQM" in captured.out
 
 
+def test_a_recipe_edited_while_the_sweep_runs_changes_none_of_its_runs(tmp_path: Path) -> None:
+    """The sweep reads its recipe once: an edit (here an unknown key and another gamma)
+    after the first run started reaches neither the queued runs nor the comparison,
+    and a worker's config error would come back as an mtrl error, not a broken pool."""
+    import pickle
+
+    from mtrl.errors import UnknownKeyError, UnknownNameError
+
+    for err in (UnknownKeyError("a.b", "no key a.b"), UnknownNameError("env", "x", ["y"])):
+        again = pickle.loads(pickle.dumps(err))
+        assert type(again) is type(err) and str(again) == str(err)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE)
+    out = tmp_path / "cmp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mtrl.cli",
+        "compare",
+        str(recipe),
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = out / "base" / "seed_0" / "config.toml"
+    deadline = time.monotonic() + 300
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    recipe.write_text(RECIPE + "\n[sac]\ngamma = 0.5\nnot_a_key = 1\n")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()
+    configs = [(out / "base" / f"seed_{s}" / "config.toml").read_text() for s in (0, 1)]
+    assert "gamma = 0.99" in configs[1] and "not_a_key" not in configs[1]
+    assert re.sub("^seed = 0$", "seed = 1", configs[0], flags=re.M) == configs[1]
+
+
 def test_compare_checks_every_variant_before_training(tmp_path: Path) -> None:
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE)
