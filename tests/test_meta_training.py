@@ -11,7 +11,7 @@ import torch
 
 from mtrl.cli import main
 from mtrl.config import write_toml
-from mtrl.errors import TrainingDivergedError
+from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.kinds.maml_rl import MetaRLRecipe, adapt_policy, advantages, build, vpg_losses
 from mtrl.kinds.sine import (
     RegressionEvalConfig,
@@ -164,6 +164,54 @@ def test_meta_sgd_rl_learns_its_inner_rates(tmp_path: Path) -> None:
     after = list(algo.mp.lrs.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     algo.sampler.close()
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "fomaml"])
+def test_a_maml_trpo_step_keeps_the_adapted_policies_within_the_kl_bound(algorithm: str) -> None:
+    """MAML-TRPO: one step moves the meta-parameters, the surrogate of the adapted
+    policies improves, and their KL from the policies that sampled the data, recomputed
+    by hand from the new meta-parameters, is within ``max_kl``."""
+    from mtrl.kinds.maml_rl import OuterBatch, OuterConfig, act_fn, detached, log_probs
+
+    recipe = MetaRLRecipe(
+        meta_batch=3, episodes_per_task=4, horizon=15,
+        meta=MetaLearnerConfig(algorithm=algorithm, inner_lr=0.1),
+        outer=OuterConfig(method="trpo", max_kl=0.01),
+    )  # fmt: skip
+    algo, family = build(recipe, 3, 4)
+    algo.sampler.set_tasks(family.sample_tasks(3, np.random.default_rng(0)))
+    mp = algo.mp
+    inner = algo.sampler.sample(act_fn(mp, detached(mp.params())))
+    inner_adv = advantages(inner, 0.99, 1.0, 15)
+    fast_eval = algo._adapt(inner, inner_adv, first_order=True, create=False)
+    outer = algo.sampler.sample(act_fn(mp, fast_eval))
+    b = OuterBatch(mp.policy, inner, inner_adv, outer, advantages(outer, 0.99, 1.0, 15), fast_eval)
+    before = [p.detach().clone() for p in mp.parameters()]
+    stats = algo._trpo_outer(b)
+    assert stats["step_fraction"] > 0
+    assert any(not torch.equal(x, y) for x, y in zip(before, mp.parameters(), strict=True))
+    new = detached(algo._adapted(b))  # the adaptation itself needs autograd
+    m0 = mp.policy.distribution(fast_eval, b.obs).mean
+    m1 = mp.policy.distribution(new, b.obs).mean
+    s0, s1 = fast_eval["log_std"].exp()[:, None, :], new["log_std"].exp()[:, None, :]
+    kl = (torch.log(s1 / s0) + (s0**2 + (m0 - m1) ** 2) / (2 * s1**2) - 0.5).sum(-1)
+    by_hand = float((((kl * b.masks).sum(1)) / b.masks.sum(1)).mean())
+    assert by_hand <= 0.01 * (1 + 1e-4)
+    assert by_hand == pytest.approx(stats["kl"], rel=1e-4, abs=1e-7)
+    logp = log_probs(mp.policy, new, b.obs, b.act).detach()
+    surrogate = float(b.task_mean(torch.exp(logp - b.old_logp) * b.outer_adv))
+    assert surrogate == pytest.approx(-stats["outer_loss"], rel=1e-4)
+    assert surrogate > float(b.task_mean(b.outer_adv))  # the surrogate before the step
+    algo.sampler.close()
+
+
+def test_maml_trpo_settings_are_checked_before_any_work(tmp_path: Path) -> None:
+    from mtrl.config import from_dict
+
+    with pytest.raises(ConfigError, match=r"outer\.max_kl"):
+        from_dict(MetaRLRecipe, {"kind": "maml-rl", "outer": {"method": "trpo", "max_kl": 0}})
+    with pytest.raises(ConfigError, match=r"outer\.method"):
+        from_dict(MetaRLRecipe, {"kind": "maml-rl", "outer": {"method": "natural"}})
 
 
 @pytest.mark.slow

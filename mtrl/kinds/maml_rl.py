@@ -1,11 +1,14 @@
-"""MAML-RL: a policy-gradient inner step and a clipped (PPO-style) outer update.
+"""MAML-RL: a policy-gradient inner step and a clipped (PPO-style) or trust-region
+(TRPO, the original MAML-RL's) outer update.
 
 Inner loop (per task, all tasks at once): REINFORCE/VPG on ``episodes_per_task``
 episodes with GAE advantages over a linear feature baseline, ``inner_steps`` SGD steps
 of ``meta.inner_lr`` (or Meta-SGD's learned rates; ANIL adapts the head only).
 Outer loop: episodes of the adapted policies, then ``outer.epochs`` Adam steps on the
 clipped surrogate, differentiating through the adaptation (second order unless
-``fomaml``), as in ProMP without its KL penalty.
+``fomaml``), as in ProMP without its KL penalty; or (``outer.method = "trpo"``) one
+TRPO step on the unclipped surrogate within ``outer.max_kl`` of the adapted policies'
+KL, its Fisher-vector products taken through the adaptation (Finn et al. 2017).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.distributions import kl_divergence
 
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
@@ -35,6 +39,7 @@ from mtrl.meta.maml import (
 )
 from mtrl.meta.rl_policy import GaussianMLPPolicy
 from mtrl.meta.rl_sampler import Episodes, EpisodeSampler
+from mtrl.meta.trpo import trpo_step
 from mtrl.returns import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize
 from mtrl.tasks import ParametricFamily, Task
 from mtrl.training import (
@@ -49,12 +54,20 @@ ADAPT = "mtrl.kinds.maml_rl_adapt:adapt_meta_rl"
 
 @dataclass(frozen=True)
 class OuterConfig:
-    """The clipped surrogate outer update."""
+    """The outer update: Adam epochs on the clipped surrogate (``clip``: lr, epochs,
+    clip, max_grad_norm), or a TRPO step (``trpo``: max_kl, cg_iters, cg_damping,
+    backtrack, line_search_steps; garage's and learn2learn's MAML-TRPO defaults)."""
 
+    method: Literal["clip", "trpo"] = "clip"
     lr: float = bounded(1e-3, gt=0.0)
     epochs: int = bounded(5, ge=1, le=100)
     clip: float = bounded(0.2, gt=0.0, lt=1.0)
     max_grad_norm: float = bounded(10.0, gt=0.0)
+    max_kl: float = bounded(0.01, gt=0.0)
+    cg_iters: int = bounded(10, ge=1)
+    cg_damping: float = bounded(1e-5, ge=0.0)
+    backtrack: float = bounded(0.5, gt=0.0, lt=1.0)
+    line_search_steps: int = bounded(15, ge=1)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -188,6 +201,26 @@ def detached(params: Params) -> Params:
     return {n: p.detach() for n, p in params.items()}
 
 
+class OuterBatch:
+    """One meta-iteration's data for the outer update: the inner episodes the policy
+    adapts on, the adapted policies' episodes and advantages, and their log-probs
+    under the adapted parameters that sampled them (``fast_eval``)."""
+
+    def __init__(
+        self, policy: GaussianMLPPolicy, inner_eps: Episodes, inner_adv: Tensor,
+        outer_eps: Episodes, outer_adv: Tensor, fast_eval: Params,
+    ) -> None:  # fmt: skip
+        self.inner_eps, self.inner_adv = inner_eps, inner_adv
+        self.outer_adv, self.fast_eval = outer_adv, fast_eval
+        self.obs, self.act, self.masks = _flat(outer_eps)
+        self.denom = self.masks.sum(1).clamp_min(1.0)
+        self.old_logp = log_probs(policy, fast_eval, self.obs, self.act).detach()
+
+    def task_mean(self, values: Tensor) -> Tensor:
+        """The mean over tasks of each task's mean over its valid steps."""
+        return ((values * self.masks).sum(1) / self.denom).mean()
+
+
 class MamlRL:
     """One meta-learner: sampling, the inner VPG step and the clipped outer update."""
 
@@ -206,24 +239,36 @@ class MamlRL:
 
     def step(self, tasks: list[Task]) -> dict[str, float]:
         """One meta-iteration on ``tasks``; returns pre/post-adaptation returns and losses."""
-        r, mp = self.recipe, self.mp
-        first_order = r.meta.algorithm == "fomaml"
+        mp = self.mp
         self.sampler.set_tasks(tasks)
         inner_eps = self.sampler.sample(act_fn(mp, detached(mp.params())))
         inner_adv = self._adv(inner_eps)
         fast_eval = self._adapt(inner_eps, inner_adv, first_order=True, create=False)
         outer_eps = self.sampler.sample(act_fn(mp, fast_eval))
         outer_adv = self._adv(outer_eps)
-        obs, act, masks = _flat(outer_eps)
-        old_logp = log_probs(mp.policy, fast_eval, obs, act).detach()
-        denom = masks.sum(1).clamp_min(1.0)
+        batch = OuterBatch(mp.policy, inner_eps, inner_adv, outer_eps, outer_adv, fast_eval)
+        update = self._trpo_outer if self.recipe.outer.method == "trpo" else self._clip_outer
+        return {
+            "pre_return": float(inner_eps.episode_returns().mean()),
+            "post_return": float(outer_eps.episode_returns().mean()),
+            **update(batch),
+            "std": float(mp.policy.log_std.detach().exp().mean()),
+        }
+
+    def _adapted(self, b: OuterBatch) -> Params:
+        """The policies adapted from the current meta-parameters (differentiable)."""
+        first_order = self.recipe.meta.algorithm == "fomaml"
+        return self._adapt(b.inner_eps, b.inner_adv, first_order=first_order, create=True)
+
+    def _clip_outer(self, b: OuterBatch) -> dict[str, float]:
+        """``outer.epochs`` Adam steps on the clipped surrogate."""
+        r, mp = self.recipe, self.mp
         loss_value = math.nan
         for _ in range(r.outer.epochs):
-            fast = self._adapt(inner_eps, inner_adv, first_order=first_order, create=True)
-            ratio = torch.exp(log_probs(mp.policy, fast, obs, act) - old_logp)
+            ratio = torch.exp(log_probs(mp.policy, self._adapted(b), b.obs, b.act) - b.old_logp)
             clipped = ratio.clamp(1.0 - r.outer.clip, 1.0 + r.outer.clip)
-            surr = torch.minimum(ratio * outer_adv, clipped * outer_adv)
-            loss = -((surr * masks).sum(1) / denom).mean()
+            surr = torch.minimum(ratio * b.outer_adv, clipped * b.outer_adv)
+            loss = -b.task_mean(surr)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 raise TrainingDivergedError(
@@ -234,12 +279,26 @@ class MamlRL:
             loss.backward()
             nn.utils.clip_grad_norm_(mp.parameters(), r.outer.max_grad_norm)
             self.opt.step()
-        return {
-            "pre_return": float(inner_eps.episode_returns().mean()),
-            "post_return": float(outer_eps.episode_returns().mean()),
-            "outer_loss": loss_value,
-            "std": float(mp.policy.log_std.detach().exp().mean()),
-        }
+        return {"outer_loss": loss_value}
+
+    def _trpo_outer(self, b: OuterBatch) -> dict[str, float]:
+        """One trust-region step on the unclipped surrogate of the adapted policies."""
+        o, policy = self.recipe.outer, self.mp.policy
+        old = policy.distribution(b.fast_eval, b.obs)
+
+        def surrogate() -> Tensor:
+            logp = log_probs(policy, self._adapted(b), b.obs, b.act)
+            return b.task_mean(torch.exp(logp - b.old_logp) * b.outer_adv)
+
+        def kl() -> Tensor:
+            new = policy.distribution(self._adapted(b), b.obs)
+            return b.task_mean(kl_divergence(old, new).sum(-1))
+
+        res = trpo_step(
+            list(self.mp.parameters()), surrogate, kl, o.max_kl, o.cg_iters, o.cg_damping,
+            o.backtrack, o.line_search_steps,
+        )  # fmt: skip
+        return {"outer_loss": -res.surrogate_after, "kl": res.kl, "step_fraction": res.fraction}
 
     def pretrain_step(self, tasks: list[Task]) -> dict[str, float]:
         """A multi-task baseline step: the clipped update on pooled tasks, no adaptation."""
