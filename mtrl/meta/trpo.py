@@ -43,13 +43,13 @@ def conjugate_gradient(
 def hessian_vector_product(
     scalar_fn: Callable[[], Tensor], params: Sequence[Tensor], damping: float = 0.0
 ) -> Callable[[Tensor], Tensor]:
-    """``v -> (∇² f) v + damping * v`` for ``f = scalar_fn()`` at ``params`` (double
-    backward; the function is re-evaluated for each product)."""
+    """``v -> (∇² f) v + damping * v`` for ``f = scalar_fn()`` at ``params``: the
+    gradient's graph is built once, and each product is one more backward through it."""
+    grads = torch.autograd.grad(scalar_fn(), params, create_graph=True)
+    flat = torch.cat([g.reshape(-1) for g in grads])
 
     def matvec(v: Tensor) -> Tensor:
-        grads = torch.autograd.grad(scalar_fn(), params, create_graph=True)
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        hv = torch.autograd.grad(flat @ v, params)
+        hv = torch.autograd.grad(flat @ v, params, retain_graph=True)
         return torch.cat([h.reshape(-1) for h in hv]).detach() + damping * v
 
     return matvec
