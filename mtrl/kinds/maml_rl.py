@@ -222,7 +222,7 @@ class OuterBatch:
 
 
 class MamlRL:
-    """One meta-learner: sampling, the inner VPG step and the clipped outer update."""
+    """One meta-learner: sampling, the inner VPG step and the outer update (clip or TRPO)."""
 
     def __init__(self, recipe: MetaRLRecipe, sampler: EpisodeSampler, horizon: int) -> None:
         self.recipe = recipe
