@@ -232,24 +232,23 @@ def test_cloning_kept_in_rl_updates_is_the_weighted_loss_and_holds_the_clone() -
     assert reg.actor_penalty() is None and reg.last_loss == 0.0
 
     def distance_after_rl(weight: float) -> float:
-        agent, _ = agent_and_reg(weight)
-        g = torch.Generator().manual_seed(1)
-        for _ in range(60):  # RL batches of random transitions with a reward for -1 actions
-            o = torch.rand(16, 3, generator=g)
-            a = torch.rand(16, 2, generator=g) * 2 - 1
-            batch = Batch(
-                o,
-                a,
-                -a.sum(-1),
-                torch.rand(16, 3, generator=g),
-                torch.zeros(16),
-                torch.tensor([0] * 8 + [1] * 8),
-            )
-            agent.update(batch)
-        act = agent.act(torch.full((2, 3), 0.5), torch.tensor([0, 1]), deterministic=True)
-        return float((act.detach() - 0.5).abs().max())
+        return _distance_after_rl(agent_and_reg(weight)[0], updates=60, terminal=False)
 
     assert distance_after_rl(5.0) < 0.25 < distance_after_rl(0.0)
+
+
+def _distance_after_rl(agent: MTSAC, updates: int, terminal: bool) -> float:
+    """How far RL on random transitions with a reward for -1 actions moves the actor's
+    action at the demonstrations' state from the demonstrated 0.5."""
+    g = torch.Generator().manual_seed(1)
+    for _ in range(updates):
+        o = torch.rand(16, 3, generator=g)
+        a = torch.rand(16, 2, generator=g) * 2 - 1
+        dones = torch.full((16,), float(terminal))
+        tids = torch.tensor([0] * 8 + [1] * 8)
+        agent.update(Batch(o, a, -a.sum(-1), torch.rand(16, 3, generator=g), dones, tids))
+    act = agent.act(torch.full((2, 3), 0.5), torch.tensor([0, 1]), deterministic=True)
+    return float((act.detach() - 0.5).abs().max())
 
 
 def test_q_filter_clones_only_demonstrations_the_critics_value_above_the_actor() -> None:
@@ -289,22 +288,7 @@ def test_q_filter_clones_only_demonstrations_the_critics_value_above_the_actor()
     assert reg.update_metrics()["q_filter_kept"] == float(keep.mean())
 
     def distance_after_rl(q_filter: bool) -> float:
-        agent, _ = agent_and_reg(q_filter)
-        g = torch.Generator().manual_seed(1)
-        for _ in range(300):  # RL batches of random transitions with a reward for -1 actions
-            o = torch.rand(16, 3, generator=g)
-            a = torch.rand(16, 2, generator=g) * 2 - 1
-            batch = Batch(
-                o,
-                a,
-                -a.sum(-1),
-                torch.rand(16, 3, generator=g),
-                torch.ones(16),
-                torch.tensor([0] * 8 + [1] * 8),
-            )
-            agent.update(batch)
-        act = agent.act(torch.full((2, 3), 0.5), torch.tensor([0, 1]), deterministic=True)
-        return float((act.detach() - 0.5).abs().max())
+        return _distance_after_rl(agent_and_reg(q_filter)[0], updates=300, terminal=True)
 
     assert distance_after_rl(False) < 0.25 < distance_after_rl(True)
 
