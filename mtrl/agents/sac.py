@@ -1,6 +1,6 @@
-"""Multi-task SAC: twin task-conditioned critics (or an ensemble), a tanh-Gaussian
-actor and one learned entropy temperature per task (Yu et al. 2019, Meta-World's
-MT-SAC).
+"""Multi-task SAC: twin task-conditioned critics (or an ensemble; scalar or categorical,
+``mtrl.agents.distributional``), a tanh-Gaussian actor and one learned entropy
+temperature per task (Yu et al. 2019, Meta-World's MT-SAC).
 
 :class:`MTSAC` holds the networks and performs one gradient update on a task-sorted
 batch; the environment loop is :mod:`mtrl.loops.offpolicy`, the recipe
