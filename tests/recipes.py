@@ -150,6 +150,24 @@ log_every = 1
 checkpoint_every = 2
 """
 
+RL2 = """
+kind = "rl2"
+seed = 1
+threads = 1
+env = "navigation2d"
+iterations = 16
+meta_batch = 3
+trials_per_task = 2
+episodes_per_trial = 2
+horizon = 20
+gru = 16
+log_every = 1
+checkpoint_every = 4
+[ppo]
+minibatches = 2
+epochs = 2
+"""
+
 SB3 = """
 kind = "sb3"
 seed = 0
@@ -292,6 +310,7 @@ GOLDEN: dict[str, str] = {
     "sine_maml": SINE,
     "sine_metasgd": SINE + '[meta]\nalgorithm = "metasgd"\n',
     "maml_rl": MAML_RL,
+    "rl2": RL2,
     **{f"continual_{m}": continual(m) for m in CONTINUAL_METHODS},
 }
 
@@ -331,4 +350,5 @@ RESUMED_GOLDEN = {
     "sine": "sine_maml",
     "sb3": "sb3",
     "maml_rl": "maml_rl",
+    "rl2": "rl2",
 }

@@ -27,6 +27,7 @@ from recipes import (
     MTPPO,
     MTSAC,
     RESUMED_GOLDEN,
+    RL2,
     SB3,
     SINE,
     collect_datasets,
@@ -50,6 +51,7 @@ RECIPES = {
     "sine": SINE,
     "sb3": SB3,
     "maml_rl": MAML_RL,
+    "rl2": RL2,
 }
 # SIGTERM (Slurm, Kubernetes, `timeout`) anywhere in a run of every kind (mtsac's has
 # its own test below), Ctrl-C (SIGINT) in MT-SAC with each kind of component; both

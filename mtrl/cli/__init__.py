@@ -48,6 +48,6 @@ def run() -> None:
     that comes once the command is done (the interpreter shutting down) is ignored:
     what it would stop is finished."""
     status = main()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     sys.exit(status)

@@ -60,7 +60,7 @@ def adaptation_table(doc: dict[str, Any]) -> str:
     for name, curve in doc["curves"].items():
         row: dict[str, Any] = {"learner": name}
         for point in curve:
-            col = f"{point['steps']} steps"
+            col = f"{point['steps']} {doc.get('x', 'steps')}"
             row[col] = f"{point[metric]:.3f} ± {point['ci95']:.3f}"
             if col not in steps:
                 steps.append(col)
@@ -84,7 +84,8 @@ def write_adaptation(run: RunDir, doc: dict[str, Any]) -> tuple[Path, Path]:
         ys = [p[metric] for p in curve]
         err = [p["ci95"] for p in curve]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name)
-    ax.set_xlabel("inner gradient steps")
+    x_label = {"episodes": "episodes of experience before (same trial)"}
+    ax.set_xlabel(x_label.get(doc.get("x", "steps"), "inner gradient steps"))
     ax.set_ylabel(
         f"{metric} on held-out tasks" + (" (lower is better)" if doc.get("lower_is_better") else "")
     )

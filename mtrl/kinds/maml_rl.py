@@ -14,7 +14,7 @@ KL, its Fisher-vector products taken through the adaptation (Finn et al. 2017).
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +27,7 @@ from torch.distributions import kl_divergence
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.loading import ActFn
-from mtrl.loops.context import TrainingContext
+from mtrl.loops.iterations import train_iterations
 from mtrl.meta.batched import stacked_sgd
 from mtrl.meta.functional import Params
 from mtrl.meta.maml import (
@@ -38,13 +38,10 @@ from mtrl.meta.maml import (
     lr_tensors,
 )
 from mtrl.meta.rl_policy import GaussianMLPPolicy
-from mtrl.meta.rl_sampler import Episodes, EpisodeSampler
+from mtrl.meta.rl_sampler import Episodes, EpisodeSampler, family_horizon, meta_family
 from mtrl.meta.trpo import trpo_step
 from mtrl.returns import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize
 from mtrl.tasks import ParametricFamily, Task
-from mtrl.training import (
-    init_weights,
-)
 
 # what the commands ask of this kind (mtrl.recipes.RecipeKind)
 CURVES = ("iteration", ["pre_return", "post_return"])  # `mtrl plot`
@@ -100,30 +97,6 @@ class MetaRLRecipe:
         check_fields(self)
         if any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden = {self.hidden!r}: every layer needs >= 1 unit")
-
-
-def family_of(recipe: MetaRLRecipe) -> ParametricFamily:
-    """The recipe's task family (MAML-RL needs a parametric family, not Meta-World)."""
-    from mtrl.envs import get_family
-
-    family = get_family(recipe.env)
-    if not isinstance(family, ParametricFamily):
-        raise ConfigError(
-            f"env = {recipe.env!r} is a suite; MAML-RL takes a parametric family such as "
-            "navigation2d, halfcheetah-vel or halfcheetah-dir"
-        )
-    return family
-
-
-def horizon_of(recipe: MetaRLRecipe, family: ParametricFamily) -> int:
-    if recipe.horizon:
-        return recipe.horizon
-    env = family.make_env()
-    steps = env.spec.max_episode_steps if env.spec is not None else None
-    env.close()
-    if not steps:
-        raise ConfigError(f"{recipe.env!r} has no registered time limit; set horizon")
-    return int(steps)
 
 
 class MetaPolicy(nn.Module):
@@ -335,6 +308,20 @@ class MamlRL:
                 params = detached(fast)
         return torch.stack(out)
 
+    @property
+    def module(self) -> nn.Module:
+        return self.mp
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"meta_policy": self.mp.state_dict(), "optimizer": self.opt.state_dict()}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.mp.load_state_dict(state["meta_policy"])
+        self.opt.load_state_dict(state["optimizer"])
+
+    def close(self) -> None:
+        self.sampler.close()
+
     def _adapt(self, ep: Episodes, adv: Tensor, *, first_order: bool, create: bool) -> Params:
         """Adapted parameters: differentiable to the meta-parameters when ``create``."""
         steps = self.recipe.meta.inner_steps
@@ -343,18 +330,9 @@ class MamlRL:
         return detached(adapt_policy(self.mp, self.mp.params(), ep, adv, True, steps))
 
 
-def train_rng(seed: int) -> np.random.Generator:
-    """The stream training tasks are drawn from (disjoint from evaluation's)."""
-    return np.random.default_rng(np.random.SeedSequence([seed, 0]))
-
-
-def eval_rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, 1]))
-
-
 def build(recipe: MetaRLRecipe, num_tasks: int, episodes: int) -> tuple[MamlRL, ParametricFamily]:
-    family = family_of(recipe)
-    horizon = horizon_of(recipe, family)
+    family = meta_family(recipe.env, "MAML-RL")
+    horizon = family_horizon(family, recipe.env, recipe.horizon)
     sampler = EpisodeSampler(family, num_tasks, episodes, horizon, recipe.seed)
     return MamlRL(recipe, sampler, horizon), family
 
@@ -368,53 +346,17 @@ def train_meta_rl(
     init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Meta-train, logging pre/post-adaptation returns; checkpoints resume exactly."""
-    family_of(recipe)  # a bad env name fails before the run directory is made
-    ctx = TrainingContext(recipe, run_dir, resume)  # seeds the initialisation below
-    algo, family = build(recipe, recipe.meta_batch, recipe.episodes_per_task)
-    if not resume:
-        init_weights(algo.mp, init_from, "meta_policy")
-    rng = train_rng(recipe.seed)
-    it, state = 0, ctx.state
-    if state is not None:
-        algo.mp.load_state_dict(state["meta_policy"])
-        algo.opt.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["task_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        it = int(state["iteration"])
-    last: dict[str, float] = dict(state.get("last", {})) if state is not None else {}
-    ctx.start(
-        lambda i: {
-            "meta_policy": algo.mp.state_dict(),
-            "optimizer": algo.opt.state_dict(),
-            "task_rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "iteration": i,
-            "last": dict(last),
-        },
-        total=recipe.iterations,
-        step=it,
+    family = meta_family(recipe.env, "MAML-RL")  # fails before the run directory is made
+    return train_iterations(
+        recipe,
+        run_dir,
+        lambda: build(recipe, recipe.meta_batch, recipe.episodes_per_task)[0],
+        lambda rng: family.sample_tasks(recipe.meta_batch, rng),
+        resume=resume,
         progress=progress,
-        desc="meta-train",
-        unit="it",
+        init_from=init_from,
+        init_key="meta_policy",
     )
-    try:
-        with ctx.guarded(lambda: it):
-            while it < recipe.iterations:
-                ctx.check()  # Ctrl-C stops between iterations
-                t0 = time.perf_counter()
-                last = algo.step(family.sample_tasks(recipe.meta_batch, rng))
-                it += 1
-                pre, post = f"{last['pre_return']:.1f}", f"{last['post_return']:.1f}"
-                ctx.advance(1, pre=pre, post=post)
-                if it % recipe.log_every == 0 or it == recipe.iterations:
-                    ctx.log({"iteration": it, **last, "seconds": time.perf_counter() - t0})
-                ctx.periodic_checkpoint(it)
-    finally:
-        algo.sampler.close()
-    ctx.save(it)
-    results = {"iterations": it, **{f"final_{k}": v for k, v in last.items()}}
-    ctx.finish(results, kind=recipe.kind, env=recipe.env)
-    return results
 
 
 def load_policy(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn]:

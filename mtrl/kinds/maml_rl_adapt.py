@@ -6,13 +6,15 @@ from typing import Any
 
 import torch
 
-from mtrl.kinds.maml_rl import MetaRLRecipe, build, eval_rng
+from mtrl.kinds.maml_rl import MetaRLRecipe, build
+from mtrl.loops.iterations import eval_stream
 from mtrl.runs import RunDir
 from mtrl.seeding import seed_everything
 from mtrl.stats import mean_ci95
 
 
-def _curve(returns: torch.Tensor) -> list[dict[str, float]]:
+def curve_rows(returns: torch.Tensor) -> list[dict[str, float]]:
+    """Mean and 95% CI over tasks of ``returns`` ``[points, tasks]``, one row a point."""
     rows = []
     for step in range(returns.shape[0]):
         mean, ci = mean_ci95(returns[step].numpy())
@@ -40,22 +42,22 @@ def adapt_meta_rl(
     seed_everything(seed)
     meta, family = build(recipe, num_tasks, recipe.episodes_per_task)
     meta.mp.load_state_dict(run.load_checkpoint()["meta_policy"])
-    tasks = family.sample_tasks(num_tasks, eval_rng(recipe.eval_seed))
+    tasks = family.sample_tasks(num_tasks, eval_stream(recipe.eval_seed))
     name = f"{recipe.meta.algorithm} (meta-learned)"
-    curves = {name: _curve(meta.adaptation_returns(tasks, max_steps))}
+    curves = {name: curve_rows(meta.adaptation_returns(tasks, max_steps))}
     budget = recipe.iterations if pretrain_iterations is None else pretrain_iterations
     if budget > 0:
         torch.manual_seed(seed)
         pre, _ = build(recipe, recipe.meta_batch, recipe.episodes_per_task)
-        rng = eval_rng(seed + 7)  # pooled training tasks, not the held-out ones
+        rng = eval_stream(seed + 7)  # pooled training tasks, not the held-out ones
         for _ in range(budget):
             pre.pretrain_step(family.sample_tasks(recipe.meta_batch, rng))
         pre.sampler.close()
         meta.mp.load_state_dict(pre.mp.state_dict())
-        curves["pretrained on pooled tasks"] = _curve(meta.adaptation_returns(tasks, max_steps))
+        curves["pretrained on pooled tasks"] = curve_rows(meta.adaptation_returns(tasks, max_steps))
     torch.manual_seed(seed)
     fresh, _ = build(recipe, num_tasks, recipe.episodes_per_task)
-    curves["random init"] = _curve(fresh.adaptation_returns(tasks, max_steps))
+    curves["random init"] = curve_rows(fresh.adaptation_returns(tasks, max_steps))
     fresh.sampler.close()
     meta.sampler.close()
     return {

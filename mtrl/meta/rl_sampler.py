@@ -15,7 +15,34 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mtrl.tasks import Task, TaskFamily
+from mtrl.errors import ConfigError
+from mtrl.tasks import ParametricFamily, Task, TaskFamily
+
+
+def meta_family(env: str, kind: str) -> ParametricFamily:
+    """The family ``env`` names, if meta-RL can train on it: a parametric family
+    whose held-out tasks are fresh draws (a fixed suite has no held-out tasks)."""
+    from mtrl.envs import get_family
+
+    family = get_family(env)
+    if not isinstance(family, ParametricFamily):
+        raise ConfigError(
+            f"env = {env!r} is a suite of fixed tasks, with none held out; {kind} takes a "
+            "parametric family such as navigation2d, halfcheetah-vel or halfcheetah-dir"
+        )
+    return family
+
+
+def family_horizon(family: TaskFamily, env: str, horizon: int) -> int:
+    """``horizon``, or (0) the family env's registered time limit."""
+    if horizon:
+        return horizon
+    probe = family.make_env()
+    steps = probe.spec.max_episode_steps if probe.spec is not None else None
+    probe.close()
+    if not steps:
+        raise ConfigError(f"{env!r} has no registered time limit; set horizon")
+    return int(steps)
 
 
 @dataclass
@@ -34,6 +61,7 @@ class Episodes:
 
 
 ActFn = Callable[[Tensor], Tensor]  # obs [T, n, obs] -> actions [T, n, act]
+ObserveFn = Callable[[Tensor, Tensor], None]  # rewards [T, n], running before the step [T, n]
 
 
 class EpisodeSampler:
@@ -83,8 +111,9 @@ class EpisodeSampler:
         return obs
 
     @torch.no_grad()
-    def sample(self, act: ActFn) -> Episodes:
-        """One episode per environment (``horizon`` steps at most)."""
+    def sample(self, act: ActFn, observe: ObserveFn | None = None) -> Episodes:
+        """One episode per environment (``horizon`` steps at most); ``observe`` (a
+        recurrent policy's) sees each step's rewards and which environments ran it."""
         tasks, n, h = len(self.envs), self.n, self.horizon
         obs_buf = np.zeros((h, tasks, n, self.obs_dim), dtype=np.float32)
         act_buf = np.zeros((h, tasks, n, self.act_dim), dtype=np.float32)
@@ -105,6 +134,8 @@ class EpisodeSampler:
                     obs[i, j] = np.asarray(o, dtype=np.float32).ravel()
                     if terminated or truncated:
                         alive[i, j] = False
+            if observe is not None:
+                observe(torch.from_numpy(rew_buf[t]), torch.from_numpy(mask_buf[t] > 0))
             if not alive.any():
                 break
         return Episodes(

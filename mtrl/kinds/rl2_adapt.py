@@ -1,0 +1,59 @@
+"""`mtrl adapt` for RL² runs: returns on held-out tasks episode by episode of a trial."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from mtrl.kinds.maml_rl_adapt import curve_rows
+from mtrl.kinds.rl2 import RL2, RL2Recipe, build
+from mtrl.loops.iterations import eval_stream
+from mtrl.runs import RunDir
+from mtrl.seeding import seed_everything
+
+
+def episode_returns(learner: RL2, tasks: list, episodes: int, keep_memory: bool) -> torch.Tensor:
+    """Mean return per task ``[episodes, T]`` of each episode of one trial per slot."""
+    trial = learner.trials(tasks, episodes, keep_memory=keep_memory)
+    return torch.stack([ep.episode_returns().mean(dim=1) for ep in trial])
+
+
+def adapt_rl2(
+    run: RunDir,
+    recipe: RL2Recipe,
+    max_steps: int,
+    num_tasks: int,
+    pretrain_iterations: int | None,
+    seed: int,
+) -> dict[str, Any]:
+    """Return of episode ``k`` (after ``k`` episodes of experience, k = 0..max_steps) of
+    trials on ``num_tasks`` held-out tasks, ``trials_per_task`` trials each: the trained
+    policy with its memory kept across the trial's episodes (RL²), the same policy with
+    its memory reset at every episode (what it does without adapting across episodes),
+    and an untrained one. ``pretrain_iterations`` is MAML-RL's and unused here."""
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    seed_everything(seed)
+    learner, family = build(recipe, num_tasks, recipe.trials_per_task)
+    learner.policy.load_state_dict(run.load_checkpoint()["rl2_policy"])
+    tasks = family.sample_tasks(num_tasks, eval_stream(recipe.eval_seed))
+    episodes = max_steps + 1
+    curves = {
+        "RL² (memory across episodes)": curve_rows(episode_returns(learner, tasks, episodes, True)),
+        "memory reset each episode": curve_rows(episode_returns(learner, tasks, episodes, False)),
+    }
+    torch.manual_seed(seed)
+    fresh, _ = build(recipe, num_tasks, recipe.trials_per_task)
+    curves["random init"] = curve_rows(episode_returns(fresh, tasks, episodes, True))
+    fresh.close()
+    learner.close()
+    return {
+        "metric": "return",
+        "lower_is_better": False,
+        "x": "episodes",
+        "env": recipe.env,
+        "tasks": num_tasks,
+        "trials_per_task": recipe.trials_per_task,
+        "curves": curves,
+    }

@@ -1,0 +1,109 @@
+"""The meta-iteration loop the meta-RL kinds share: a batch of tasks drawn each
+iteration, one learner step on it, a log row, periodic checkpoints, exact resume.
+
+What a learner adds (MAML-RL's inner and outer updates, RL²'s recurrent PPO) lives in
+its kind; this loop only orders the parts and says what a checkpoint holds besides the
+learner's own state: the task stream, torch's RNG, the iteration and the last row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from mtrl.loops.context import TrainingContext
+from mtrl.tasks import Task
+from mtrl.training import init_weights
+
+
+class IterationLearner(Protocol):
+    """One meta-learner: ``step`` trains on a batch of tasks and returns its numbers
+    (``pre_return``/``post_return``: before and after adaptation, shown by progress)."""
+
+    @property
+    def module(self) -> nn.Module:
+        """The weights ``--init-from`` fills."""
+
+    def step(self, tasks: list[Task]) -> dict[str, float]: ...
+
+    def checkpoint(self) -> dict[str, Any]: ...
+
+    def restore(self, state: Mapping[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def task_stream(seed: int) -> np.random.Generator:
+    """The stream training tasks are drawn from (disjoint from evaluation's)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, 0]))
+
+
+def eval_stream(seed: int) -> np.random.Generator:
+    """The stream held-out evaluation tasks are drawn from."""
+    return np.random.default_rng(np.random.SeedSequence([seed, 1]))
+
+
+def train_iterations(
+    recipe: Any,
+    run_dir: str | Path,
+    learner_fn: Callable[[], IterationLearner],
+    draw: Callable[[np.random.Generator], list[Task]],
+    *,
+    resume: bool,
+    progress: bool,
+    init_from: str | Path | None,
+    init_key: str,
+) -> dict[str, Any]:
+    """``recipe.iterations`` learner steps on tasks drawn by ``draw`` from the recipe's
+    task stream; Ctrl-C stops between iterations with a checkpoint, and a resume
+    continues exactly (the learner, the task stream and torch's RNG restored)."""
+    ctx = TrainingContext(recipe, run_dir, resume)  # seeds the learner's initialisation
+    learner = learner_fn()
+    if not resume:
+        init_weights(learner.module, init_from, init_key)
+    rng = task_stream(recipe.seed)
+    it, state = 0, ctx.state
+    last: dict[str, float] = {}
+    if state is not None:
+        learner.restore(state)
+        rng.bit_generator.state = state["task_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        it, last = int(state["iteration"]), dict(state.get("last", {}))
+    ctx.start(
+        lambda i: {
+            **learner.checkpoint(),
+            "task_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "iteration": i,
+            "last": dict(last),
+        },
+        total=recipe.iterations,
+        step=it,
+        progress=progress,
+        desc="meta-train",
+        unit="it",
+    )
+    try:
+        with ctx.guarded(lambda: it):
+            while it < recipe.iterations:
+                ctx.check()  # Ctrl-C stops between iterations
+                t0 = time.perf_counter()
+                last = learner.step(draw(rng))
+                it += 1
+                pre, post = f"{last['pre_return']:.1f}", f"{last['post_return']:.1f}"
+                ctx.advance(1, pre=pre, post=post)
+                if it % recipe.log_every == 0 or it == recipe.iterations:
+                    ctx.log({"iteration": it, **last, "seconds": time.perf_counter() - t0})
+                ctx.periodic_checkpoint(it)
+    finally:
+        learner.close()
+    ctx.save(it)
+    results = {"iterations": it, **{f"final_{k}": v for k, v in last.items()}}
+    ctx.finish(results, kind=recipe.kind, env=recipe.env)
+    return results
