@@ -47,6 +47,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "sine": ("mtrl.kinds.sine", "RegressionRecipe", "train_regression"),
     "maml-rl": ("mtrl.kinds.maml_rl", "MetaRLRecipe", "train_meta_rl"),
     "rl2": ("mtrl.kinds.rl2", "RL2Recipe", "train_rl2"),
+    "pearl": ("mtrl.kinds.pearl", "PEARLRecipe", "train_pearl"),
     "mtsac": ("mtrl.kinds.mtsac", "MTSACRecipe", "train_mtsac"),
     "mtppo": ("mtrl.kinds.mtppo", "MTPPORecipe", "train_mtppo"),
     "sb3": ("mtrl.kinds.sb3", "SB3Recipe", "train_sb3"),

@@ -168,6 +168,25 @@ minibatches = 2
 epochs = 2
 """
 
+PEARL = """
+kind = "pearl"
+seed = 2
+threads = 1
+env = "navigation2d"
+iterations = 12
+horizon = 20
+train_tasks = 6
+tasks_per_iteration = 3
+train_steps = 10
+meta_batch = 4
+context_batch = 16
+batch_size = 32
+hidden = [32, 32]
+encoder_hidden = [32]
+log_every = 1
+checkpoint_every = 4
+"""
+
 SB3 = """
 kind = "sb3"
 seed = 0
@@ -311,6 +330,7 @@ GOLDEN: dict[str, str] = {
     "sine_metasgd": SINE + '[meta]\nalgorithm = "metasgd"\n',
     "maml_rl": MAML_RL,
     "rl2": RL2,
+    "pearl": PEARL,
     **{f"continual_{m}": continual(m) for m in CONTINUAL_METHODS},
 }
 
@@ -351,4 +371,5 @@ RESUMED_GOLDEN = {
     "sb3": "sb3",
     "maml_rl": "maml_rl",
     "rl2": "rl2",
+    "pearl": "pearl",
 }

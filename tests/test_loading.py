@@ -9,7 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from recipes import MAML_RL, MTPPO, MTSAC, RL2, SB3, SINE, derived
+from recipes import MAML_RL, MTPPO, MTSAC, PEARL, RL2, SB3, SINE, derived
 from stable_baselines3 import PPO
 
 import mtrl
@@ -29,6 +29,7 @@ RECIPES = {
     "sb3": derived(SB3, "total_steps=256", "algo_kwargs.n_steps=64"),
     "maml-rl": derived(MAML_RL, "iterations=2", "meta_batch=2", "horizon=10"),
     "rl2": derived(RL2, "iterations=2", "horizon=10"),
+    "pearl": derived(PEARL, "iterations=2", "train_steps=2"),
     "sine": derived(SINE, "iterations=20", "meta_batch=4", "eval.tasks=4", "eval.max_steps=1"),
 }
 
@@ -59,12 +60,12 @@ def test_a_loaded_mtsac_policy_reproduces_mtrl_eval(
     assert [r["return"] for r in rows] == pytest.approx([r["return"] for r in cli])
 
 
-@pytest.mark.parametrize("name", ["mtsac", "mtppo", "sb3", "maml-rl", "rl2"])
+@pytest.mark.parametrize("name", ["mtsac", "mtppo", "sb3", "maml-rl", "rl2", "pearl"])
 def test_every_policy_kind_acts_on_single_and_batched_observations(
     runs: dict[str, Path], name: str
 ) -> None:
     trained = mtrl.load(runs[name])
-    if name in ("maml-rl", "rl2"):
+    if name in ("maml-rl", "rl2", "pearl"):
         space = gym.make("mtrl/Navigation2D-v0").observation_space
         obs = np.zeros((3, *space.shape), dtype=np.float32)
     else:

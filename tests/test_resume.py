@@ -26,6 +26,7 @@ from recipes import (
     MIXTURE,
     MTPPO,
     MTSAC,
+    PEARL,
     RESUMED_GOLDEN,
     RL2,
     SB3,
@@ -52,11 +53,12 @@ RECIPES = {
     "sb3": SB3,
     "maml_rl": MAML_RL,
     "rl2": RL2,
+    "pearl": PEARL,
 }
 # SIGTERM (Slurm, Kubernetes, `timeout`) anywhere in a run of every kind (mtsac's has
 # its own test below), Ctrl-C (SIGINT) in MT-SAC with each kind of component; both
 # take the same path through the loop's guard
-SIGTERM_KINDS = ("continual", "mtppo", "sine", "sb3", "maml_rl")
+SIGTERM_KINDS = ("continual", "mtppo", "sine", "sb3", "maml_rl", "pearl")
 STOPS = [(name, signal.SIGINT) for name in RECIPES if name not in SIGTERM_KINDS]
 STOPS += [(name, signal.SIGTERM) for name in SIGTERM_KINDS]
 # the uninterrupted runs of these recipes are golden runs (tests/golden/)

@@ -48,12 +48,16 @@ def family_horizon(family: TaskFamily, env: str, horizon: int) -> int:
 @dataclass
 class Episodes:
     """Time-major tensors: ``obs [H, T, n, obs]``, ``actions [H, T, n, act]``, ``rewards``
-    and ``masks`` ``[H, T, n]`` (mask 1 while the episode runs)."""
+    and ``masks`` ``[H, T, n]`` (mask 1 while the episode runs); sampled episodes also
+    hold each step's next observation and whether it terminated the episode (the
+    horizon truncates, it does not terminate)."""
 
     obs: Tensor
     actions: Tensor
     rewards: Tensor
     masks: Tensor
+    next_obs: Tensor | None = None
+    terminals: Tensor | None = None
 
     def episode_returns(self) -> Tensor:
         """Undiscounted return of each episode, ``[T, n]``."""
@@ -119,6 +123,8 @@ class EpisodeSampler:
         act_buf = np.zeros((h, tasks, n, self.act_dim), dtype=np.float32)
         rew_buf = np.zeros((h, tasks, n), dtype=np.float32)
         mask_buf = np.zeros((h, tasks, n), dtype=np.float32)
+        next_buf = np.zeros_like(obs_buf)
+        term_buf = np.zeros_like(mask_buf)
         obs = self._reset()
         alive = np.ones((tasks, n), dtype=bool)
         for t in range(h):
@@ -130,10 +136,11 @@ class EpisodeSampler:
                     if not alive[i, j]:
                         continue
                     o, r, terminated, truncated, _ = env.step(clipped[i, j])
-                    rew_buf[t, i, j] = r
+                    rew_buf[t, i, j], term_buf[t, i, j] = r, terminated
                     obs[i, j] = np.asarray(o, dtype=np.float32).ravel()
                     if terminated or truncated:
                         alive[i, j] = False
+            next_buf[t] = obs
             if observe is not None:
                 observe(torch.from_numpy(rew_buf[t]), torch.from_numpy(mask_buf[t] > 0))
             if not alive.any():
@@ -143,6 +150,8 @@ class EpisodeSampler:
             torch.from_numpy(act_buf),
             torch.from_numpy(rew_buf),
             torch.from_numpy(mask_buf),
+            torch.from_numpy(next_buf),
+            torch.from_numpy(term_buf),
         )
 
     def close(self) -> None:
