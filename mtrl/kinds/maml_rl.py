@@ -222,6 +222,7 @@ class MamlRL:
         batch = OuterBatch(mp.policy, inner_eps, inner_adv, outer_eps, outer_adv, fast_eval)
         update = self._trpo_outer if self.recipe.outer.method == "trpo" else self._clip_outer
         return {
+            "env_steps": float(inner_eps.masks.sum() + outer_eps.masks.sum()),
             "pre_return": float(inner_eps.episode_returns().mean()),
             "post_return": float(outer_eps.episode_returns().mean()),
             **update(batch),

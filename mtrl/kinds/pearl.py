@@ -209,43 +209,47 @@ class PEARL:
         """A draw of ``z`` from the posterior of contexts ``[T, N, width]``."""
         return sample_z(*self.encoder.posterior(self.layout.context_of(context)))
 
-    def _collect_for(self, tasks: list[Task]) -> tuple[float, float]:
-        """PEARL's per-iteration collection on ``tasks``; mean returns on prior and
-        posterior ``z``."""
+    def _collect_for(self, tasks: list[Task]) -> tuple[float, float, float]:
+        """PEARL's per-iteration collection on ``tasks``: mean returns on prior and
+        posterior ``z``, and the env steps taken."""
         r = self.recipe
         for t in tasks:
             self.context.clear(self.index[t])
         prior = self.collect(tasks, r.prior_episodes, None)
         self.store(tasks, prior, context=True)
-        post_ret = math.nan
+        post_ret, steps = math.nan, float(sum(e.masks.sum() for e in prior))
         if r.posterior_episodes:
             ids = torch.tensor([self.index[t] for t in tasks])
             z = self.posterior_z(self.context.sample(ids, r.context_batch))
             post = self.collect(tasks, r.posterior_episodes, z)
             self.store(tasks, post, context=False)
             post_ret = float(torch.stack([e.episode_returns() for e in post]).mean())
-        return float(torch.stack([e.episode_returns() for e in prior]).mean()), post_ret
+            steps += float(sum(e.masks.sum() for e in post))
+        return float(torch.stack([e.episode_returns() for e in prior]).mean()), post_ret, steps
 
-    def _initial(self) -> None:
-        """Every training task's first episodes on prior ``z``, in groups of slots."""
-        size = self.recipe.tasks_per_iteration
+    def _initial(self) -> float:
+        """Every training task's first episodes on prior ``z``, in groups of slots (a
+        short last group padded with tasks whose episodes are dropped); env steps."""
+        size, steps = self.recipe.tasks_per_iteration, 0.0
         for start in range(0, len(self.tasks), size):
             group = self.tasks[start : start + size]
             padded = group + self.tasks[: size - len(group)]
             eps = self.collect(padded, self.recipe.initial_episodes, None)
+            steps += float(sum(e.masks.sum() for e in eps))
             self.store(group, [_first_slots(e, len(group)) for e in eps], context=True)
         self.started = True
+        return steps
 
     # training ---------------------------------------------------------------
     def step(self, tasks: list[Task]) -> dict[str, float]:
         """Collection on ``tasks`` and ``train_steps`` updates; ``pre_return`` is the
         mean return of the episodes on prior ``z``, ``post_return`` on posterior ``z``."""
-        if not self.started:
-            self._initial()
-        prior_ret, post_ret = self._collect_for(tasks)
+        initial = 0.0 if self.started else self._initial()
+        prior_ret, post_ret, steps = self._collect_for(tasks)
         losses = [self.update() for _ in range(self.recipe.train_steps)]
         mean = {k: float(np.mean([loss[k] for loss in losses])) for k in losses[0]}
-        return {"pre_return": prior_ret, "post_return": post_ret, **mean}
+        return {"env_steps": initial + steps, "pre_return": prior_ret,
+                "post_return": post_ret, **mean}  # fmt: skip
 
     def update(self) -> dict[str, float]:
         """One gradient step on ``meta_batch`` training tasks at once."""

@@ -178,6 +178,7 @@ class RL2:
         losses = [self._update(data.columns(cols)) for cols in self._minibatches(data)]
         returns = [float(ep.episode_returns().mean()) for ep in episodes]
         return {
+            "env_steps": float(sum(ep.masks.sum() for ep in episodes)),
             "pre_return": returns[0],
             "post_return": returns[-1],
             "loss": float(np.mean(losses)),

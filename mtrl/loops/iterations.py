@@ -24,7 +24,8 @@ from mtrl.training import init_weights
 
 class IterationLearner(Protocol):
     """One meta-learner: ``step`` trains on a batch of tasks and returns its numbers
-    (``pre_return``/``post_return``: before and after adaptation, shown by progress)."""
+    (``pre_return``/``post_return``: before and after adaptation, shown by progress;
+    ``env_steps``: the env steps it sampled, which the loop logs as a running total)."""
 
     @property
     def module(self) -> nn.Module:
@@ -68,19 +69,21 @@ def train_iterations(
     if not resume:
         init_weights(learner.module, init_from, init_key)
     rng = task_stream(recipe.seed)
-    it, state = 0, ctx.state
+    it, env_steps, state = 0, 0, ctx.state
     last: dict[str, float] = {}
     if state is not None:
         learner.restore(state)
         rng.bit_generator.state = state["task_rng"]
         torch.set_rng_state(state["torch_rng"])
         it, last = int(state["iteration"]), dict(state.get("last", {}))
+        env_steps = int(state.get("env_steps", 0))
     ctx.start(
         lambda i: {
             **learner.checkpoint(),
             "task_rng": rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "iteration": i,
+            "env_steps": env_steps,
             "last": dict(last),
         },
         total=recipe.iterations,
@@ -95,15 +98,18 @@ def train_iterations(
                 ctx.check()  # Ctrl-C stops between iterations
                 t0 = time.perf_counter()
                 last = learner.step(draw(rng))
+                env_steps += int(last.pop("env_steps"))
                 it += 1
                 pre, post = f"{last['pre_return']:.1f}", f"{last['post_return']:.1f}"
                 ctx.advance(1, pre=pre, post=post)
                 if it % recipe.log_every == 0 or it == recipe.iterations:
-                    ctx.log({"iteration": it, **last, "seconds": time.perf_counter() - t0})
+                    took = time.perf_counter() - t0
+                    ctx.log({"iteration": it, "env_steps": env_steps, **last, "seconds": took})
                 ctx.periodic_checkpoint(it)
     finally:
         learner.close()
     ctx.save(it)
-    results = {"iterations": it, **{f"final_{k}": v for k, v in last.items()}}
+    results: dict[str, Any] = {"iterations": it, "env_steps": env_steps}
+    results.update({f"final_{k}": v for k, v in last.items()})
     ctx.finish(results, kind=recipe.kind, env=recipe.env)
     return results
