@@ -267,6 +267,14 @@ class MetaWorldSuite(TaskFamily):
         ml = env_dict.ML10_V3 if kind == "ML10" else env_dict.ML45_V3
         return 50 * len(ml[split])
 
+    def shared_goals(self, seed: int = 0) -> int:
+        """How many test goals are also training goals of the same class (0 for
+        Meta-World's ML benchmarks: meta-RL's held-out tasks must be new)."""
+        sets = goal_sets(self.benchmark, seed)
+        train = {(name, g.data) for name, goals in sets["train"].items() for g in goals}
+        test = {(name, g.data) for name, goals in sets["test"].items() for g in goals}
+        return len(train & test)
+
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
         """``n`` train tasks drawn uniformly (without replacement while there are enough)."""
         pool = self.tasks("train", seed=0)

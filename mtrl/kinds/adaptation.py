@@ -52,16 +52,23 @@ def adapt_regression(
     }
 
 
+def ci_key(metric: str) -> str:
+    """The key of a curve point's 95% CI half-width for ``metric`` (the first metric's
+    is ``ci95``; success beside return has ``success_ci95``)."""
+    return f"{metric}_ci95" if metric == "success" else "ci95"
+
+
 def adaptation_table(doc: dict[str, Any]) -> str:
     """One row per learner, one column per number of inner steps (mean ± 95% CI)."""
     metric = doc["metric"]
+    ci = ci_key(metric)
     rows = []
     steps: list[str] = []
     for name, curve in doc["curves"].items():
         row: dict[str, Any] = {"learner": name}
         for point in curve:
             col = f"{point['steps']} {doc.get('x', 'steps')}"
-            row[col] = f"{point[metric]:.3f} ± {point['ci95']:.3f}"
+            row[col] = f"{point[metric]:.3f} ± {point[ci]:.3f}"
             if col not in steps:
                 steps.append(col)
         rows.append(row)
@@ -82,7 +89,7 @@ def write_adaptation(run: RunDir, doc: dict[str, Any]) -> tuple[Path, Path]:
     for name, curve in doc["curves"].items():
         xs = [p["steps"] for p in curve]
         ys = [p[metric] for p in curve]
-        err = [p["ci95"] for p in curve]
+        err = [p[ci_key(metric)] for p in curve]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name)
     x_label = {"episodes": "episodes of experience before (same trial)"}
     ax.set_xlabel(x_label.get(doc.get("x", "steps"), "inner gradient steps"))

@@ -41,7 +41,7 @@ from mtrl.meta.rl_policy import GaussianMLPPolicy
 from mtrl.meta.rl_sampler import Episodes, EpisodeSampler, family_horizon, meta_family
 from mtrl.meta.trpo import trpo_step
 from mtrl.returns import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize
-from mtrl.tasks import ParametricFamily, Task
+from mtrl.tasks import Task, TaskFamily
 
 # what the commands ask of this kind (mtrl.recipes.RecipeKind)
 CURVES = ("iteration", ["pre_return", "post_return"])  # `mtrl plot`
@@ -295,19 +295,23 @@ class MamlRL:
             self.opt.step()
         return {"return": float(eps.episode_returns().mean())}
 
-    def adaptation_returns(self, tasks: list[Task], max_steps: int) -> Tensor:
-        """Mean episode return per task ``[max_steps + 1, T]`` after 0..max_steps VPG steps."""
+    def adaptation_returns(self, tasks: list[Task], max_steps: int) -> tuple[Tensor, Tensor | None]:
+        """Mean episode return (and success rate, where reported) per task
+        ``[max_steps + 1, T]`` after 0..max_steps VPG steps."""
         self.sampler.set_tasks(tasks)
         params = detached(self.mp.params())
-        out = []
+        returns, successes = [], []
         for step in range(max_steps + 1):
             eps = self.sampler.sample(act_fn(self.mp, params))
-            out.append(eps.episode_returns().mean(dim=1))
+            returns.append(eps.episode_returns().mean(dim=1))
+            won = eps.episode_successes()
+            if won is not None:
+                successes.append(won.mean(dim=1))
             if step < max_steps:
                 leaf = {n: p.requires_grad_(True) for n, p in detached(params).items()}
                 fast = adapt_policy(self.mp, leaf, eps, self._adv(eps), True, 1, expand=step == 0)
                 params = detached(fast)
-        return torch.stack(out)
+        return torch.stack(returns), torch.stack(successes) if successes else None
 
     @property
     def module(self) -> nn.Module:
@@ -331,7 +335,7 @@ class MamlRL:
         return detached(adapt_policy(self.mp, self.mp.params(), ep, adv, True, steps))
 
 
-def build(recipe: MetaRLRecipe, num_tasks: int, episodes: int) -> tuple[MamlRL, ParametricFamily]:
+def build(recipe: MetaRLRecipe, num_tasks: int, episodes: int) -> tuple[MamlRL, TaskFamily]:
     family = meta_family(recipe.env, "MAML-RL")
     horizon = family_horizon(family, recipe.env, recipe.horizon)
     sampler = EpisodeSampler(family, num_tasks, episodes, horizon, recipe.seed)

@@ -8,18 +8,33 @@ import torch
 
 from mtrl.kinds.maml_rl import MetaRLRecipe, build
 from mtrl.loops.iterations import eval_stream
+from mtrl.meta.rl_sampler import held_out_tasks
 from mtrl.runs import RunDir
 from mtrl.seeding import seed_everything
 from mtrl.stats import mean_ci95
 
+Outcome = tuple[torch.Tensor, torch.Tensor | None]  # returns, successes: [points, tasks]
 
-def curve_rows(returns: torch.Tensor) -> list[dict[str, float]]:
-    """Mean and 95% CI over tasks of ``returns`` ``[points, tasks]``, one row a point."""
+
+def curve_rows(outcome: Outcome) -> list[dict[str, float]]:
+    """Mean and 95% CI over tasks of the returns (and the success rates, where the env
+    reports success) ``[points, tasks]``, one row a point."""
+    returns, successes = outcome
     rows = []
     for step in range(returns.shape[0]):
         mean, ci = mean_ci95(returns[step].numpy())
-        rows.append({"steps": step, "return": mean, "ci95": ci})
+        row = {"steps": step, "return": mean, "ci95": ci}
+        if successes is not None:
+            rate, rate_ci = mean_ci95(successes[step].numpy())
+            row |= {"success": rate, "success_ci95": rate_ci}
+        rows.append(row)
     return rows
+
+
+def primary_metric(env: str) -> str:
+    """What a meta-RL adaptation table reports: success on Meta-World's ML benchmarks
+    (their protocol), return on the parametric families."""
+    return "success" if env.startswith("ML") else "return"
 
 
 def adapt_meta_rl(
@@ -42,7 +57,7 @@ def adapt_meta_rl(
     seed_everything(seed)
     meta, family = build(recipe, num_tasks, recipe.episodes_per_task)
     meta.mp.load_state_dict(run.load_checkpoint()["meta_policy"])
-    tasks = family.sample_tasks(num_tasks, eval_stream(recipe.eval_seed))
+    tasks = held_out_tasks(family, num_tasks, eval_stream(recipe.eval_seed))
     name = f"{recipe.meta.algorithm} (meta-learned)"
     curves = {name: curve_rows(meta.adaptation_returns(tasks, max_steps))}
     budget = recipe.iterations if pretrain_iterations is None else pretrain_iterations
@@ -61,7 +76,7 @@ def adapt_meta_rl(
     fresh.sampler.close()
     meta.sampler.close()
     return {
-        "metric": "return",
+        "metric": primary_metric(recipe.env),
         "lower_is_better": False,
         "env": recipe.env,
         "tasks": num_tasks,

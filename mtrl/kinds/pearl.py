@@ -41,7 +41,7 @@ from mtrl.meta.pearl import (
     target_entropy,
 )
 from mtrl.meta.rl_sampler import Episodes, EpisodeSampler, family_horizon, meta_family
-from mtrl.tasks import ParametricFamily, Task
+from mtrl.tasks import Task, TaskFamily
 
 # what the commands ask of this kind (mtrl.recipes.RecipeKind)
 CURVES = ("iteration", ["pre_return", "post_return"])  # `mtrl plot`
@@ -101,7 +101,7 @@ class PEARLRecipe:
             raise ConfigError("hidden and encoder_hidden layers need >= 1 unit each")
 
 
-def training_tasks(recipe: PEARLRecipe, family: ParametricFamily) -> list[Task]:
+def training_tasks(recipe: PEARLRecipe, family: TaskFamily) -> list[Task]:
     """The run's fixed training tasks (a stream of their own, apart from the held-out
     tasks' and the per-iteration choice's)."""
     rng = np.random.default_rng(np.random.SeedSequence([recipe.seed, 2]))
@@ -141,7 +141,7 @@ class Layout:
 class PEARL:
     """The encoder, the latent-conditioned SAC, per-task buffers, and collection."""
 
-    def __init__(self, recipe: PEARLRecipe, family: ParametricFamily, tasks: list[Task],
+    def __init__(self, recipe: PEARLRecipe, family: TaskFamily, tasks: list[Task],
                  slots: int | None = None) -> None:  # fmt: skip
         self.recipe, self.tasks = recipe, tasks
         self.index = {t: i for i, t in enumerate(tasks)}
@@ -316,7 +316,7 @@ def _first_slots(ep: Episodes, n: int) -> Episodes:
                     ep.next_obs[:, :n], ep.terminals[:, :n])  # fmt: skip
 
 
-def build(recipe: PEARLRecipe, slots: int | None = None) -> tuple[PEARL, ParametricFamily]:
+def build(recipe: PEARLRecipe, slots: int | None = None) -> tuple[PEARL, TaskFamily]:
     family = meta_family(recipe.env, "PEARL")
     return PEARL(recipe, family, training_tasks(recipe, family), slots), family
 

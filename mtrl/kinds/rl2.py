@@ -35,7 +35,7 @@ from mtrl.returns import (
     gae,
     normalize,
 )
-from mtrl.tasks import ParametricFamily, Task
+from mtrl.tasks import Task, TaskFamily
 
 # what the commands ask of this kind (mtrl.recipes.RecipeKind)
 CURVES = ("iteration", ["pre_return", "post_return"])  # `mtrl plot`
@@ -214,7 +214,7 @@ class RL2:
         self.sampler.close()
 
 
-def build(recipe: RL2Recipe, num_tasks: int, trials: int) -> tuple[RL2, ParametricFamily]:
+def build(recipe: RL2Recipe, num_tasks: int, trials: int) -> tuple[RL2, TaskFamily]:
     family = meta_family(recipe.env, "RL²")
     horizon = family_horizon(family, recipe.env, recipe.horizon)
     sampler = EpisodeSampler(family, num_tasks, trials, horizon, recipe.seed)

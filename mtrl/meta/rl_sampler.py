@@ -19,18 +19,43 @@ from mtrl.errors import ConfigError
 from mtrl.tasks import ParametricFamily, Task, TaskFamily
 
 
-def meta_family(env: str, kind: str) -> ParametricFamily:
-    """The family ``env`` names, if meta-RL can train on it: a parametric family
-    whose held-out tasks are fresh draws (a fixed suite has no held-out tasks)."""
+def meta_family(env: str, kind: str) -> TaskFamily:
+    """The family ``env`` names, if meta-RL can train on it: one with held-out tasks,
+    a parametric family (held-out tasks are fresh draws) or a Meta-World ML benchmark
+    (its test split, checked apart from its training split)."""
     from mtrl.envs import get_family
 
     family = get_family(env)
-    if not isinstance(family, ParametricFamily):
+    if isinstance(family, ParametricFamily):
+        return family
+    if getattr(family, "kind", None) == "ml":
+        check_held_out(family.shared_goals(), env)  # type: ignore[attr-defined]
+        return family
+    raise ConfigError(
+        f"env = {env!r} is a suite of fixed tasks, with none held out; {kind} takes a "
+        "parametric family such as navigation2d, halfcheetah-vel or halfcheetah-dir, or a "
+        "Meta-World ML benchmark (ML1:<env>, ML10, ML45)"
+    )
+
+
+def check_held_out(shared: int, env: str) -> None:
+    """Held-out tasks must not be training tasks: a test split that shares ``shared``
+    tasks with training would measure memory, not adaptation."""
+    if shared:
         raise ConfigError(
-            f"env = {env!r} is a suite of fixed tasks, with none held out; {kind} takes a "
-            "parametric family such as navigation2d, halfcheetah-vel or halfcheetah-dir"
+            f"env = {env!r}: {shared} of its held-out test tasks are also training tasks; "
+            "meta-RL needs a test split apart from training"
         )
-    return family
+
+
+def held_out_tasks(family: TaskFamily, n: int, rng: np.random.Generator) -> list[Task]:
+    """``n`` held-out tasks: fresh draws of a parametric family, or draws from a
+    Meta-World ML benchmark's test split (without replacement while there are enough)."""
+    if isinstance(family, ParametricFamily):
+        return family.sample_tasks(n, rng)
+    pool = family.tasks("test")
+    idx = rng.choice(len(pool), size=n, replace=n > len(pool))
+    return [pool[int(i)] for i in idx]
 
 
 def family_horizon(family: TaskFamily, env: str, horizon: int) -> int:
@@ -58,10 +83,18 @@ class Episodes:
     masks: Tensor
     next_obs: Tensor | None = None
     terminals: Tensor | None = None
+    successes: Tensor | None = None  # info["success"] of each step, where envs report it
 
     def episode_returns(self) -> Tensor:
         """Undiscounted return of each episode, ``[T, n]``."""
         return (self.rewards * self.masks).sum(dim=0)
+
+    def episode_successes(self) -> Tensor | None:
+        """1 where an episode succeeded at any step (Meta-World's rule), ``[T, n]``;
+        None where the env reports no success."""
+        if self.successes is None:
+            return None
+        return (self.successes * self.masks).amax(dim=0)
 
 
 ActFn = Callable[[Tensor], Tensor]  # obs [T, n, obs] -> actions [T, n, act]
@@ -91,27 +124,38 @@ class EpisodeSampler:
         self.act_dim = int(np.prod(first.action_space.shape))
         self.low = first.action_space.low
         self.high = first.action_space.high
-        rng = np.random.default_rng(seed)
-        self._seeds = [
-            int(s) for s in rng.integers(0, 2**31 - 1, size=num_tasks * episodes_per_task)
+        self._rng = np.random.default_rng(seed)
+        # each env's seed for its next reset: set at first and when an env is remade
+        self._seeds: list[list[int | None]] = [
+            [self._draw_seed() for _ in range(episodes_per_task)] for _ in range(num_tasks)
         ]
-        self._seeded = False
+        self._reports_success = False
+
+    def _draw_seed(self) -> int:
+        return int(self._rng.integers(0, 2**31 - 1))
 
     def set_tasks(self, tasks: Sequence[Task]) -> None:
+        """Each slot's environments to its task; an environment of another class (a
+        Meta-World benchmark of many classes) is remade for the task, freshly seeded."""
         if len(tasks) != len(self.envs):
             raise ValueError(f"sampler holds {len(self.envs)} task slots, got {len(tasks)} tasks")
-        for row, task in zip(self.envs, tasks, strict=True):
-            for env in row:
+        for i, (row, task) in enumerate(zip(self.envs, tasks, strict=True)):
+            for j, env in enumerate(row):
+                wanted = dict(task.params).get("env_name")
+                if wanted is not None and getattr(env, "env_name", wanted) != wanted:
+                    env.close()
+                    row[j] = env = self.family.make_env(task).unwrapped
+                    self._seeds[i][j] = self._draw_seed()
                 env.set_task(task)
 
     def _reset(self) -> np.ndarray:
         obs = np.empty((len(self.envs), self.n, self.obs_dim), dtype=np.float32)
         for i, row in enumerate(self.envs):
             for j, env in enumerate(row):
-                seed = None if self._seeded else self._seeds[i * self.n + j]
-                o, _ = env.reset(seed=seed)
+                o, info = env.reset(seed=self._seeds[i][j])
+                self._seeds[i][j] = None
                 obs[i, j] = np.asarray(o, dtype=np.float32).ravel()
-        self._seeded = True
+                self._reports_success |= "success" in info
         return obs
 
     @torch.no_grad()
@@ -125,6 +169,7 @@ class EpisodeSampler:
         mask_buf = np.zeros((h, tasks, n), dtype=np.float32)
         next_buf = np.zeros_like(obs_buf)
         term_buf = np.zeros_like(mask_buf)
+        success_buf = np.zeros_like(mask_buf)
         obs = self._reset()
         alive = np.ones((tasks, n), dtype=bool)
         for t in range(h):
@@ -135,8 +180,10 @@ class EpisodeSampler:
                 for j, env in enumerate(row):
                     if not alive[i, j]:
                         continue
-                    o, r, terminated, truncated, _ = env.step(clipped[i, j])
+                    o, r, terminated, truncated, info = env.step(clipped[i, j])
                     rew_buf[t, i, j], term_buf[t, i, j] = r, terminated
+                    success_buf[t, i, j] = float(info.get("success", 0.0))
+                    self._reports_success |= "success" in info
                     obs[i, j] = np.asarray(o, dtype=np.float32).ravel()
                     if terminated or truncated:
                         alive[i, j] = False
@@ -152,6 +199,7 @@ class EpisodeSampler:
             torch.from_numpy(mask_buf),
             torch.from_numpy(next_buf),
             torch.from_numpy(term_buf),
+            torch.from_numpy(success_buf) if self._reports_success else None,
         )
 
     def close(self) -> None:

@@ -1,0 +1,59 @@
+"""Meta-RL on Meta-World's ML benchmarks: held-out tasks from the test split, success
+after adaptation, environments remade per class, the split check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mtrl.cli import main
+from mtrl.envs import get_family
+from mtrl.errors import ConfigError
+from mtrl.kinds.rl2 import RL2Recipe, TrialPPOConfig, train_rl2
+from mtrl.meta.rl_sampler import EpisodeSampler, check_held_out, held_out_tasks, meta_family
+
+
+def test_ml1_held_out_tasks_are_its_test_goals_and_apart_from_training() -> None:
+    family = meta_family("ML1:reach-v3", "RL²")
+    held = held_out_tasks(family, 5, np.random.default_rng(0))
+    assert {t["split"] for t in held} == {"test"}
+    assert {t["split"] for t in family.sample_tasks(5, np.random.default_rng(0))} == {"train"}
+    assert family.shared_goals() == 0  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"3 of its held-out test tasks are also training"):
+        check_held_out(3, "ML1:reach-v3")
+
+
+def test_rl2_on_ml1_reports_success_after_adaptation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = RL2Recipe(
+        env="ML1:reach-v3", horizon=15, gru=8, meta_batch=2, trials_per_task=1,
+        iterations=1, ppo=TrialPPOConfig(minibatches=1, epochs=1),
+    )  # fmt: skip
+    res = train_rl2(recipe, tmp_path / "run")
+    assert res["env_steps"] == 2 * 2 * 15  # tasks x episodes x horizon (reach ends by time)
+    assert main(["adapt", str(tmp_path / "run"), "--tasks", "2", "--steps", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["metric"] == "success"
+    point = doc["curves"]["RL² (memory across episodes)"][1]
+    assert 0.0 <= point["success"] <= 1.0 and "success_ci95" in point
+    assert main(["adapt", str(tmp_path / "run"), "--tasks", "2", "--steps", "1"]) == 0
+    assert "1 episodes" in capsys.readouterr().out
+
+
+def test_the_sampler_remakes_an_environment_for_another_class() -> None:
+    family = get_family("ML10")
+    train, test = family.tasks("train"), family.tasks("test")
+    sampler = EpisodeSampler(family, 1, 1, horizon=3, seed=0)
+    sampler.set_tasks([train[0]])
+    first = sampler.envs[0][0]
+    sampler.set_tasks([test[0]])
+    assert test[0]["env_name"] != train[0]["env_name"]
+    assert sampler.envs[0][0] is not first and sampler.envs[0][0].env_name == test[0]["env_name"]
+    ep = sampler.sample(lambda obs: torch.zeros(1, 1, sampler.act_dim))
+    assert ep.masks.sum() == 3 and ep.episode_successes() is not None
+    sampler.close()
