@@ -57,3 +57,14 @@ def test_the_sampler_remakes_an_environment_for_another_class() -> None:
     ep = sampler.sample(lambda obs: torch.zeros(1, 1, sampler.act_dim))
     assert ep.masks.sum() == 3 and ep.episode_successes() is not None
     sampler.close()
+
+
+def test_bench_meta_rl_times_both_samplers(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "meta-rl", "--steps", "5", "--repeats", "1", "--meta-batch", "5", "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["steps_per_s"]["mtrl"] > 0 and doc["steps_per_s"]["metaworld"] > 0
+    ratio = doc["steps_per_s"]["mtrl"] / doc["steps_per_s"]["metaworld"]
+    assert doc["ratio"] == pytest.approx(ratio)
+    assert main(["bench", "meta-rl", "--steps", "5", "--meta-batch", "20"]) == 2
+    assert "divisor of 50" in capsys.readouterr().err

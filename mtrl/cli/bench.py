@@ -14,8 +14,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return _bench_meta(args)
     if args.name == "sac":
         return _bench_sac(args)
+    if args.name == "meta-rl":
+        return _bench_meta_rl(args)
     if args.name != "env":
-        raise MtrlError(f"unknown benchmark {args.name!r}; available: env, meta, sac")
+        raise MtrlError(f"unknown benchmark {args.name!r}; available: env, meta, meta-rl, sac")
     from mtrl.bench.env_bench import bench_env
 
     steps = 1000 if args.steps is None else args.steps
@@ -58,6 +60,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     contiguous = res.steps_per_s.get("mtrl_contiguous")
     if contiguous:
         print(f"  ratio balanced/contiguous slices = {res.mtrl_steps_per_s / contiguous:.3f}")
+    return 0
+
+
+def _bench_meta_rl(args: argparse.Namespace) -> int:
+    from mtrl.bench.meta_rl_bench import bench_meta_rl
+
+    steps = 500 if args.steps is None else args.steps
+    meta_batch = 10 if args.meta_batch is None else args.meta_batch
+    if steps < 1 or args.repeats < 1 or meta_batch < 1:
+        raise MtrlError("--steps, --repeats and --meta-batch must be >= 1")
+    res = bench_meta_rl(args.env, meta_batch, steps, args.repeats)
+    if args.json:
+        print(dump_json(vars(res) | {"ratio": res.ratio}), end="")
+        return 0
+    print(f"{res.env} meta-RL sampling, {res.meta_batch} tasks x 1 episode of {res.steps} steps, "
+          f"median of {res.repeats}")  # fmt: skip
+    print(f"  mtrl sampler           {res.steps_per_s['mtrl']:10.0f} env-steps/s")
+    print(f"  Meta-World vector env  {res.steps_per_s['metaworld']:10.0f} env-steps/s")
+    print(f"  ratio mtrl/Meta-World = {res.ratio:.3f}")
     return 0
 
 
@@ -110,11 +131,12 @@ def _bench_meta(args: argparse.Namespace) -> int:
     from mtrl.bench.meta_bench import bench_meta
 
     iterations = 50 if args.steps is None else args.steps
-    if iterations < 1 or args.repeats < 1 or args.meta_batch < 1:
+    meta_batch = 25 if args.meta_batch is None else args.meta_batch
+    if iterations < 1 or args.repeats < 1 or meta_batch < 1:
         raise MtrlError("--steps, --repeats and --meta-batch must be >= 1")
     res = bench_meta(
         algorithm=args.algorithm,
-        meta_batch=args.meta_batch,
+        meta_batch=meta_batch,
         iterations=iterations,
         repeats=args.repeats,
         threads=args.threads,
@@ -142,15 +164,18 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("bench", help="throughput benchmarks against peers")
     p.add_argument(
         "name",
-        choices=["env", "meta", "sac"],
+        choices=["env", "meta", "meta-rl", "sac"],
         help="env: Meta-World vector env vs Meta-World's; meta: sine meta-training vs learn2learn; "
-        "sac: MT-SAC updates vs SB3's SAC",
+        "meta-rl: meta-RL sampling vs Meta-World's ML vector env; sac: MT-SAC updates vs SB3's SAC",
     )
     p.add_argument(
         "--steps", type=int, default=None, help="env: steps per repeat; meta: iterations"
     )
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--meta-batch", type=int, default=25, help="meta: tasks per meta-batch")
+    p.add_argument(
+        "--meta-batch", type=int, default=None, help="meta/meta-rl: tasks per meta-batch (25/10)"
+    )
+    p.add_argument("--env", default="ML1:reach-v3", help="meta-rl: ML1:<env> or ML10")
     p.add_argument("--algorithm", choices=["maml", "fomaml", "metasgd"], default="maml")
     p.add_argument("--threads", type=int, default=1, help="meta/sac: torch threads (0: default)")
     p.add_argument("--batch", type=int, default=1280, help="sac: batch size (default 1280)")
