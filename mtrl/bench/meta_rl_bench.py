@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -78,7 +78,7 @@ def bench_meta_rl(
         return float(ep.masks.sum()) / took
 
     vec = _metaworld_vec(env, meta_batch, seed)
-    vec.call("toggle_sample_tasks_on_reset", True)  # each reset moves to a task
+    cast(Any, vec).call("toggle_sample_tasks_on_reset", True)  # each reset: a task
     vec.reset(seed=seed)
 
     def run_metaworld() -> float:
