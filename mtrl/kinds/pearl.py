@@ -10,7 +10,8 @@ prior ``z``, then ``posterior_episodes`` more act on ``z`` from the posterior of
 context (they go to the RL buffer only). Then ``train_steps`` gradient steps, each on
 ``meta_batch`` tasks at once: the posterior of a context batch from the task's
 context buffer, a ``z`` drawn from it, SAC's critic loss on an RL batch with the
-encoder trained through it plus ``kl_weight`` times the posterior's KL to the prior,
+encoder trained through it plus ``kl_weight`` times the posteriors' KL to the prior
+(summed over the batch's tasks, as PEARL's),
 and SAC's actor and temperature losses with ``z`` detached.
 """
 
@@ -265,7 +266,7 @@ class PEARL:
             next_q = self.target(o2, a2, zd).min(0).values - alpha * logp2
             target = r.reward_scale * rew + r.gamma * (1.0 - term) * next_q
         critic_loss = F.mse_loss(self.critics(o, a, z), target.expand(2, -1, -1), reduction="none")
-        kl = kl_to_standard_normal(mu, var).mean()
+        kl = kl_to_standard_normal(mu, var).sum()  # summed over tasks, as PEARL's
         self._step("critic", critic_loss.mean(0).mean() * 2 + r.kl_weight * kl)
         pi, logp = self.actor(o, zd)
         actor_loss = (alpha * logp - self.critics(o, pi, zd).min(0).values).mean()
