@@ -106,7 +106,7 @@ def test_trial_inputs_hold_the_previous_action_reward_and_the_start_flag() -> No
 
 def test_ppo_starts_on_policy_and_its_first_step_lowers_the_loss() -> None:
     learner, tasks, recipe = _learner()
-    data = Trials(learner.trials(tasks, 2), learner.policy, recipe)
+    data = Trials.of(learner.trials(tasks, 2), learner.policy, recipe)
     dist = learner.policy.unroll(data.x, data.masks)
     ratio = torch.exp(dist.log_prob(data.actions).sum(-1) - data.old_logp)
     assert torch.allclose(ratio[data.masks > 0], torch.ones(()), atol=1e-5)

@@ -110,28 +110,35 @@ def trial_baseline(x: Tensor, returns: Tensor, masks: Tensor, tasks: int) -> Ten
     )
 
 
+@dataclass(frozen=True)
 class Trials:
     """One iteration's trials as sequences over ``B = tasks x trials``: inputs,
     actions, masks, the log-probabilities they were sampled with, and advantages of GAE
     over each whole trial (returns run on from one episode into the next)."""
 
-    def __init__(self, episodes: list[Episodes], policy: RecurrentGaussianPolicy, r: RL2Recipe):
-        self.x, self.actions, rewards, self.masks = trial_inputs(episodes)
-        ix = StepIndex(self.masks)
+    x: Tensor
+    actions: Tensor
+    masks: Tensor
+    old_logp: Tensor
+    adv: Tensor
+
+    @classmethod
+    def of(cls, episodes: list[Episodes], policy: RecurrentGaussianPolicy, r: RL2Recipe) -> Trials:
+        x, actions, rewards, masks = trial_inputs(episodes)
+        ix = StepIndex(masks)
         with torch.no_grad():
-            self.old_logp = policy.unroll(self.x, self.masks).log_prob(self.actions).sum(-1)
-        rew, masks = ix.compact(rewards), ix.compact(self.masks)
-        returns = ix.expand(discounted_returns(rew, masks, r.gamma), self.masks.shape)
-        values = trial_baseline(self.x, returns, self.masks, episodes[0].masks.shape[1])
-        adv = gae(rew, ix.compact(values), masks, r.gamma, r.gae_lambda)
-        self.adv = normalize(ix.expand(adv, self.masks.shape), self.masks, dims=(0, 1))
+            old_logp = policy.unroll(x, masks).log_prob(actions).sum(-1)
+        rew, steps = ix.compact(rewards), ix.compact(masks)
+        returns = ix.expand(discounted_returns(rew, steps, r.gamma), masks.shape)
+        values = trial_baseline(x, returns, masks, episodes[0].masks.shape[1])
+        adv = gae(rew, ix.compact(values), steps, r.gamma, r.gae_lambda)
+        adv = normalize(ix.expand(adv, masks.shape), masks, dims=(0, 1))
+        return cls(x, actions, masks, old_logp, adv)
 
     def columns(self, cols: Tensor) -> Trials:
-        """The trials ``cols`` (a minibatch), sharing nothing it changes."""
-        out = object.__new__(Trials)
-        for name in ("x", "actions", "masks", "old_logp", "adv"):
-            setattr(out, name, getattr(self, name)[:, cols])
-        return out
+        """The trials ``cols`` (a minibatch)."""
+        return Trials(*(t[:, cols] for t in (self.x, self.actions, self.masks,
+                                               self.old_logp, self.adv)))  # fmt: skip
 
 
 def trial_loss(policy: RecurrentGaussianPolicy, b: Trials, cfg: TrialPPOConfig) -> Tensor:
@@ -174,7 +181,7 @@ class RL2:
         """One iteration: trials on ``tasks``, then PPO's epochs over them."""
         r = self.recipe
         episodes = self.trials(tasks, r.episodes_per_trial)
-        data = Trials(episodes, self.policy, r)
+        data = Trials.of(episodes, self.policy, r)
         losses = [self._update(data.columns(cols)) for cols in self._minibatches(data)]
         returns = [float(ep.episode_returns().mean()) for ep in episodes]
         return {
