@@ -68,3 +68,34 @@ def test_bench_meta_rl_times_both_samplers(capsys: pytest.CaptureFixture[str]) -
     assert doc["ratio"] == pytest.approx(ratio)
     assert main(["bench", "meta-rl", "--steps", "5", "--meta-batch", "20"]) == 2
     assert "divisor of 50" in capsys.readouterr().err
+
+
+def _episodes_after(sampler: EpisodeSampler, seed: int) -> torch.Tensor:
+    torch.manual_seed(seed)
+    ep = sampler.sample(lambda obs: torch.randn(*obs.shape[:-1], sampler.act_dim))
+    return torch.cat([ep.obs.flatten(), ep.rewards.flatten()])
+
+
+@pytest.mark.parametrize("env", ["halfcheetah-vel", "ML10"])
+def test_a_restored_sampler_continues_as_the_uninterrupted_one(env: str) -> None:
+    """Reset noise comes from each env's RNG, and ML10 slots hold envs of the class of
+    their task: a checkpoint between iterations must bring both back."""
+    family = meta_family(env, "test")
+    first = family.sample_tasks(2, np.random.default_rng(0))
+    then = family.sample_tasks(2, np.random.default_rng(1))
+    a = EpisodeSampler(family, 2, 1, horizon=5, seed=3)
+    a.set_tasks(first)
+    _episodes_after(a, 0)
+    state = a.state_dict()
+    a.set_tasks(then)
+    uninterrupted = _episodes_after(a, 1)
+    b = EpisodeSampler(family, 2, 1, horizon=5, seed=3)
+    b.load_state_dict(state)
+    b.set_tasks(then)
+    assert torch.equal(_episodes_after(b, 1), uninterrupted)
+    fresh = EpisodeSampler(family, 2, 1, horizon=5, seed=3)  # what a resume did before
+    fresh.set_tasks(then)
+    if env == "halfcheetah-vel":
+        assert not torch.equal(_episodes_after(fresh, 1), uninterrupted)
+    for s in (a, b, fresh):
+        s.close()

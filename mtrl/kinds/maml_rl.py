@@ -318,11 +318,14 @@ class MamlRL:
         return self.mp
 
     def checkpoint(self) -> dict[str, Any]:
-        return {"meta_policy": self.mp.state_dict(), "optimizer": self.opt.state_dict()}
+        return {"meta_policy": self.mp.state_dict(), "optimizer": self.opt.state_dict(),
+                "sampler": self.sampler.state_dict()}  # fmt: skip
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.mp.load_state_dict(state["meta_policy"])
         self.opt.load_state_dict(state["optimizer"])
+        if "sampler" in state:  # runs checkpointed before the sampler's state was kept
+            self.sampler.load_state_dict(state["sampler"])
 
     def close(self) -> None:
         self.sampler.close()

@@ -296,6 +296,7 @@ class PEARL:
             "replay": self.replay.state_dict(),
             "context": self.context.state_dict(),
             "started": self.started,
+            "sampler": self.sampler.state_dict(),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -305,6 +306,8 @@ class PEARL:
         self.replay.load_state_dict(state["replay"])
         self.context.load_state_dict(state["context"])
         self.started = bool(state["started"])
+        if "sampler" in state:  # runs checkpointed before the sampler's state was kept
+            self.sampler.load_state_dict(state["sampler"])
 
     def close(self) -> None:
         self.sampler.close()

@@ -211,11 +211,14 @@ class RL2:
         return value
 
     def checkpoint(self) -> dict[str, Any]:
-        return {"rl2_policy": self.policy.state_dict(), "optimizer": self.opt.state_dict()}
+        return {"rl2_policy": self.policy.state_dict(), "optimizer": self.opt.state_dict(),
+                "sampler": self.sampler.state_dict()}  # fmt: skip
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.policy.load_state_dict(state["rl2_policy"])
         self.opt.load_state_dict(state["optimizer"])
+        if "sampler" in state:  # runs checkpointed before the sampler's state was kept
+            self.sampler.load_state_dict(state["sampler"])
 
     def close(self) -> None:
         self.sampler.close()

@@ -97,6 +97,29 @@ class Episodes:
         return (self.successes * self.masks).amax(dim=0)
 
 
+def _rng_holders(env: Any) -> list[Any]:
+    """The environment and the one it wraps (Meta-World's), each with its own RNG."""
+    inner = getattr(env, "_env", None)
+    return [env] if inner is None else [env, inner]
+
+
+def env_rng_states(env: Any) -> list[dict[str, Any] | None]:
+    """The bit-generator states of an environment's RNGs (None where never drawn)."""
+    out = []
+    for holder in _rng_holders(env):
+        rng = getattr(holder, "_np_random", None)
+        out.append(None if rng is None else rng.bit_generator.state)
+    return out
+
+
+def set_env_rng_states(env: Any, states: list[dict[str, Any] | None]) -> None:
+    for holder, state in zip(_rng_holders(env), states, strict=True):
+        if state is not None:
+            rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+            rng.bit_generator.state = state
+            holder._np_random = rng
+
+
 ActFn = Callable[[Tensor], Tensor]  # obs [T, n, obs] -> actions [T, n, act]
 ObserveFn = Callable[[Tensor, Tensor], None]  # rewards [T, n], running before the step [T, n]
 
@@ -130,6 +153,29 @@ class EpisodeSampler:
             [self._draw_seed() for _ in range(episodes_per_task)] for _ in range(num_tasks)
         ]
         self._reports_success = False
+        self._tasks: list[Task] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the next episodes depend on besides the policy: each slot's task, each
+        environment's RNG and pending seed, the stream that seeds remade environments
+        (taken between ``sample`` calls, when every environment is about to reset)."""
+        return {
+            "tasks": self._tasks,
+            "rng": self._rng.bit_generator.state,
+            "seeds": [list(row) for row in self._seeds],
+            "env_rngs": [[env_rng_states(env) for env in row] for row in self.envs],
+            "reports_success": self._reports_success,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["tasks"] is not None:
+            self.set_tasks(state["tasks"])  # environments of the saved classes
+        self._rng.bit_generator.state = state["rng"]
+        self._seeds = [list(row) for row in state["seeds"]]
+        for row, rngs in zip(self.envs, state["env_rngs"], strict=True):
+            for env, saved in zip(row, rngs, strict=True):
+                set_env_rng_states(env, saved)
+        self._reports_success = bool(state["reports_success"])
 
     def _draw_seed(self) -> int:
         return int(self._rng.integers(0, 2**31 - 1))
@@ -139,6 +185,7 @@ class EpisodeSampler:
         Meta-World benchmark of many classes) is remade for the task, freshly seeded."""
         if len(tasks) != len(self.envs):
             raise ValueError(f"sampler holds {len(self.envs)} task slots, got {len(tasks)} tasks")
+        self._tasks = list(tasks)
         for i, (row, task) in enumerate(zip(self.envs, tasks, strict=True)):
             for j, env in enumerate(row):
                 wanted = dict(task.params).get("env_name")
