@@ -315,6 +315,25 @@ def compare_table(doc: dict[str, Any]) -> str:
     return format_table(rows, cols) + (f"\n\n{extra}" if extra else "")
 
 
+def _check_comparable(kind: Any, cfg: Any, name: str) -> None:
+    """A run compares by its per-task results: a multi-task policy's evaluation, or a
+    meta-RL run's report on held-out tasks (which its recipe must ask for)."""
+    from mtrl.recipes import kinds_that
+
+    held_out = getattr(cfg, "held_out", None)
+    if kind.evaluates or (held_out is not None and held_out.tasks > 0):
+        return
+    if held_out is not None:
+        raise ConfigError(
+            f"{name}: a {kind.name!r} run compares by its report on held-out tasks; set "
+            "held_out.tasks (e.g. --set held_out.tasks=40) and held_out.steps"
+        )
+    raise ConfigError(
+        f"mtrl compare needs a recipe of kind {', '.join(kinds_that(True))}, or a meta-RL "
+        f"kind with held_out.tasks; {name} is {kind.name!r}"
+    )
+
+
 def plan(
     recipe: RecipeSource,
     grid: Sequence[Variant],
@@ -324,18 +343,12 @@ def plan(
 ) -> list[Job]:
     """Every (variant, seed) job, each config validated before anything trains.
     Seed-major order: a comparison stopped part-way has every arm at the same seeds."""
-    from mtrl.recipes import kinds_that
-
     jobs = []
     for s in seeds:
         for v in grid:
             overrides = (*base_overrides, *v.overrides, f"seed={s}")
             kind, cfg = recipe.load(overrides)
-            if not kind.evaluates:
-                raise ConfigError(
-                    f"mtrl compare needs a recipe of kind {', '.join(kinds_that(True))}; "
-                    f"{recipe.name} is {kind.name!r}"
-                )
+            _check_comparable(kind, cfg, recipe.name)
             run_dir = Path(out_dir) / slug(v.label) / f"seed_{s}"
             jobs.append(Job(v.label, s, overrides, run_dir, _action(run_dir, to_dict(cfg))))
     return jobs

@@ -268,3 +268,16 @@ def test_maml_rl_runs_on_the_mujoco_families(env: str, tmp_path: Path) -> None:
     recipe = MetaRLRecipe(env=env, meta_batch=2, episodes_per_task=2, horizon=20, iterations=2)
     res = train_meta_rl(recipe, tmp_path / "run")
     assert res["iterations"] == 2 and np.isfinite(res["final_post_return"])
+
+
+def test_maml_rl_reports_held_out_tasks_after_its_inner_steps(tmp_path: Path) -> None:
+    from mtrl.kinds.held_out import HeldOutConfig
+    from mtrl.kinds.maml_rl import train_meta_rl
+
+    recipe = MetaRLRecipe(
+        meta_batch=2, episodes_per_task=2, horizon=10, iterations=1,
+        held_out=HeldOutConfig(tasks=3, steps=1),
+    )  # fmt: skip
+    res = train_meta_rl(recipe, tmp_path / "run")
+    assert len(res["per_task"]) == 3 and res["held_out_steps"] == 1
+    assert res["held_out_return"] == pytest.approx(np.mean([r["return"] for r in res["per_task"]]))

@@ -13,6 +13,7 @@ import torch
 from mtrl.cli import main
 from mtrl.config import from_dict
 from mtrl.errors import ConfigError
+from mtrl.kinds.held_out import HeldOutConfig
 from mtrl.kinds.pearl import PEARLRecipe, build, train_pearl
 from mtrl.meta.pearl import ContextEncoder, TaskReplay, kl_to_standard_normal, product_of_gaussians
 
@@ -110,3 +111,10 @@ def test_adapt_compares_the_posterior_with_the_prior(
         "prior z (no adaptation)",
     }
     assert [p["steps"] for p in doc["curves"]["prior z (no adaptation)"]] == [0, 1, 2]
+
+
+def test_a_run_reports_its_held_out_tasks_when_asked(tmp_path: Path) -> None:
+    recipe = PEARLRecipe(iterations=1, held_out=HeldOutConfig(tasks=3, steps=2), **SMALL)  # type: ignore[arg-type]
+    res = train_pearl(recipe, tmp_path / "run")
+    assert [r["task_id"] for r in res["per_task"]] == [0, 1, 2]
+    assert {"return", "success"} <= set(res["per_task"][0]) and res["held_out_steps"] == 2

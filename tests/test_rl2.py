@@ -156,3 +156,25 @@ def test_rl2_learns_to_reach_navigation2d_goals(tmp_path: Path) -> None:
     assert float(first["post_return"]) < -35.0
     assert res["final_post_return"] > 0.6 * float(first["post_return"])
     assert res["final_pre_return"] > 0.6 * float(first["pre_return"])
+
+
+def test_mtrl_compare_compares_meta_rl_runs_by_their_held_out_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "rl2.toml"
+    recipe.write_text(
+        'kind = "rl2"\nhorizon = 10\ngru = 8\nmeta_batch = 2\ntrials_per_task = 2\n'
+        "iterations = 1\n[ppo]\nminibatches = 2\n"
+    )
+    out = tmp_path / "cmp"
+    assert main(["compare", str(recipe), "--vary", "gru=8,16", "--out", str(out)]) == 2
+    assert "held_out.tasks" in capsys.readouterr().err and not out.exists()
+    args = ["compare", str(recipe), "--vary", "gru=8,16", "--seeds", "2", "--out", str(out)]
+    assert main([*args, "--set", "held_out.tasks=3", "--metric", "return"]) == 0
+    doc = json.loads((out / "compare.json").read_text())
+    assert [v["label"] for v in doc["variants"]] == ["gru=8", "gru=16"]
+    assert doc["variants"][0]["metric"] == "return" and doc["variants"][0]["tasks"] == 3
+    summary = json.loads((out / "gru=8" / "seed_1" / "summary.json").read_text())["results"]
+    rows = summary["per_task"]
+    assert len(rows) == 3 and summary["held_out_steps"] == 1
+    assert summary["held_out_return"] == pytest.approx(sum(r["return"] for r in rows) / 3)

@@ -26,8 +26,9 @@ from torch.distributions import kl_divergence
 
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
+from mtrl.kinds.held_out import HeldOutConfig, held_out_summary, task_rows
 from mtrl.loading import ActFn
-from mtrl.loops.iterations import train_iterations
+from mtrl.loops.iterations import eval_stream, train_iterations
 from mtrl.meta.batched import stacked_sgd
 from mtrl.meta.functional import Params
 from mtrl.meta.maml import (
@@ -38,7 +39,13 @@ from mtrl.meta.maml import (
     lr_tensors,
 )
 from mtrl.meta.rl_policy import GaussianMLPPolicy
-from mtrl.meta.rl_sampler import Episodes, EpisodeSampler, family_horizon, meta_family
+from mtrl.meta.rl_sampler import (
+    Episodes,
+    EpisodeSampler,
+    family_horizon,
+    held_out_tasks,
+    meta_family,
+)
 from mtrl.meta.trpo import trpo_step
 from mtrl.returns import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize
 from mtrl.tasks import Task, TaskFamily
@@ -92,6 +99,7 @@ class MetaRLRecipe:
     eval_seed: int = bounded(1_000_003, ge=0)
     meta: MetaLearnerConfig = field(default_factory=lambda: MetaLearnerConfig(inner_lr=0.1))
     outer: OuterConfig = field(default_factory=OuterConfig)
+    held_out: HeldOutConfig = field(default_factory=HeldOutConfig)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -345,6 +353,18 @@ def build(recipe: MetaRLRecipe, num_tasks: int, episodes: int) -> tuple[MamlRL, 
     return MamlRL(recipe, sampler, horizon), family
 
 
+def held_out_results(recipe: MetaRLRecipe, state: Mapping[str, Any]) -> dict[str, Any]:
+    """Each held-out task's return and success after ``held_out.steps`` VPG steps."""
+    n, steps = recipe.held_out.tasks, recipe.held_out.steps
+    learner, family = build(recipe, n, recipe.episodes_per_task)
+    learner.mp.load_state_dict(state["meta_policy"])
+    tasks = held_out_tasks(family, n, eval_stream(recipe.eval_seed))
+    torch.manual_seed(recipe.eval_seed)
+    rows = task_rows(learner.adaptation_returns(tasks, steps), tasks)
+    learner.close()
+    return held_out_summary(rows, steps)
+
+
 def train_meta_rl(
     recipe: MetaRLRecipe,
     run_dir: str | Path,
@@ -364,6 +384,7 @@ def train_meta_rl(
         progress=progress,
         init_from=init_from,
         init_key="meta_policy",
+        held_out=(lambda state: held_out_results(recipe, state)) if recipe.held_out.tasks else None,
     )
 
 

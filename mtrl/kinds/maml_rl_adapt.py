@@ -6,35 +6,12 @@ from typing import Any
 
 import torch
 
+from mtrl.kinds.held_out import curve_rows, primary_metric
 from mtrl.kinds.maml_rl import MetaRLRecipe, build
 from mtrl.loops.iterations import eval_stream
 from mtrl.meta.rl_sampler import held_out_tasks
 from mtrl.runs import RunDir
 from mtrl.seeding import seed_everything
-from mtrl.stats import mean_ci95
-
-Outcome = tuple[torch.Tensor, torch.Tensor | None]  # returns, successes: [points, tasks]
-
-
-def curve_rows(outcome: Outcome) -> list[dict[str, float]]:
-    """Mean and 95% CI over tasks of the returns (and the success rates, where the env
-    reports success) ``[points, tasks]``, one row a point."""
-    returns, successes = outcome
-    rows = []
-    for step in range(returns.shape[0]):
-        mean, ci = mean_ci95(returns[step].numpy())
-        row = {"steps": step, "return": mean, "ci95": ci}
-        if successes is not None:
-            rate, rate_ci = mean_ci95(successes[step].numpy())
-            row |= {"success": rate, "success_ci95": rate_ci}
-        rows.append(row)
-    return rows
-
-
-def primary_metric(env: str) -> str:
-    """What a meta-RL adaptation table reports: success on Meta-World's ML benchmarks
-    (their protocol), return on the parametric families."""
-    return "success" if env.startswith("ML") else "return"
 
 
 def adapt_meta_rl(

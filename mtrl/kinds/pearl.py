@@ -30,8 +30,9 @@ from torch import Tensor, nn
 
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
+from mtrl.kinds.held_out import HeldOutConfig, Outcome, held_out_summary, task_rows
 from mtrl.loading import ActFn
-from mtrl.loops.iterations import train_iterations
+from mtrl.loops.iterations import eval_stream, train_iterations
 from mtrl.meta.pearl import (
     ContextEncoder,
     LatentActor,
@@ -41,7 +42,13 @@ from mtrl.meta.pearl import (
     sample_z,
     target_entropy,
 )
-from mtrl.meta.rl_sampler import Episodes, EpisodeSampler, family_horizon, meta_family
+from mtrl.meta.rl_sampler import (
+    Episodes,
+    EpisodeSampler,
+    family_horizon,
+    held_out_tasks,
+    meta_family,
+)
 from mtrl.tasks import Task, TaskFamily
 
 # what the commands ask of this kind (mtrl.recipes.RecipeKind)
@@ -85,6 +92,7 @@ class PEARLRecipe:
     checkpoint_every: int = bounded(10, ge=1)
     keep_checkpoints: int = bounded(3, ge=0)
     eval_seed: int = bounded(1_000_003, ge=0)
+    held_out: HeldOutConfig = field(default_factory=HeldOutConfig)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -241,6 +249,38 @@ class PEARL:
         self.started = True
         return steps
 
+    @torch.no_grad()
+    def online_outcome(self, tasks: list[Task], episodes: int, adapt: bool) -> Outcome:
+        """Return (and success, where reported) per task ``[episodes, T]``, acting
+        deterministically on ``z`` drawn from the posterior of the task's transitions so
+        far (``adapt``) or from the prior."""
+        lay, latent = self.layout, self.recipe.latent
+        self.sampler.set_tasks(tasks)
+        seen: list[torch.Tensor] = []  # per episode: [T, H, width] rows and [T, H] masks
+        masks: list[torch.Tensor] = []
+        out, wins = [], []
+        for _ in range(episodes):
+            z = torch.randn(len(tasks), latent)
+            if adapt and seen:
+                context = lay.context_of(torch.cat(seen, 1))
+                z = sample_z(*self.encoder.posterior(context, torch.cat(masks, 1)))
+            ep = self.sampler.sample(self._act(z, deterministic=True))
+            out.append(ep.episode_returns()[:, 0])
+            won = ep.episode_successes()
+            if won is not None:
+                wins.append(won[:, 0])
+            assert ep.next_obs is not None and ep.terminals is not None
+            parts = [
+                ep.obs,
+                ep.actions,
+                ep.rewards[..., None],
+                ep.next_obs,
+                ep.terminals[..., None],
+            ]
+            seen.append(torch.cat(parts, -1)[:, :, 0].transpose(0, 1))
+            masks.append(ep.masks[:, :, 0].transpose(0, 1))
+        return torch.stack(out), torch.stack(wins) if len(wins) == episodes else None
+
     # training ---------------------------------------------------------------
     def step(self, tasks: list[Task]) -> dict[str, float]:
         """Collection on ``tasks`` and ``train_steps`` updates; ``pre_return`` is the
@@ -325,6 +365,19 @@ def build(recipe: PEARLRecipe, slots: int | None = None) -> tuple[PEARL, TaskFam
     return PEARL(recipe, family, training_tasks(recipe, family), slots), family
 
 
+def held_out_results(recipe: PEARLRecipe, state: Mapping[str, Any]) -> dict[str, Any]:
+    """Each held-out task's return and success in episode ``held_out.steps``, acting on
+    ``z`` from the posterior of its earlier episodes."""
+    n, steps = recipe.held_out.tasks, recipe.held_out.steps
+    learner, family = build(recipe, slots=n)
+    learner.nets.load_state_dict(state["pearl"])
+    tasks = held_out_tasks(family, n, eval_stream(recipe.eval_seed))
+    torch.manual_seed(recipe.eval_seed)
+    rows = task_rows(learner.online_outcome(tasks, steps + 1, True), tasks)
+    learner.close()
+    return held_out_summary(rows, steps)
+
+
 def train_pearl(
     recipe: PEARLRecipe,
     run_dir: str | Path,
@@ -349,6 +402,7 @@ def train_pearl(
         progress=progress,
         init_from=init_from,
         init_key="pearl",
+        held_out=(lambda state: held_out_results(recipe, state)) if recipe.held_out.tasks else None,
     )
 
 

@@ -24,10 +24,17 @@ from torch import Tensor, nn
 
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
+from mtrl.kinds.held_out import HeldOutConfig, Outcome, held_out_summary, task_rows
 from mtrl.loading import ActFn
-from mtrl.loops.iterations import train_iterations
+from mtrl.loops.iterations import eval_stream, train_iterations
 from mtrl.meta.recurrent import RecurrentActor, RecurrentGaussianPolicy, StepIndex, trial_inputs
-from mtrl.meta.rl_sampler import Episodes, EpisodeSampler, family_horizon, meta_family
+from mtrl.meta.rl_sampler import (
+    Episodes,
+    EpisodeSampler,
+    family_horizon,
+    held_out_tasks,
+    meta_family,
+)
 from mtrl.returns import (
     baseline_features,
     discounted_returns,
@@ -81,6 +88,7 @@ class RL2Recipe:
     keep_checkpoints: int = bounded(3, ge=0)  # newest checkpoints kept; 0 keeps all
     eval_seed: int = bounded(1_000_003, ge=0)
     ppo: TrialPPOConfig = field(default_factory=TrialPPOConfig)
+    held_out: HeldOutConfig = field(default_factory=HeldOutConfig)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -177,6 +185,16 @@ class RL2:
             out.append(self.sampler.sample(actor, actor.observe))
         return out
 
+    def outcome(self, tasks: list[Task], episodes: int, keep_memory: bool = True) -> Outcome:
+        """Mean return (and success rate, where reported) per task ``[episodes, T]`` of
+        each episode of one trial per slot."""
+        trial = self.trials(tasks, episodes, keep_memory=keep_memory)
+        returns = torch.stack([ep.episode_returns().mean(dim=1) for ep in trial])
+        won = [ep.episode_successes() for ep in trial]
+        if any(w is None for w in won):
+            return returns, None
+        return returns, torch.stack([w.mean(dim=1) for w in won if w is not None])
+
     def step(self, tasks: list[Task]) -> dict[str, float]:
         """One iteration: trials on ``tasks``, then PPO's epochs over them."""
         r = self.recipe
@@ -231,6 +249,19 @@ def build(recipe: RL2Recipe, num_tasks: int, trials: int) -> tuple[RL2, TaskFami
     return RL2(recipe, sampler), family
 
 
+def held_out_results(recipe: RL2Recipe, state: Mapping[str, Any]) -> dict[str, Any]:
+    """Each held-out task's return and success in episode ``held_out.steps`` of a trial
+    (after that many episodes of experience), ``trials_per_task`` trials each."""
+    n, steps = recipe.held_out.tasks, recipe.held_out.steps
+    learner, family = build(recipe, n, recipe.trials_per_task)
+    learner.policy.load_state_dict(state["rl2_policy"])
+    tasks = held_out_tasks(family, n, eval_stream(recipe.eval_seed))
+    torch.manual_seed(recipe.eval_seed)
+    rows = task_rows(learner.outcome(tasks, steps + 1), tasks)
+    learner.close()
+    return held_out_summary(rows, steps)
+
+
 def train_rl2(
     recipe: RL2Recipe,
     run_dir: str | Path,
@@ -250,6 +281,7 @@ def train_rl2(
         progress=progress,
         init_from=init_from,
         init_key="rl2_policy",
+        held_out=(lambda state: held_out_results(recipe, state)) if recipe.held_out.tasks else None,
     )
 
 

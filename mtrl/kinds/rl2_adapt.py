@@ -6,24 +6,12 @@ from typing import Any
 
 import torch
 
-from mtrl.kinds.maml_rl_adapt import Outcome, curve_rows, primary_metric
-from mtrl.kinds.rl2 import RL2, RL2Recipe, build
+from mtrl.kinds.held_out import curve_rows, primary_metric
+from mtrl.kinds.rl2 import RL2Recipe, build
 from mtrl.loops.iterations import eval_stream
 from mtrl.meta.rl_sampler import held_out_tasks
 from mtrl.runs import RunDir
 from mtrl.seeding import seed_everything
-from mtrl.tasks import Task
-
-
-def episode_returns(learner: RL2, tasks: list[Task], episodes: int, keep_memory: bool) -> Outcome:
-    """Mean return (and success rate, where reported) per task ``[episodes, T]`` of
-    each episode of one trial per slot."""
-    trial = learner.trials(tasks, episodes, keep_memory=keep_memory)
-    returns = torch.stack([ep.episode_returns().mean(dim=1) for ep in trial])
-    won = [ep.episode_successes() for ep in trial]
-    if any(w is None for w in won):
-        return returns, None
-    return returns, torch.stack([w.mean(dim=1) for w in won if w is not None])
 
 
 def adapt_rl2(
@@ -47,12 +35,12 @@ def adapt_rl2(
     tasks = held_out_tasks(family, num_tasks, eval_stream(recipe.eval_seed))
     episodes = max_steps + 1
     curves = {
-        "RL² (memory across episodes)": curve_rows(episode_returns(learner, tasks, episodes, True)),
-        "memory reset each episode": curve_rows(episode_returns(learner, tasks, episodes, False)),
+        "RL² (memory across episodes)": curve_rows(learner.outcome(tasks, episodes)),
+        "memory reset each episode": curve_rows(learner.outcome(tasks, episodes, False)),
     }
     torch.manual_seed(seed)
     fresh, _ = build(recipe, num_tasks, recipe.trials_per_task)
-    curves["random init"] = curve_rows(episode_returns(fresh, tasks, episodes, True))
+    curves["random init"] = curve_rows(fresh.outcome(tasks, episodes))
     fresh.close()
     learner.close()
     return {

@@ -60,10 +60,12 @@ def train_iterations(
     progress: bool,
     init_from: str | Path | None,
     init_key: str,
+    held_out: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``recipe.iterations`` learner steps on tasks drawn by ``draw`` from the recipe's
     task stream; Ctrl-C stops between iterations with a checkpoint, and a resume
-    continues exactly (the learner, the task stream and torch's RNG restored)."""
+    continues exactly (the learner, the task stream and torch's RNG restored). At the
+    end, ``held_out`` (given the learner's final state) adds its held-out report."""
     ctx = TrainingContext(recipe, run_dir, resume)  # seeds the learner's initialisation
     learner = learner_fn()
     if not resume:
@@ -106,10 +108,13 @@ def train_iterations(
                     took = time.perf_counter() - t0
                     ctx.log({"iteration": it, "env_steps": env_steps, **last, "seconds": took})
                 ctx.periodic_checkpoint(it)
+        final = learner.checkpoint()
     finally:
         learner.close()
     ctx.save(it)
     results: dict[str, Any] = {"iterations": it, "env_steps": env_steps}
     results.update({f"final_{k}": v for k, v in last.items()})
+    if held_out is not None:
+        results.update(held_out(final))
     ctx.finish(results, kind=recipe.kind, env=recipe.env)
     return results
