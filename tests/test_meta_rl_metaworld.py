@@ -99,3 +99,24 @@ def test_a_restored_sampler_continues_as_the_uninterrupted_one(env: str) -> None
         assert not torch.equal(_episodes_after(fresh, 1), uninterrupted)
     for s in (a, b, fresh):
         s.close()
+
+
+@pytest.mark.parametrize("kind", ["rl2", "pearl"])
+def test_rl2_and_pearl_run_on_a_mujoco_family(kind: str, tmp_path: Path) -> None:
+    from mtrl.kinds.pearl import PEARLRecipe, train_pearl
+
+    if kind == "rl2":
+        res = train_rl2(
+            RL2Recipe(env="halfcheetah-vel", horizon=10, gru=8, meta_batch=2,
+                      trials_per_task=1, iterations=2, ppo=TrialPPOConfig(minibatches=1)),
+            tmp_path / "run",
+        )  # fmt: skip
+    else:
+        res = train_pearl(
+            PEARLRecipe(env="halfcheetah-vel", horizon=10, train_tasks=4, iterations=2,
+                        tasks_per_iteration=2, train_steps=2, meta_batch=2, context_batch=5,
+                        batch_size=8, hidden=[16], encoder_hidden=[16]),
+            tmp_path / "run",
+        )  # fmt: skip
+    assert res["iterations"] == 2 and np.isfinite(res["final_post_return"])
+    assert res["env_steps"] > 0
