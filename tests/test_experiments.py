@@ -104,3 +104,27 @@ def test_demos_table_gain_over_clone_by_hand() -> None:
     assert table.gain_over_clone(seed0, 40, 50) is None
     text = table.window_table({"arm": [seed0, run(0.9, s10=0.8)]}, 10, 20)
     assert "+0.20, -0.10" in text and "0.05 [" in text
+
+
+def test_meta_rl_table_reads_each_seeds_adaptation_by_hand(tmp_path: Path) -> None:
+    """experiments/meta_rl_table.py: a learner's curve before (point 0) and after
+    ``--after`` points, a mean over seeds, the env steps each run trained on."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("meta_rl_table", "experiments/meta_rl_table.py")
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    runs = []
+    for seed, (before, after) in enumerate([(-40.0, -10.0), (-30.0, -20.0)]):
+        run = tmp_path / f"s{seed}"
+        run.mkdir()
+        points = [{"steps": i, "return": v} for i, v in enumerate([before, after, 0.0])]
+        doc = {"metric": "return", "curves": {"me": points, "other": points[::-1]}}
+        (run / "adapt.json").write_text(json.dumps(doc))
+        (run / "summary.json").write_text(json.dumps({"results": {"env_steps": 2_000_000}}))
+        runs.append(run)
+    row = table.row("me", "me", runs, 1)
+    assert row["before"].startswith("-35.0 [") and row["after 1"].startswith("-15.0 [")
+    assert row["per seed after"] == "-10.0, -20.0" and row["env steps (M)"] == "2.00"
