@@ -91,7 +91,7 @@ def write_adaptation(run: RunDir, doc: dict[str, Any]) -> tuple[Path, Path]:
         ys = [p[metric] for p in curve]
         err = [p[ci_key(metric)] for p in curve]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name)
-    x_label = {"episodes": "episodes of experience before (same trial)"}
+    x_label = {"episodes": "episodes of experience on the task before"}
     ax.set_xlabel(x_label.get(doc.get("x", "steps"), "inner gradient steps"))
     ax.set_ylabel(
         f"{metric} on held-out tasks" + (" (lower is better)" if doc.get("lower_is_better") else "")
