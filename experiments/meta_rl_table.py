@@ -6,7 +6,8 @@
         "RL²=RL² (memory across episodes)@runs/rl2_nav2d_s0,runs/rl2_nav2d_s1" [--after 1]
 
 Each ARM=CURVE@DIR[,DIR...] is one learner: the curve of that name in each run's
-``adapt.json``, one run per seed. Columns: the metric before adaptation (point 0) and
+``adapt.json`` (or in a JSON file ``mtrl adapt --json`` wrote, given in place of DIR),
+one run per seed. Columns: the metric before adaptation (point 0) and
 after ``--after`` steps (MAML: inner gradient steps; RL² and PEARL: episodes of
 experience), each a mean over seeds with a percentile bootstrap 95% CI over seeds, the
 per-seed values after adaptation, and the env steps each run trained on (``env_steps``
@@ -43,8 +44,9 @@ def _cell(values: list[float]) -> str:
 
 def row(name: str, curve: str, runs: list[Path], after: int) -> dict[str, str]:
     before, post, steps = [], [], []
-    for run in runs:
-        doc = json.loads((run / "adapt.json").read_text())
+    for path in runs:  # a run directory (its adapt.json) or an adapt JSON file
+        run = path.parent if path.suffix == ".json" else path
+        doc = json.loads((path if path.suffix == ".json" else run / "adapt.json").read_text())
         points = doc["curves"][curve]
         metric = doc["metric"]
         before.append(float(points[0][metric]))
