@@ -3,14 +3,17 @@ per-task rows after a set amount of adaptation for a run's summary and `mtrl com
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from mtrl.config import bounded, check_fields
+from mtrl.loops.iterations import eval_stream
+from mtrl.meta.rl_sampler import held_out_tasks
 from mtrl.stats import mean_ci95
-from mtrl.tasks import Task
+from mtrl.tasks import Task, TaskFamily
 
 Outcome = tuple[torch.Tensor, torch.Tensor | None]  # returns, successes: [points, tasks]
 
@@ -64,6 +67,20 @@ def held_out_summary(rows: list[dict[str, Any]], steps: int) -> dict[str, Any]:
         if values:
             out[f"held_out_{key}"] = sum(values) / len(values)
     return out
+
+
+def held_out_report(
+    recipe: Any, family: TaskFamily, learner: Any, outcome: Callable[[list[Task]], Outcome]
+) -> dict[str, Any]:
+    """A trained ``learner``'s report (the learner closed after): ``outcome`` on the
+    recipe's ``held_out.tasks`` held-out tasks, drawn from its evaluation stream, with
+    torch seeded by ``eval_seed`` so the report is the same for the same weights."""
+    try:
+        tasks = held_out_tasks(family, recipe.held_out.tasks, eval_stream(recipe.eval_seed))
+        torch.manual_seed(recipe.eval_seed)
+        return held_out_summary(task_rows(outcome(tasks), tasks), recipe.held_out.steps)
+    finally:
+        learner.close()
 
 
 def primary_metric(env: str) -> str:

@@ -26,9 +26,9 @@ from torch.distributions import kl_divergence
 
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
-from mtrl.kinds.held_out import HeldOutConfig, held_out_summary, task_rows
+from mtrl.kinds.held_out import HeldOutConfig, held_out_report
 from mtrl.loading import ActFn
-from mtrl.loops.iterations import eval_stream, train_iterations
+from mtrl.loops.iterations import train_iterations
 from mtrl.meta.batched import stacked_sgd
 from mtrl.meta.functional import Params
 from mtrl.meta.maml import (
@@ -43,7 +43,6 @@ from mtrl.meta.rl_sampler import (
     Episodes,
     EpisodeSampler,
     family_horizon,
-    held_out_tasks,
     meta_family,
 )
 from mtrl.meta.trpo import trpo_step
@@ -355,14 +354,10 @@ def build(recipe: MetaRLRecipe, num_tasks: int, episodes: int) -> tuple[MamlRL, 
 
 def held_out_results(recipe: MetaRLRecipe, state: Mapping[str, Any]) -> dict[str, Any]:
     """Each held-out task's return and success after ``held_out.steps`` VPG steps."""
-    n, steps = recipe.held_out.tasks, recipe.held_out.steps
-    learner, family = build(recipe, n, recipe.episodes_per_task)
+    learner, family = build(recipe, recipe.held_out.tasks, recipe.episodes_per_task)
     learner.mp.load_state_dict(state["meta_policy"])
-    tasks = held_out_tasks(family, n, eval_stream(recipe.eval_seed))
-    torch.manual_seed(recipe.eval_seed)
-    rows = task_rows(learner.adaptation_returns(tasks, steps), tasks)
-    learner.close()
-    return held_out_summary(rows, steps)
+    steps = recipe.held_out.steps
+    return held_out_report(recipe, family, learner, lambda t: learner.adaptation_returns(t, steps))
 
 
 def train_meta_rl(

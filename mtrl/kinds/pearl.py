@@ -30,9 +30,9 @@ from torch import Tensor, nn
 
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
-from mtrl.kinds.held_out import HeldOutConfig, Outcome, held_out_summary, task_rows
+from mtrl.kinds.held_out import HeldOutConfig, Outcome, held_out_report
 from mtrl.loading import ActFn
-from mtrl.loops.iterations import eval_stream, train_iterations
+from mtrl.loops.iterations import train_iterations
 from mtrl.meta.pearl import (
     ContextEncoder,
     LatentActor,
@@ -46,7 +46,6 @@ from mtrl.meta.rl_sampler import (
     Episodes,
     EpisodeSampler,
     family_horizon,
-    held_out_tasks,
     meta_family,
 )
 from mtrl.tasks import Task, TaskFamily
@@ -368,14 +367,12 @@ def build(recipe: PEARLRecipe, slots: int | None = None) -> tuple[PEARL, TaskFam
 def held_out_results(recipe: PEARLRecipe, state: Mapping[str, Any]) -> dict[str, Any]:
     """Each held-out task's return and success in episode ``held_out.steps``, acting on
     ``z`` from the posterior of its earlier episodes."""
-    n, steps = recipe.held_out.tasks, recipe.held_out.steps
-    learner, family = build(recipe, slots=n)
+    learner, family = build(recipe, slots=recipe.held_out.tasks)
     learner.nets.load_state_dict(state["pearl"])
-    tasks = held_out_tasks(family, n, eval_stream(recipe.eval_seed))
-    torch.manual_seed(recipe.eval_seed)
-    rows = task_rows(learner.online_outcome(tasks, steps + 1, True), tasks)
-    learner.close()
-    return held_out_summary(rows, steps)
+    episodes = recipe.held_out.steps + 1
+    return held_out_report(
+        recipe, family, learner, lambda t: learner.online_outcome(t, episodes, True)
+    )
 
 
 def train_pearl(

@@ -24,15 +24,14 @@ from torch import Tensor, nn
 
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
-from mtrl.kinds.held_out import HeldOutConfig, Outcome, held_out_summary, task_rows
+from mtrl.kinds.held_out import HeldOutConfig, Outcome, held_out_report
 from mtrl.loading import ActFn
-from mtrl.loops.iterations import eval_stream, train_iterations
+from mtrl.loops.iterations import train_iterations
 from mtrl.meta.recurrent import RecurrentActor, RecurrentGaussianPolicy, StepIndex, trial_inputs
 from mtrl.meta.rl_sampler import (
     Episodes,
     EpisodeSampler,
     family_horizon,
-    held_out_tasks,
     meta_family,
 )
 from mtrl.returns import (
@@ -252,14 +251,10 @@ def build(recipe: RL2Recipe, num_tasks: int, trials: int) -> tuple[RL2, TaskFami
 def held_out_results(recipe: RL2Recipe, state: Mapping[str, Any]) -> dict[str, Any]:
     """Each held-out task's return and success in episode ``held_out.steps`` of a trial
     (after that many episodes of experience), ``trials_per_task`` trials each."""
-    n, steps = recipe.held_out.tasks, recipe.held_out.steps
-    learner, family = build(recipe, n, recipe.trials_per_task)
+    learner, family = build(recipe, recipe.held_out.tasks, recipe.trials_per_task)
     learner.policy.load_state_dict(state["rl2_policy"])
-    tasks = held_out_tasks(family, n, eval_stream(recipe.eval_seed))
-    torch.manual_seed(recipe.eval_seed)
-    rows = task_rows(learner.outcome(tasks, steps + 1), tasks)
-    learner.close()
-    return held_out_summary(rows, steps)
+    episodes = recipe.held_out.steps + 1
+    return held_out_report(recipe, family, learner, lambda t: learner.outcome(t, episodes))
 
 
 def train_rl2(
