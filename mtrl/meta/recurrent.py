@@ -54,7 +54,7 @@ class RecurrentGaussianPolicy(nn.Module):
     def unroll(self, x: Tensor, masks: Tensor) -> Normal:
         """Action distributions ``[L, B]`` for trials ``x`` ``[L, B, in]`` started
         from zeros, the state moving only where ``masks`` is 1 (entries elsewhere are
-        the heads of a zero state; callers mask them out)."""
+        the head's output for a zero state; callers mask them out)."""
         index = StepIndex(masks)
         states, _ = self.gru(index.compact(x))  # padding only trails each trial's steps
         return self.head(index.expand(states, torch.Size([*x.shape[:2], self.hidden])))
