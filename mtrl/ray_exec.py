@@ -15,7 +15,7 @@ from typing import Any
 
 from mtrl.errors import ConfigError
 from mtrl.jobs import Job, RecipeSource, run_job
-from mtrl.stopping import ignoring_stop_signals
+from mtrl.stopping import Interrupted, ignoring_stop_signals, signals_as_interrupts
 from mtrl.sweep_progress import SweepProgress
 
 
@@ -53,11 +53,15 @@ def run_jobs_on_ray(
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
         pending = _submit(ray, recipe, jobs)
+        received: list[int] = []
         try:
-            return _gather(ray, pending, progress)
-        except KeyboardInterrupt:
+            with signals_as_interrupts(ctrl_c=True) as received:  # not ray.init's handler
+                return _gather(ray, pending, progress)
+        except KeyboardInterrupt as exc:
             with ignoring_stop_signals():  # while the runs save
                 _stop(ray, pending, progress)
+            if received and not isinstance(exc, Interrupted):  # Ray re-raised it plain
+                raise Interrupted(received[0]) from None
             raise
     finally:
         if started:

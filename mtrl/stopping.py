@@ -55,18 +55,24 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def signals_as_interrupts() -> Iterator[None]:
+def signals_as_interrupts(ctrl_c: bool = False) -> Iterator[list[int]]:
     """SIGTERM and SIGHUP raise :class:`Interrupted` as Ctrl-C raises KeyboardInterrupt,
     where no training loop defers them (setting up, the final evaluation): a command
-    then stops as on Ctrl-C, its newest checkpoint intact, instead of dying unsaid."""
+    then stops as on Ctrl-C, its newest checkpoint intact, instead of dying unsaid.
+    ``ctrl_c``: Ctrl-C too, whatever handler a library installed or the process
+    inherited (a Ray driver waiting on its tasks: Ray sets its own SIGTERM handler).
+    Yields the signals received, in order (a library that turns the exception into a
+    plain KeyboardInterrupt loses the signal's name)."""
+    received: list[int] = []
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
         raise Interrupted(signum)
 
-    signals = [s for s in STOP_SIGNALS if s != signal.SIGINT]
+    signals = [s for s in STOP_SIGNALS if ctrl_c or s != signal.SIGINT]
     previous = {sig: signal.signal(sig, interrupt) for sig in signals}
     try:
-        yield
+        yield received
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -4,6 +4,7 @@
 # learn2learn 0.2.0 ships C files generated for Python <= 3.10 (longintrepr.h), so
 # its sdist is rebuilt here with a current Cython. It imports torchvision and the
 # old `gym`, which is why it is kept out of the default .venv (torchvision pins torch).
+# --packages-only: everything but mtrl itself (CI installs those while the main suite runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -30,6 +31,9 @@ if ! "$VENV/bin/python" -c "import learn2learn" 2>/dev/null; then
   done
   "${PIP[@]}" --no-deps --no-build-isolation "$src"
   rm -rf "$build"
+fi
+if [ "${1:-}" = "--packages-only" ]; then
+  exit 0
 fi
 "${PIP[@]}" -e ".[dev]"
 "$VENV/bin/python" -c "import learn2learn, torch; print('learn2learn', learn2learn.__version__, 'torch', torch.__version__)"

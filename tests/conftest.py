@@ -1,14 +1,35 @@
-"""Shared fixtures: warnings that are not failures, and seeded global generators."""
+"""Shared fixtures: warnings that are not failures, seeded global generators, signal
+handlers restored after each test; the learning tests run first."""
 
 from __future__ import annotations
 
 import random
+import signal
 import warnings
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The learning tests (marked slow, minutes each) first: the two xdist workers then
+    fill in around them with the short tests instead of one long test running alone at
+    the end of the suite."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(autouse=True)
+def _restore_signal_handlers() -> Iterator[None]:
+    # A library that installs handlers of its own (ray.init: SIGTERM) must not change how
+    # later tests in this worker process stop.
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for sig, handler in saved.items():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 @pytest.fixture(autouse=True)

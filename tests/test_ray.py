@@ -59,25 +59,45 @@ def test_ray_executor_gives_the_local_executors_comparison(
         ray.shutdown()
 
 
-def test_ctrl_c_stops_a_ray_sweep_and_the_same_command_finishes_it(tmp_path: Path) -> None:
-    """Ctrl-C (to compare's process group; Ray's workers live in their own) cancels the
-    queued Ray tasks and interrupts the running ones, which checkpoint; the command it
-    prints continues the sweep to the numbers an uninterrupted local sweep gives."""
-    recipe = tmp_path / "r.toml"
+@pytest.fixture(scope="module")
+def long_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], dict]:
+    """A 2 x 2 sweep long enough to stop, and its uninterrupted local comparison."""
+    root = tmp_path_factory.mktemp("long_sweep")
+    recipe = root / "r.toml"
     recipe.write_text(derived(RECIPE, "total_steps=1000"))
     vary = ["--seeds", "2", "--vary", "sac.balancing=none,pcgrad"]
-    assert main(["compare", str(recipe), *vary, "--out", str(tmp_path / "local")]) == 0
+    assert main(["compare", str(recipe), *vary, "--out", str(root / "local")]) == 0
+    return recipe, vary, json.loads((root / "local" / "compare.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["ctrl-c", "kill"]
+)
+def test_a_stopped_ray_sweep_checkpoints_and_the_same_command_finishes_it(
+    sig: signal.Signals, group: bool, long_sweep: tuple[Path, list[str], dict], tmp_path: Path
+) -> None:
+    """Ctrl-C (to compare's process group; Ray's workers live in their own) or SIGTERM
+    to compare alone (`kill PID`; Ray's driver would otherwise take it with a handler of
+    its own) cancels the queued Ray tasks and interrupts the running ones, which
+    checkpoint; the command it prints continues the sweep to the numbers an
+    uninterrupted local sweep gives."""
+    recipe, vary, local = long_sweep
     out = tmp_path / "ray"
     cmd = [sys.executable, "-m", "mtrl.cli", "compare", str(recipe), *vary, "--out", str(out)]
     cmd += ["--executor", "ray"]
+    t0 = time.time()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 180
+    deadline = t0 + 180
     while not list(out.glob("*/seed_*/metrics.csv")) and time.time() < deadline:
         time.sleep(0.05)
+    seen = time.time() - t0
     time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGINT)
+    (os.killpg if group else os.kill)(proc.pid, sig)
+    sent = time.time() - t0
     _, err = proc.communicate(timeout=180)
-    assert proc.returncode == 130, err
+    end = time.time() - t0
+    when = f"first metrics at {seen:.1f} s, {sig.name} at {sent:.1f} s, exit at {end:.1f} s"
+    assert proc.returncode == 128 + sig, f"{when}\n{err}"
     assert "interrupted (" in err and "checkpointed; resumed next time" in err
     assert "not started (2)" in err
     assert any(out.glob("*/seed_*/checkpoints/step_*.pt"))
@@ -91,5 +111,4 @@ def test_ctrl_c_stops_a_ray_sweep_and_the_same_command_finishes_it(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert "resumed and finished in" in done.stderr
-    local = json.loads((tmp_path / "local" / "compare.json").read_text())
     assert json.loads((out / "compare.json").read_text())["variants"] == local["variants"]
