@@ -15,7 +15,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
-PIP=("$VENV/bin/python" -m pip install -q)
+PIP=("$VENV/bin/python" -m pip install -q --no-compile)  # imports compile what they use
 if ! "$VENV/bin/python" -c "import torchvision" 2>/dev/null; then
   "${PIP[@]}" "torch==$TORCH" "torchvision==$TORCHVISION"
 fi

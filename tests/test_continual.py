@@ -218,14 +218,14 @@ def test_reference_runs_give_forward_transfer(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_ewc_forgets_less_than_fine_tuning(seed: int, tmp_path: Path) -> None:
     """Three hidden Navigation2D goals in sequence (experiments/continual_nav2d.toml at
     2,000 steps per task; ~1,500 learn one): fine-tuning the shared trunk forgets
     earlier goals; EWC forgets strictly less, seed by seed (one test a seed, so the
-    seeds run in parallel). Measured on seeds 0-5 at this budget: fine-tuning forgets
-    0.67, 0.33, 0.67, 0.67, 0.67, 0.67 and EWC 0, 0, 0, 0.33, 0, 0, so the held-out
-    seeds 3-5 show it as well."""
+    seeds run in parallel; two seeds, as each takes two minutes of CI). Measured on
+    seeds 0-5 at this budget: fine-tuning forgets 0.67, 0.33, 0.67, 0.67, 0.67, 0.67
+    and EWC 0, 0, 0, 0.33, 0, 0, so the held-out seeds 3-5 show it as well."""
     from mtrl.kinds.continual import train_continual
     from mtrl.recipes import load_recipe
 
