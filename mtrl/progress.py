@@ -37,12 +37,20 @@ def latest_scores(row: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def rate_text(rate: float, unit: str) -> str:
+    """``85.3 step/s``; under one a second, the seconds each takes (``11.2 s/it``: a
+    meta-RL iteration), which "0.0 it/s" would hide."""
+    if 0 < rate < 1:
+        return f"{1 / rate:.1f} s/{unit}"
+    return f"{rate:.1f} {unit}/s"
+
+
 def progress_line(
     desc: str, unit: str, done: int, total: int, rate: float, scores: Mapping[str, float]
 ) -> str:
     """``mtrl: env steps 12,000/100,000 (12%) | 85.3 step/s | ETA 17m12s | return -3.1``."""
     parts = [f"mtrl: {desc} {done:,}/{total:,} ({100 * done / max(total, 1):.0f}%)"]
-    parts.append(f"{rate:.1f} {unit}/s")
+    parts.append(rate_text(rate, unit))
     if done < total and rate > 0:
         parts.append(f"ETA {duration((total - done) / rate)}")
     parts += [f"{k} {v:.3g}" for k, v in scores.items()]
@@ -100,7 +108,7 @@ class ProgressLog:
         rate = (self.n - self.start_n) / max(now - self.t0, 1e-9)
         if self.n < self.total and rate > 0:
             left = (self.total - self.n) / rate
-            line = f"mtrl: at {rate:.1f} {self.unit}/s the run ends in ~{duration(left)}"
+            line = f"mtrl: at {rate_text(rate, self.unit)} the run ends in ~{duration(left)}"
             print(f"{line} ({_clock(left)})", file=self.stream, flush=True)
 
     def _write(self, now: float) -> None:

@@ -87,6 +87,8 @@ def test_progress_lines_say_where_how_fast_and_how_well() -> None:
     assert line == (
         "mtrl: env steps 12,000/100,000 (12%) | 80.0 step/s | ETA 18m20s | return -3.14"
     )
+    slow = progress_line("meta-train", "it", 6, 50, 1 / 11.25, {})
+    assert slow == "mtrl: meta-train 6/50 (12%) | 11.2 s/it | ETA 8m15s"  # not "0.1 it/s"
     out = io.StringIO()
     log = ProgressLog(100, 40, "env steps", "step", every=0.0, stream=out)
     log.note({"step": 50, "train_return": 2.0})
