@@ -13,7 +13,7 @@ import torch
 from mtrl.cli import main
 from mtrl.config import from_dict
 from mtrl.errors import ConfigError
-from mtrl.kinds.rl2 import RL2Recipe, Trials, build, train_rl2
+from mtrl.kinds.rl2 import RL2Recipe, TrialPPOConfig, Trials, build, train_rl2
 from mtrl.meta.recurrent import RecurrentGaussianPolicy, StepIndex, trial_inputs
 from mtrl.meta.rl_sampler import Episodes
 from mtrl.returns import gae
@@ -112,9 +112,22 @@ def test_ppo_starts_on_policy_and_its_first_step_lowers_the_loss() -> None:
     assert torch.allclose(ratio[data.masks > 0], torch.ones(()), atol=1e-5)
     from mtrl.kinds.rl2 import trial_loss
 
-    before = float(trial_loss(learner.policy, data, recipe.ppo).detach())
+    before, kl = trial_loss(learner.policy, data, recipe.ppo)
+    assert abs(float(kl)) < 1e-6  # on-policy: no divergence yet
     learner._update(data)
-    assert float(trial_loss(learner.policy, data, recipe.ppo).detach()) < before
+    after, kl = trial_loss(learner.policy, data, recipe.ppo)
+    assert float(after.detach()) < float(before.detach()) and float(kl) > 0
+
+
+def test_target_kl_stops_an_iterations_updates_once_the_policy_moved_that_far() -> None:
+    stats = {}
+    for target in (0.0, 1e-3):  # the same seed, trials and minibatches
+        learner, tasks, _ = _learner(
+            ppo=TrialPPOConfig(lr=0.05, epochs=10, minibatches=3, target_kl=target)
+        )
+        stats[target] = learner.step(tasks)
+    assert stats[0.0]["updates"] == 30 and stats[0.0]["kl"] > 1.5e-3  # it moves past it
+    assert 1 <= stats[1e-3]["updates"] < 30 and stats[1e-3]["kl"] <= 1.5e-3
 
 
 def test_bad_rl2_recipes_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

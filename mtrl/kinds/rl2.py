@@ -60,6 +60,9 @@ class TrialPPOConfig:
     clip: float = bounded(0.2, gt=0.0, lt=1.0)
     entropy_coef: float = bounded(0.0, ge=0.0)
     max_grad_norm: float = bounded(1.0, gt=0.0)
+    # > 0: an iteration's updates stop at the first minibatch whose approximate KL to
+    # the sampling policy exceeds 1.5 x target_kl (SB3's rule); 0: every epoch runs
+    target_kl: float = bounded(0.0, ge=0.0)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -148,14 +151,20 @@ class Trials:
                                                self.old_logp, self.adv)))  # fmt: skip
 
 
-def trial_loss(policy: RecurrentGaussianPolicy, b: Trials, cfg: TrialPPOConfig) -> Tensor:
-    """PPO's clipped surrogate and entropy bonus, means over the steps that happened."""
+def trial_loss(
+    policy: RecurrentGaussianPolicy, b: Trials, cfg: TrialPPOConfig
+) -> tuple[Tensor, Tensor]:
+    """PPO's clipped surrogate and entropy bonus, means over the steps that happened,
+    and the approximate KL from the sampling policy (the mean of r - 1 - log r over
+    those steps, r the probability ratio: Schulman's estimator, as SB3's target_kl)."""
     dist = policy.unroll(b.x, b.masks)
-    ratio = torch.exp(dist.log_prob(b.actions).sum(-1) - b.old_logp)
+    log_ratio = dist.log_prob(b.actions).sum(-1) - b.old_logp
+    ratio = torch.exp(log_ratio)
     surr = torch.minimum(ratio * b.adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * b.adv)
     count = b.masks.sum().clamp_min(1.0)
     entropy = dist.entropy().sum(-1)
-    return -((surr + cfg.entropy_coef * entropy) * b.masks).sum() / count
+    kl = (((ratio - 1) - log_ratio).detach() * b.masks).sum() / count
+    return -((surr + cfg.entropy_coef * entropy) * b.masks).sum() / count, kl
 
 
 class RL2:
@@ -199,13 +208,21 @@ class RL2:
         r = self.recipe
         episodes = self.trials(tasks, r.episodes_per_trial)
         data = Trials.of(episodes, self.policy, r)
-        losses = [self._update(data.columns(cols)) for cols in self._minibatches(data)]
+        losses, kls = [], []
+        for cols in self._minibatches(data):
+            done = self._update(data.columns(cols))
+            if done is None:  # past target_kl: this and the later minibatches skipped
+                break
+            losses.append(done[0])
+            kls.append(done[1])
         returns = [float(ep.episode_returns().mean()) for ep in episodes]
         return {
             "env_steps": float(sum(ep.masks.sum() for ep in episodes)),
             "pre_return": returns[0],
             "post_return": returns[-1],
             "loss": float(np.mean(losses)),
+            "kl": kls[-1],  # before the last update applied
+            "updates": float(len(losses)),
             "std": float(self.policy.log_std.detach().exp().mean()),
         }
 
@@ -216,16 +233,21 @@ class RL2:
             groups += list(torch.randperm(total).tensor_split(cfg.minibatches))
         return groups
 
-    def _update(self, batch: Trials) -> float:
-        loss = trial_loss(self.policy, batch, self.recipe.ppo)
-        value = float(loss.detach())
+    def _update(self, batch: Trials) -> tuple[float, float] | None:
+        """One gradient step on ``batch``: its loss and the approximate KL before it;
+        None (no step) where that KL is past 1.5 x ``ppo.target_kl``."""
+        ppo = self.recipe.ppo
+        loss, kl_tensor = trial_loss(self.policy, batch, ppo)
+        value, kl = float(loss.detach()), float(kl_tensor)
         if not math.isfinite(value):
-            raise TrainingDivergedError(f"RL² loss is {value}; lower ppo.lr ({self.recipe.ppo.lr})")
+            raise TrainingDivergedError(f"RL² loss is {value}; lower ppo.lr ({ppo.lr})")
+        if ppo.target_kl > 0 and kl > 1.5 * ppo.target_kl:
+            return None
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.policy.parameters(), self.recipe.ppo.max_grad_norm)
+        nn.utils.clip_grad_norm_(self.policy.parameters(), ppo.max_grad_norm)
         self.opt.step()
-        return value
+        return value, kl
 
     def checkpoint(self) -> dict[str, Any]:
         return {"rl2_policy": self.policy.state_dict(), "optimizer": self.opt.state_dict(),
