@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -194,8 +195,11 @@ def _sb3_recipe(**kw: object) -> SB3Recipe:
 
 
 def test_sb3_recipe_trains_resumes_and_feeds_eval(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where SB3 puts an unset logger's folder
     run = tmp_path / "run"
     train_sb3(_sb3_recipe(), run)
     res = train_sb3(_sb3_recipe(total_steps=640), run, resume=True)
@@ -206,6 +210,7 @@ def test_sb3_recipe_trains_resumes_and_feeds_eval(
     assert len(json.loads(capsys.readouterr().out)["per_task"]) == 2
     sac = _sb3_recipe(algo="sac", total_steps=120, algo_kwargs={"learning_starts": 40})
     assert train_sb3(sac, tmp_path / "sac")["steps"] == 120
+    assert not list(temp.iterdir())  # no empty SB3-<time> folder per run
 
 
 def test_bad_sb3_recipes_fail_before_the_run_dir_exists(tmp_path: Path) -> None:

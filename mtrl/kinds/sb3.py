@@ -23,6 +23,7 @@ import numpy as np
 from stable_baselines3 import A2C, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import Logger
 
 from mtrl.agents.sb3 import (
     PerTaskStatsCallback,
@@ -267,6 +268,8 @@ def train_sb3(
             progress=progress,
         )
         callback = CallbackList([PerTaskStatsCallback(), run_callback])
+        if model.tensorboard_log is None:  # else SB3 makes an empty /tmp/SB3-<time> per learn()
+            model.set_logger(Logger(folder=None, output_formats=[]))
         remaining = recipe.total_steps - model.num_timesteps
         with ctx.guarded(lambda: model.num_timesteps):  # Ctrl-C: a checkpoint, then stop
             try:
