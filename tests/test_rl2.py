@@ -128,6 +128,8 @@ def test_target_kl_stops_an_iterations_updates_once_the_policy_moved_that_far() 
         stats[target] = learner.step(tasks)
     assert stats[0.0]["updates"] == 30 and stats[0.0]["kl"] > 1.5e-3  # it moves past it
     assert 1 <= stats[1e-3]["updates"] < 30 and stats[1e-3]["kl"] <= 1.5e-3
+    learner, tasks, _ = _learner(ppo=TrialPPOConfig(lr=0.05, minibatches=3, target_kl=1e-12))
+    assert learner.step(tasks)["updates"] == 1  # the first (on-policy) minibatch steps
 
 
 def test_bad_rl2_recipes_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

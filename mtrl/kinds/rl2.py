@@ -208,9 +208,10 @@ class RL2:
         r = self.recipe
         episodes = self.trials(tasks, r.episodes_per_trial)
         data = Trials.of(episodes, self.policy, r)
-        losses, kls = [], []
+        losses: list[float] = []
+        kls: list[float] = []
         for cols in self._minibatches(data):
-            done = self._update(data.columns(cols))
+            done = self._update(data.columns(cols), may_stop=bool(losses))
             if done is None:  # past target_kl: this and the later minibatches skipped
                 break
             losses.append(done[0])
@@ -233,15 +234,16 @@ class RL2:
             groups += list(torch.randperm(total).tensor_split(cfg.minibatches))
         return groups
 
-    def _update(self, batch: Trials) -> tuple[float, float] | None:
+    def _update(self, batch: Trials, may_stop: bool = False) -> tuple[float, float] | None:
         """One gradient step on ``batch``: its loss and the approximate KL before it;
-        None (no step) where that KL is past 1.5 x ``ppo.target_kl``."""
+        None (no step) where ``may_stop`` and that KL is past 1.5 x ``ppo.target_kl``
+        (the first minibatch always steps: on-policy, its KL is rounding error)."""
         ppo = self.recipe.ppo
         loss, kl_tensor = trial_loss(self.policy, batch, ppo)
         value, kl = float(loss.detach()), float(kl_tensor)
         if not math.isfinite(value):
             raise TrainingDivergedError(f"RL² loss is {value}; lower ppo.lr ({ppo.lr})")
-        if ppo.target_kl > 0 and kl > 1.5 * ppo.target_kl:
+        if may_stop and ppo.target_kl > 0 and kl > 1.5 * ppo.target_kl:
             return None
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
