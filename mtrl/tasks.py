@@ -160,6 +160,12 @@ class TaskFamily(abc.ABC):
         n = self.num_train if split == "train" else self.num_test
         return self.sample_tasks(n, _split_rng(seed, split))
 
+    def distinct_tasks(self) -> list[Task] | None:
+        """Every different training task where there are finitely many (a direction
+        family's two, a benchmark's training split), so that a learner keeping one
+        buffer per task can draw distinct ones; None where draws never repeat."""
+        return None
+
     def make_env(self, task: Task | None = None, **kwargs: Any) -> gym.Env[Any, Any]:
         """A new environment (with its time limit) set to ``task`` or the family default."""
         from mtrl.envs.registration import register_envs
@@ -175,6 +181,16 @@ class TaskFamily(abc.ABC):
         if not isinstance(inner, TaskSettable):
             raise TaskMismatchError(f"{type(inner).__name__} has no set_task; it is not a task env")
         inner.set_task(task)
+
+
+@dataclass(frozen=True)
+class ChoiceSampler:
+    """The sampler of a family with finitely many tasks: one of ``choices``, uniformly."""
+
+    choices: tuple[Mapping[str, Any], ...]
+
+    def __call__(self, rng: np.random.Generator) -> dict[str, Any]:
+        return dict(self.choices[int(rng.integers(len(self.choices)))])
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,6 +211,17 @@ class ParametricFamily(TaskFamily):
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         return [Task.make(self.name, self.sampler(rng)) for _ in range(n)]
+
+    def distinct_tasks(self) -> list[Task] | None:
+        if not isinstance(self.sampler, ChoiceSampler):
+            return None
+        return [Task.make(self.name, c) for c in self.sampler.choices]
+
+    def tasks(self, split: Split = "train", seed: int = 0) -> list[Task]:
+        """The fixed train or test tasks; with finitely many, all of them for both
+        splits (the direction tasks of MAML and PEARL are the same at meta-test)."""
+        every = self.distinct_tasks()
+        return every if every is not None else super().tasks(split, seed)
 
     def default_task(self) -> Task:
         params = self.default() if callable(self.default) else self.default

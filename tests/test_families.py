@@ -45,6 +45,24 @@ def test_train_and_test_tasks_are_fixed_per_seed_and_disjoint() -> None:
     assert train != CARTPOLE.tasks("train", seed=2)
 
 
+@pytest.mark.parametrize(
+    ("name", "key", "values"),
+    [("halfcheetah-dir", "direction", [-1.0, 1.0]), ("ant-dir", "angle", [0.0, math.pi])],
+)
+def test_a_direction_family_has_its_two_tasks_in_both_splits(
+    name: str, key: str, values: list[float]
+) -> None:
+    fam = get_family(name)
+    every = [t.as_dict()[key] for t in fam.tasks("train", seed=3)]
+    assert every == values == [t.as_dict()[key] for t in fam.tasks("test", seed=3)]
+    assert [t.as_dict()[key] for t in fam.distinct_tasks() or []] == values
+    # draws are uniform over the two, as numpy's choice over the list draws them
+    drawn = [t.as_dict()[key] for t in fam.sample_tasks(200, np.random.default_rng(7))]
+    rng = np.random.default_rng(7)
+    assert drawn == [float(rng.choice(values)) for _ in range(200)]
+    assert HALFCHEETAH_VEL.distinct_tasks() is None
+
+
 def test_tasks_are_hashable_and_named() -> None:
     t = Task.make("navigation2d", {"goal": np.array([0.1, -0.2])})
     assert {t: 1}[Task.make("navigation2d", {"goal": (0.1, -0.2)})] == 1

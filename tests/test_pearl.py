@@ -97,6 +97,20 @@ def test_bad_pearl_recipes_name_the_key(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["train", str(bad), "--run-dir", str(tmp_path / "r")]) == 2
     assert "none held out" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+    # one buffer per training task: a two-task family cannot give 40 different ones
+    bad.write_text('kind = "pearl"\nenv = "halfcheetah-dir"\n')
+    assert main(["train", str(bad), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "train_tasks = 40, but 'halfcheetah-dir' has 2" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_pearl_on_a_direction_family_trains_on_both_directions() -> None:
+    small = SMALL | {"train_tasks": 2, "tasks_per_iteration": 2, "meta_batch": 2}
+    learner, family = build(PEARLRecipe(env="halfcheetah-dir", **small))  # type: ignore[arg-type]
+    assert sorted(learner.tasks, key=str) == sorted(family.distinct_tasks() or [], key=str)
+    learner.step(learner.tasks)  # both tasks' buffers filled, updates on both
+    assert learner.replay.size.tolist() == [80, 80]
+    learner.close()
 
 
 def test_adapt_compares_the_posterior_with_the_prior(

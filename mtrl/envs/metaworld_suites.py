@@ -275,6 +275,9 @@ class MetaWorldSuite(TaskFamily):
         test = {(name, g.data) for name, goals in sets["test"].items() for g in goals}
         return len(train & test)
 
+    def distinct_tasks(self) -> list[Task] | None:
+        return self.tasks("train", seed=0)
+
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
         """``n`` train tasks drawn uniformly (without replacement while there are enough)."""
         pool = self.tasks("train", seed=0)

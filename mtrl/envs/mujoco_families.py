@@ -25,7 +25,7 @@ from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 from numpy.typing import NDArray
 
-from mtrl.tasks import ParametricFamily, ParamValue, Task, TaskEnvMixin, as_float
+from mtrl.tasks import ChoiceSampler, ParametricFamily, ParamValue, Task, TaskEnvMixin, as_float
 
 _CHEETAH_CTRL = 0.05  # 0.5 * 1e-1, as in the MAML HalfCheetah tasks
 
@@ -218,12 +218,8 @@ def _sample_velocity(rng: np.random.Generator) -> dict[str, Any]:
     return {"velocity": rng.uniform(0.0, 2.0)}
 
 
-def _sample_direction(rng: np.random.Generator) -> dict[str, Any]:
-    return {"direction": float(rng.choice([-1.0, 1.0]))}
-
-
-def _sample_ant_angle(rng: np.random.Generator) -> dict[str, Any]:
-    return {"angle": float(rng.choice([0.0, math.pi]))}
+_DIRECTIONS = ChoiceSampler(({"direction": -1.0}, {"direction": 1.0}))
+_ANT_ANGLES = ChoiceSampler(({"angle": 0.0}, {"angle": math.pi}))
 
 
 def _sample_ant_goal(rng: np.random.Generator) -> dict[str, Any]:
@@ -244,7 +240,7 @@ HALFCHEETAH_DIR = ParametricFamily(
     name="halfcheetah-dir",
     env_id="mtrl/HalfCheetahDir-v0",
     description="HalfCheetah running forward or backward",
-    sampler=_sample_direction,
+    sampler=_DIRECTIONS,
     default={"direction": 1.0},
     num_train=2,
     num_test=2,
@@ -253,7 +249,7 @@ ANT_DIR = ParametricFamily(
     name="ant-dir",
     env_id="mtrl/AntDir-v0",
     description="Ant running forward or backward along x",
-    sampler=_sample_ant_angle,
+    sampler=_ANT_ANGLES,
     default={"angle": 0.0},
     num_train=2,
     num_test=2,

@@ -113,7 +113,17 @@ def training_tasks(recipe: PEARLRecipe, family: TaskFamily) -> list[Task]:
     """The run's fixed training tasks (a stream of their own, apart from the held-out
     tasks' and the per-iteration choice's)."""
     rng = np.random.default_rng(np.random.SeedSequence([recipe.seed, 2]))
-    return family.sample_tasks(recipe.train_tasks, rng)
+    every = family.distinct_tasks()
+    if every is None:  # continuous parameters: draws do not repeat
+        return family.sample_tasks(recipe.train_tasks, rng)
+    if recipe.train_tasks > len(every):  # each task keeps its own buffers: no repeats
+        raise ConfigError(
+            f"train_tasks = {recipe.train_tasks}, but {recipe.env!r} has "
+            f"{len(every)} different training tasks: give train_tasks <= {len(every)} "
+            "(tasks_per_iteration and meta_batch no more than train_tasks)"
+        )
+    picks = rng.choice(len(every), size=recipe.train_tasks, replace=False)
+    return [every[int(i)] for i in picks]
 
 
 class Layout:
@@ -153,6 +163,8 @@ class PEARL:
                  slots: int | None = None) -> None:  # fmt: skip
         self.recipe, self.tasks = recipe, tasks
         self.index = {t: i for i, t in enumerate(tasks)}
+        if len(self.index) < len(tasks):
+            raise ValueError("PEARL's training tasks repeat: each keeps its own buffers")
         horizon = family_horizon(family, recipe.env, recipe.horizon)
         slots = slots or recipe.tasks_per_iteration
         self.sampler = EpisodeSampler(family, slots, 1, horizon, recipe.seed)
