@@ -84,3 +84,12 @@ def test_a_bad_rollout_config_leaves_no_run_directory(
     code = main(["envs", "rollout", "cartpole", "--policy", "expert", "--run-dir", str(run)])
     assert code == 2 and "needs a Meta-World suite" in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_train_help_names_every_recipe_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    from mtrl.recipes import KINDS
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line[:2] == "  "]
+    assert set(KINDS) <= set(listed)

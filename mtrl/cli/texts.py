@@ -6,7 +6,9 @@ A recipe is a TOML file; its `kind` picks what trains:
   mtppo      multi-task PPO
   sb3        a stable-baselines3 algorithm on the multi-task env
   continual  a task sequence with a continual-learning method (Continual World)
-  maml-rl    MAML / FOMAML / ANIL / Meta-SGD on an RL task family
+  maml-rl    MAML / FOMAML / ANIL / Meta-SGD on an RL task family (TRPO or PPO outer step)
+  rl2        RL²: a recurrent policy adapting from its own earlier episodes of a task
+  pearl      PEARL: off-policy SAC on a latent task inferred from a context encoder
   sine       few-shot sine regression meta-learning
 Examples for every kind are in experiments/ (e.g. experiments/mtsac_nav2d.toml).
 
