@@ -50,10 +50,11 @@ def test_the_sampler_remakes_an_environment_for_another_class() -> None:
     train, test = family.tasks("train"), family.tasks("test")
     sampler = EpisodeSampler(family, 1, 1, horizon=3, seed=0)
     sampler.set_tasks([train[0]])
-    first = sampler.envs[0][0]
+    first = sampler.grid.envs[0]  # type: ignore[union-attr]
     sampler.set_tasks([test[0]])
     assert test[0]["env_name"] != train[0]["env_name"]
-    assert sampler.envs[0][0] is not first and sampler.envs[0][0].env_name == test[0]["env_name"]
+    env = sampler.grid.envs[0]  # type: ignore[union-attr]
+    assert env is not first and env.env_name == test[0]["env_name"]
     ep = sampler.sample(lambda obs: torch.zeros(1, 1, sampler.act_dim))
     assert ep.masks.sum() == 3 and ep.episode_successes() is not None
     sampler.close()
@@ -120,3 +121,32 @@ def test_rl2_and_pearl_run_on_a_mujoco_family(kind: str, tmp_path: Path) -> None
         )  # fmt: skip
     assert res["iterations"] == 2 and np.isfinite(res["final_post_return"])
     assert res["env_steps"] > 0
+
+
+def test_worker_processes_sample_the_episodes_of_one_process() -> None:
+    """ML10's slots remake envs of another class inside the workers, and a checkpoint
+    of a sampler with workers restores into one without (and the other way)."""
+    family = meta_family("ML10", "test")
+    first = family.sample_tasks(3, np.random.default_rng(0))
+    then = family.tasks("test")[:3]
+
+    def episodes(sampler: EpisodeSampler, seed: int) -> list[torch.Tensor]:
+        torch.manual_seed(seed)
+        ep = sampler.sample(lambda obs: torch.randn(*obs.shape[:-1], sampler.act_dim))
+        assert ep.successes is not None
+        return [ep.obs, ep.rewards, ep.masks, ep.successes]
+
+    here = EpisodeSampler(family, 3, 1, horizon=4, seed=5)
+    there = EpisodeSampler(family, 3, 1, horizon=4, seed=5, workers=2)
+    for s in (here, there):
+        s.set_tasks(first)
+    assert all(map(torch.equal, episodes(here, 0), episodes(there, 0)))
+    moved = EpisodeSampler(family, 3, 1, horizon=4, seed=5)
+    moved.load_state_dict(there.state_dict())
+    for s in (here, there, moved):
+        s.set_tasks(then)
+    want = episodes(here, 1)
+    assert all(map(torch.equal, want, episodes(there, 1)))
+    assert all(map(torch.equal, want, episodes(moved, 1)))
+    for s in (here, there, moved):
+        s.close()

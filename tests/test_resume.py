@@ -319,3 +319,26 @@ def test_async_env_resume_keeps_one_row_per_step(tmp_path: Path) -> None:
     _kill_9_then_resume(recipe, run, rows_before_kill=8)
     steps = [int(r["step"]) for r in _rows(run) if not r.get("eval_return")]
     assert steps == list(range(100, 1601, 100))
+
+
+def test_a_run_sampling_in_worker_processes_stopped_by_ctrl_c_resumes_to_the_golden_run(
+    reference: dict[str, Path], tmp_path: Path
+) -> None:
+    """`workers = 2`: the envs step in two processes. Ctrl-C reaches the whole process
+    group as a terminal sends it; the workers leave it to the run, which checkpoints
+    (their envs' RNGs included) and exits; the resumed run equals the golden run that
+    sampled in one process."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RL2.replace('env = "navigation2d"', 'env = "navigation2d"\nworkers = 2'))
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mtrl.cli", "train", str(recipe), "--run-dir", str(run)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, start_new_session=True)
+    _wait_for(lambda: _metric_rows(run) >= 6)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGINT, err.decode()
+    proc = _mtrl("train", "--resume", str(run))
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()
+    assert _rows(run) == _rows(reference["rl2"])
+    assert _summary(run) == _summary(reference["rl2"])

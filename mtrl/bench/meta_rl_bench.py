@@ -3,7 +3,9 @@ one episode each) against Meta-World's own ML vector env, in env steps per secon
 
 Both step the same pre-drawn random actions for one episode of ``steps`` steps on
 ``meta_batch`` training tasks of an ML benchmark; the order of the two rotates between
-repeats and the median of the repeats is reported.
+repeats and the median of the repeats is reported. With ``workers`` > 1 mtrl's sampler
+steps its envs in that many processes and Meta-World's vector env is its async one
+(a process per env).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class MetaRLBenchResult:
     meta_batch: int
     steps: int
     repeats: int
+    workers: int = 0
     steps_per_s: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -34,20 +37,20 @@ class MetaRLBenchResult:
         return self.steps_per_s["mtrl"] / self.steps_per_s["metaworld"]
 
 
-def _metaworld_vec(env: str, meta_batch: int, seed: int) -> gym.vector.VectorEnv:
+def _metaworld_vec(env: str, meta_batch: int, seed: int, strategy: str) -> gym.vector.VectorEnv:
     import metaworld  # noqa: F401  (registers Meta-World's gymnasium ids)
 
     kind, _, name = env.partition(":")
     if kind == "ML1":
         return gym.make_vec("Meta-World/ML1-train", env_name=name, meta_batch_size=meta_batch,
-                            vector_strategy="sync", seed=seed)  # fmt: skip
+                            vector_strategy=strategy, seed=seed)  # fmt: skip
     return gym.make_vec(f"Meta-World/{kind}-train", meta_batch_size=meta_batch,
-                        vector_strategy="sync", seed=seed)  # fmt: skip
+                        vector_strategy=strategy, seed=seed)  # fmt: skip
 
 
 def bench_meta_rl(
     env: str = "ML1:reach-v3", meta_batch: int = 20, steps: int = 500, repeats: int = 3,
-    seed: int = 0,
+    seed: int = 0, workers: int = 0,
 ) -> MetaRLBenchResult:  # fmt: skip
     """Env steps per second of mtrl's meta-RL sampler and Meta-World's ML vector env."""
     if not env.startswith("ML"):
@@ -62,7 +65,7 @@ def bench_meta_rl(
     family = meta_family(env, "the benchmark")
     rng = np.random.default_rng(seed)
     actions = rng.uniform(-1, 1, size=(steps, meta_batch, 4)).astype(np.float32)
-    sampler = EpisodeSampler(family, meta_batch, 1, steps, seed)
+    sampler = EpisodeSampler(family, meta_batch, 1, steps, seed, workers)
     sampler.set_tasks(family.sample_tasks(meta_batch, rng))
     step = iter(())
 
@@ -77,7 +80,7 @@ def bench_meta_rl(
         took = time.perf_counter() - t0
         return float(ep.masks.sum()) / took
 
-    vec = _metaworld_vec(env, meta_batch, seed)
+    vec = _metaworld_vec(env, meta_batch, seed, "async" if workers > 1 else "sync")
     cast(Any, vec).call("toggle_sample_tasks_on_reset", True)  # each reset: a task
     vec.reset(seed=seed)
 
@@ -97,4 +100,4 @@ def bench_meta_rl(
     sampler.close()
     vec.close()
     medians = {name: statistics.median(v) for name, v in rates.items()}
-    return MetaRLBenchResult(env, meta_batch, steps, repeats, medians)
+    return MetaRLBenchResult(env, meta_batch, steps, repeats, workers, medians)

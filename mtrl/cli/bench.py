@@ -65,19 +65,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _bench_meta_rl(args: argparse.Namespace) -> int:
     from mtrl.bench.meta_rl_bench import bench_meta_rl
+    from mtrl.envs.workers import default_workers
 
     steps = 500 if args.steps is None else args.steps
     meta_batch = 10 if args.meta_batch is None else args.meta_batch
     if steps < 1 or args.repeats < 1 or meta_batch < 1:
         raise MtrlError("--steps, --repeats and --meta-batch must be >= 1")
-    res = bench_meta_rl(args.env, meta_batch, steps, args.repeats)
+    workers = 0
+    if args.vectorization == "async":
+        workers = args.workers or default_workers()
+    res = bench_meta_rl(args.env, meta_batch, steps, args.repeats, workers=workers)
     if args.json:
         print(dump_json(vars(res) | {"ratio": res.ratio}), end="")
         return 0
     print(f"{res.env} meta-RL sampling, {res.meta_batch} tasks x 1 episode of {res.steps} steps, "
           f"median of {res.repeats}")  # fmt: skip
-    print(f"  mtrl sampler           {res.steps_per_s['mtrl']:10.0f} env-steps/s")
-    print(f"  Meta-World vector env  {res.steps_per_s['metaworld']:10.0f} env-steps/s")
+    how = (f" ({res.workers} worker processes)", " (async)") if res.workers > 1 else ("", "")
+    print(f"  mtrl sampler{how[0]:<24} {res.steps_per_s['mtrl']:10.0f} env-steps/s")
+    print(f"  Meta-World vector env{how[1]:<15} {res.steps_per_s['metaworld']:10.0f} env-steps/s")
     print(f"  ratio mtrl/Meta-World = {res.ratio:.3f}")
     return 0
 
@@ -206,9 +211,12 @@ def add_commands(sub: Any) -> None:
         "--vectorization",
         choices=["sync", "async"],
         default="sync",
-        help="env: async times mtrl's worker processes, Meta-World's async and mtrl's sync",
+        help="env: async times mtrl's worker processes, Meta-World's async and mtrl's sync; "
+        "meta-rl: async times mtrl's sampler in worker processes against Meta-World's async",
     )
     p.add_argument("--suite", choices=["MT10", "MT50"], default="MT10", help="env: which suite")
-    p.add_argument("--workers", type=int, help="env: mtrl's worker processes (default: cores)")
+    p.add_argument(
+        "--workers", type=int, help="env, meta-rl: mtrl's worker processes (default: cores)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_bench)

@@ -57,6 +57,15 @@ def slices(n: int, workers: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
 
+def exit_description(proc: Any) -> str:
+    """How a worker process that stopped answering ended (waiting a moment for it)."""
+    proc.join(timeout=1.0)
+    code = proc.exitcode
+    if code is None:
+        return "stopped answering"
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+
+
 def balanced_groups(costs: Sequence[float], workers: int) -> list[list[int]]:
     """Sub-env indices per worker, loads balanced: longest processing time first, each
     to the least-loaded worker (makespan within 4/3 of the optimum); indices sorted
@@ -333,15 +342,7 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
     def _died(self, k: int) -> MtrlError:
         """Worker ``k`` is gone: which one, its sub-envs, and how it ended."""
         proc = self._procs[k]
-        proc.join(timeout=1.0)
-        code = proc.exitcode
-        how = (
-            f"killed by {signal.Signals(-code).name}"
-            if code is not None and code < 0
-            else f"exited with status {code}"
-            if code is not None
-            else "stopped answering"
-        )
+        how = exit_description(proc)
         return MtrlError(
             f"env worker {k} (pid {proc.pid}, sub-envs {self.groups[k]}) {how}; a run "
             "resumes from its last checkpoint: mtrl train --resume RUN_DIR"

@@ -84,6 +84,7 @@ class MetaRLRecipe:
     seed: int = bounded(0, ge=0)
     env: str = "navigation2d"
     threads: int = bounded(1, ge=0)
+    workers: int = bounded(0, ge=0)  # env processes for sampling (0: this one); same episodes
     horizon: int = bounded(0, ge=0)  # 0: the env's registered time limit
     meta_batch: int = bounded(20, ge=1)  # tasks per iteration
     episodes_per_task: int = bounded(20, ge=1)
@@ -348,7 +349,7 @@ class MamlRL:
 def build(recipe: MetaRLRecipe, num_tasks: int, episodes: int) -> tuple[MamlRL, TaskFamily]:
     family = meta_family(recipe.env, "MAML-RL")
     horizon = family_horizon(family, recipe.env, recipe.horizon)
-    sampler = EpisodeSampler(family, num_tasks, episodes, horizon, recipe.seed)
+    sampler = EpisodeSampler(family, num_tasks, episodes, horizon, recipe.seed, recipe.workers)
     return MamlRL(recipe, sampler, horizon), family
 
 

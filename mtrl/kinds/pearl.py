@@ -65,6 +65,7 @@ class PEARLRecipe:
     seed: int = bounded(0, ge=0)
     env: str = "navigation2d"
     threads: int = bounded(1, ge=0)
+    workers: int = bounded(0, ge=0)  # env processes for sampling (0: this one); same episodes
     horizon: int = bounded(0, ge=0)  # 0: the env's registered time limit
     train_tasks: int = bounded(40, ge=2)
     iterations: int = bounded(100, ge=1)
@@ -167,7 +168,7 @@ class PEARL:
             raise ValueError("PEARL's training tasks repeat: each keeps its own buffers")
         horizon = family_horizon(family, recipe.env, recipe.horizon)
         slots = slots or recipe.tasks_per_iteration
-        self.sampler = EpisodeSampler(family, slots, 1, horizon, recipe.seed)
+        self.sampler = EpisodeSampler(family, slots, 1, horizon, recipe.seed, recipe.workers)
         s = self.sampler
         self.layout = Layout(s.obs_dim, s.act_dim, recipe.next_obs_in_context)
         r, lay = recipe, self.layout

@@ -76,6 +76,7 @@ class RL2Recipe:
     seed: int = bounded(0, ge=0)
     env: str = "navigation2d"
     threads: int = bounded(1, ge=0)
+    workers: int = bounded(0, ge=0)  # env processes for sampling (0: this one); same episodes
     horizon: int = bounded(0, ge=0)  # 0: the env's registered time limit
     meta_batch: int = bounded(20, ge=1)  # tasks per iteration
     trials_per_task: int = bounded(10, ge=1)
@@ -268,7 +269,7 @@ class RL2:
 def build(recipe: RL2Recipe, num_tasks: int, trials: int) -> tuple[RL2, TaskFamily]:
     family = meta_family(recipe.env, "RL²")
     horizon = family_horizon(family, recipe.env, recipe.horizon)
-    sampler = EpisodeSampler(family, num_tasks, trials, horizon, recipe.seed)
+    sampler = EpisodeSampler(family, num_tasks, trials, horizon, recipe.seed, recipe.workers)
     return RL2(recipe, sampler), family
 
 

@@ -109,9 +109,9 @@ def train_iterations(
                     ctx.log({"iteration": it, "env_steps": env_steps, **last, "seconds": took})
                 ctx.periodic_checkpoint(it)
         final = learner.checkpoint()
+        ctx.save(it)  # before close: a learner's env workers hold part of its state
     finally:
         learner.close()
-    ctx.save(it)
     results: dict[str, Any] = {"iterations": it, "env_steps": env_steps}
     results.update({f"final_{k}": v for k, v in last.items()})
     if held_out is not None:

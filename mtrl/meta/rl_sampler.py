@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from mtrl.errors import ConfigError
+from mtrl.meta.env_grid import make_env_grid
 from mtrl.tasks import ParametricFamily, Task, TaskFamily
 
 
@@ -97,35 +98,13 @@ class Episodes:
         return (self.successes * self.masks).amax(dim=0)
 
 
-def _rng_holders(env: Any) -> list[Any]:
-    """The environment and the one it wraps (Meta-World's), each with its own RNG."""
-    inner = getattr(env, "_env", None)
-    return [env] if inner is None else [env, inner]
-
-
-def env_rng_states(env: Any) -> list[dict[str, Any] | None]:
-    """The bit-generator states of an environment's RNGs (None where never drawn)."""
-    out = []
-    for holder in _rng_holders(env):
-        rng = getattr(holder, "_np_random", None)
-        out.append(None if rng is None else rng.bit_generator.state)
-    return out
-
-
-def set_env_rng_states(env: Any, states: list[dict[str, Any] | None]) -> None:
-    for holder, state in zip(_rng_holders(env), states, strict=True):
-        if state is not None:
-            rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
-            rng.bit_generator.state = state
-            holder._np_random = rng
-
-
 ActFn = Callable[[Tensor], Tensor]  # obs [T, n, obs] -> actions [T, n, act]
 ObserveFn = Callable[[Tensor, Tensor], None]  # rewards [T, n], running before the step [T, n]
 
 
 class EpisodeSampler:
-    """``episodes_per_task`` environments for each of ``num_tasks`` task slots."""
+    """``episodes_per_task`` environments for each of ``num_tasks`` task slots, here or
+    (``workers`` > 1) in worker processes, with the same episodes either way."""
 
     def __init__(
         self,
@@ -134,36 +113,35 @@ class EpisodeSampler:
         episodes_per_task: int,
         horizon: int,
         seed: int,
+        workers: int = 0,
     ) -> None:
         self.family = family
         self.horizon = horizon
-        self.n = episodes_per_task
-        self.envs: list[list[Any]] = [
-            [family.make_env().unwrapped for _ in range(episodes_per_task)]
-            for _ in range(num_tasks)
-        ]
-        first = self.envs[0][0]
-        self.obs_dim = int(np.prod(first.observation_space.shape))
-        self.act_dim = int(np.prod(first.action_space.shape))
-        self.low = first.action_space.low
-        self.high = first.action_space.high
+        self.num_tasks, self.n = num_tasks, episodes_per_task
+        self.grid = make_env_grid(family, num_tasks * episodes_per_task, workers)
+        g = self.grid
+        self.obs_dim, self.act_dim, self.low, self.high = g.obs_dim, g.act_dim, g.low, g.high
         self._rng = np.random.default_rng(seed)
-        # each env's seed for its next reset: set at first and when an env is remade
-        self._seeds: list[list[int | None]] = [
-            [self._draw_seed() for _ in range(episodes_per_task)] for _ in range(num_tasks)
-        ]
+        # each env's seed for its next reset (env k = slot k // n): set at first and
+        # when an env is remade
+        self._seeds: list[int | None] = [self._draw_seed() for _ in range(self._count)]
         self._reports_success = False
         self._tasks: list[Task] | None = None
+
+    @property
+    def _count(self) -> int:
+        return self.num_tasks * self.n
 
     def state_dict(self) -> dict[str, Any]:
         """What the next episodes depend on besides the policy: each slot's task, each
         environment's RNG and pending seed, the stream that seeds remade environments
         (taken between ``sample`` calls, when every environment is about to reset)."""
+        n, rngs = self.n, self.grid.rng_states()
         return {
             "tasks": self._tasks,
             "rng": self._rng.bit_generator.state,
-            "seeds": [list(row) for row in self._seeds],
-            "env_rngs": [[env_rng_states(env) for env in row] for row in self.envs],
+            "seeds": [self._seeds[i : i + n] for i in range(0, self._count, n)],
+            "env_rngs": [rngs[i : i + n] for i in range(0, self._count, n)],
             "reports_success": self._reports_success,
         }
 
@@ -171,10 +149,8 @@ class EpisodeSampler:
         if state["tasks"] is not None:
             self.set_tasks(state["tasks"])  # environments of the saved classes
         self._rng.bit_generator.state = state["rng"]
-        self._seeds = [list(row) for row in state["seeds"]]
-        for row, rngs in zip(self.envs, state["env_rngs"], strict=True):
-            for env, saved in zip(row, rngs, strict=True):
-                set_env_rng_states(env, saved)
+        self._seeds = [s for row in state["seeds"] for s in row]
+        self.grid.set_rng_states([r for row in state["env_rngs"] for r in row])
         self._reports_success = bool(state["reports_success"])
 
     def _draw_seed(self) -> int:
@@ -183,33 +159,24 @@ class EpisodeSampler:
     def set_tasks(self, tasks: Sequence[Task]) -> None:
         """Each slot's environments to its task; an environment of another class (a
         Meta-World benchmark of many classes) is remade for the task, freshly seeded."""
-        if len(tasks) != len(self.envs):
-            raise ValueError(f"sampler holds {len(self.envs)} task slots, got {len(tasks)} tasks")
+        if len(tasks) != self.num_tasks:
+            raise ValueError(f"sampler holds {self.num_tasks} task slots, got {len(tasks)} tasks")
         self._tasks = list(tasks)
-        for i, (row, task) in enumerate(zip(self.envs, tasks, strict=True)):
-            for j, env in enumerate(row):
-                wanted = dict(task.params).get("env_name")
-                if wanted is not None and getattr(env, "env_name", wanted) != wanted:
-                    env.close()
-                    row[j] = env = self.family.make_env(task).unwrapped
-                    self._seeds[i][j] = self._draw_seed()
-                env.set_task(task)
+        remade = self.grid.set_tasks([t for t in tasks for _ in range(self.n)])
+        for k in np.flatnonzero(remade):
+            self._seeds[k] = self._draw_seed()
 
     def _reset(self) -> np.ndarray:
-        obs = np.empty((len(self.envs), self.n, self.obs_dim), dtype=np.float32)
-        for i, row in enumerate(self.envs):
-            for j, env in enumerate(row):
-                o, info = env.reset(seed=self._seeds[i][j])
-                self._seeds[i][j] = None
-                obs[i, j] = np.asarray(o, dtype=np.float32).ravel()
-                self._reports_success |= "success" in info
-        return obs
+        obs, reports = self.grid.reset(self._seeds)
+        self._seeds = [None] * self._count
+        self._reports_success |= reports
+        return obs.reshape(self.num_tasks, self.n, self.obs_dim)
 
     @torch.no_grad()
     def sample(self, act: ActFn, observe: ObserveFn | None = None) -> Episodes:
         """One episode per environment (``horizon`` steps at most); ``observe`` (a
         recurrent policy's) sees each step's rewards and which environments ran it."""
-        tasks, n, h = len(self.envs), self.n, self.horizon
+        tasks, n, h = self.num_tasks, self.n, self.horizon
         obs_buf = np.zeros((h, tasks, n, self.obs_dim), dtype=np.float32)
         act_buf = np.zeros((h, tasks, n, self.act_dim), dtype=np.float32)
         rew_buf = np.zeros((h, tasks, n), dtype=np.float32)
@@ -222,18 +189,15 @@ class EpisodeSampler:
         for t in range(h):
             actions = act(torch.from_numpy(obs)).numpy()
             obs_buf[t], act_buf[t], mask_buf[t] = obs, actions, alive
-            clipped = np.clip(actions, self.low, self.high)
-            for i, row in enumerate(self.envs):
-                for j, env in enumerate(row):
-                    if not alive[i, j]:
-                        continue
-                    o, r, terminated, truncated, info = env.step(clipped[i, j])
-                    rew_buf[t, i, j], term_buf[t, i, j] = r, terminated
-                    success_buf[t, i, j] = float(info.get("success", 0.0))
-                    self._reports_success |= "success" in info
-                    obs[i, j] = np.asarray(o, dtype=np.float32).ravel()
-                    if terminated or truncated:
-                        alive[i, j] = False
+            clipped = np.clip(actions, self.low, self.high).reshape(self._count, -1)
+            out = self.grid.step(clipped, alive.ravel())
+            ran = alive.copy()
+            rew_buf[t][ran] = out.rewards.reshape(tasks, n)[ran]
+            term_buf[t][ran] = out.terminated.reshape(tasks, n)[ran]
+            success_buf[t][ran] = out.successes.reshape(tasks, n)[ran]
+            obs[ran] = out.obs.reshape(tasks, n, -1)[ran]
+            self._reports_success |= out.reports_success
+            alive &= ~out.ended.reshape(tasks, n)
             next_buf[t] = obs
             if observe is not None:
                 observe(torch.from_numpy(rew_buf[t]), torch.from_numpy(mask_buf[t] > 0))
@@ -250,6 +214,4 @@ class EpisodeSampler:
         )
 
     def close(self) -> None:
-        for row in self.envs:
-            for env in row:
-                env.close()
+        self.grid.close()
