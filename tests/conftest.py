@@ -13,6 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+# One torch thread per process: the suite runs in two xdist workers on two cores, and
+# two workers of two threads each spend small updates waiting on each other's threads
+# (a 32-unit critic's update: 59 ms with 2 threads beside a busy core, 6 ms with 1).
+# Runs set their own count from the recipe's `threads` as they do outside the tests.
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The learning tests (marked slow, minutes each) first: the two xdist workers then

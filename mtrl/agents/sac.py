@@ -27,6 +27,7 @@ from mtrl.agents.distributional import (
     expected_value,
     hl_gauss_probs,
 )
+from mtrl.agents.popart import PopArt, PopArtConfig
 from mtrl.agents.replay import Batch
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError
@@ -65,6 +66,8 @@ class SACConfig:
     actor_q: Literal["min", "mean"] = "min"
     # present: categorical critics trained by classification against HL-Gauss targets
     hl_gauss: HLGaussConfig | None = None
+    # present: each task's values learned on the scale of its own TD targets (PopArt)
+    popart: PopArtConfig | None = None
     actor: NetConfig = field(default_factory=NetConfig)
     critic: NetConfig = field(default_factory=NetConfig)
 
@@ -74,6 +77,12 @@ class SACConfig:
             raise ConfigError(
                 f"sac.target_critics = {self.target_critics} draws from sac.critics = "
                 f"{self.critics} Q-networks: give target_critics <= critics"
+            )
+        if self.popart is not None and (self.hl_gauss is not None or self.compile):
+            raise ConfigError(
+                "sac.popart normalises scalar critics' targets in eager mode: it cannot go "
+                "with sac.hl_gauss (categorical critics have their own bounded loss) or "
+                "sac.compile = true; drop one of them"
             )
         if self.compile and self.balancing in ("pcgrad", "cagrad", "gradnorm"):
             raise ConfigError(
@@ -121,6 +130,7 @@ class Critic(nn.Module):
 
     edges: Tensor  # HL-Gauss's bin edges and centres (buffers)
     centres: Tensor
+    popart: PopArt | None
 
     def __init__(
         self,
@@ -130,9 +140,11 @@ class Critic(nn.Module):
         num_tasks: int,
         count: int = 2,
         hl_gauss: HLGaussConfig | None = None,
+        popart: PopArtConfig | None = None,
     ) -> None:
         super().__init__()
         self.count, self.hl_gauss = count, hl_gauss
+        self.popart = None if popart is None else PopArt(popart, count, num_tasks)
         out = 1 if hl_gauss is None else hl_gauss.bins
         for i in range(count):
             self.add_module(f"q{i + 1}", MultiTaskNet(config, obs_dim + act_dim, out, num_tasks))
@@ -151,15 +163,25 @@ class Critic(nn.Module):
 
     def forward(self, obs: Tensor, act: Tensor, task_ids: Tensor) -> tuple[Tensor, ...]:
         raw = self.outputs(obs, act, task_ids)
-        if self.hl_gauss is None:
+        if self.hl_gauss is not None:
+            return tuple(expected_value(logits, self.centres) for logits in raw)
+        if self.popart is None:
             return tuple(v.squeeze(-1) for v in raw)
-        return tuple(expected_value(logits, self.centres) for logits in raw)
+        pop = self.popart
+        return tuple(pop.values(n, task_ids) for n in self._normalised(raw, task_ids))
+
+    def _normalised(self, raw: Sequence[Tensor], task_ids: Tensor) -> list[Tensor]:
+        assert self.popart is not None
+        return [self.popart.normalised(i, v.squeeze(-1), task_ids) for i, v in enumerate(raw)]
 
     def td_errors(self, obs: Tensor, act: Tensor, task_ids: Tensor, target: Tensor) -> Tensor:
         """Per-row loss summed over the critics: squared TD errors, or the
         cross-entropy against the target's HL-Gauss probabilities."""
         raw = self.outputs(obs, act, task_ids)
-        if self.hl_gauss is None:
+        if self.popart is not None:  # on the normalised scale
+            target = self.popart.targets(target, task_ids)
+            terms = [(n - target) ** 2 for n in self._normalised(raw, task_ids)]
+        elif self.hl_gauss is None:
             terms = [(v.squeeze(-1) - target) ** 2 for v in raw]
         else:
             sigma = self.hl_gauss.sigma * self.hl_gauss.width
@@ -305,7 +327,7 @@ class MTSAC(nn.Module):
 
     def _new_critic(self) -> Critic:
         c = self.config
-        return Critic(c.critic, *self.dims, self.num_tasks, c.critics, c.hl_gauss)
+        return Critic(c.critic, *self.dims, self.num_tasks, c.critics, c.hl_gauss, c.popart)
 
     def reset_networks(self, actor: bool, critic: bool) -> None:
         """Re-draw the actor's and/or the critics' parameters from their initial
@@ -332,7 +354,12 @@ class MTSAC(nn.Module):
         with torch.no_grad():
             target_v = self.extension.next_value(self, batch.next_obs, tid, alpha)
             target = batch.rewards + self.config.gamma * (1.0 - batch.dones) * target_v
+            if self.critic.popart is not None:
+                self.critic.popart.update(target, tid, *self._target_popart())
         return self._td_losses(batch, target), target
+
+    def _target_popart(self) -> list[PopArt]:
+        return [] if self.critic_target.popart is None else [self.critic_target.popart]
 
     def _td_losses(self, batch: Batch, target: Tensor) -> Tensor:
         td = self.critic.td_errors(batch.obs, batch.actions, batch.task_ids, target)
@@ -344,7 +371,10 @@ class MTSAC(nn.Module):
         values = self.critic(obs, action, tid)
         mean = self.config.actor_q == "mean"
         q = torch.stack(values).mean(0) if mean else pessimistic(values)
-        return per_task_mean(alpha * logp - q, tid, self.num_tasks), logp
+        losses = per_task_mean(alpha * logp - q, tid, self.num_tasks)
+        if self.critic.popart is not None:  # each task's loss in units of its own values
+            losses = losses / self.critic.popart.std
+        return losses, logp
 
     def act(self, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:
         """Actions in [-1, 1] for a batch of observations of the given tasks."""

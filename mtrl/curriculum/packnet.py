@@ -64,8 +64,8 @@ def view_mask(owner: Tensor, task: int, training: int | None) -> Tensor:
 
 
 def _role(name: str, param: Tensor) -> str:
-    if name.startswith("encoder.") or ".heads." in f".{name}":
-        return "task"  # one slice per task already
+    if name.startswith(("encoder.", "popart.")) or ".heads." in f".{name}":
+        return "task"  # one slice per task already (row t: task t)
     return "prunable" if param.dim() >= 2 else "first_task"
 
 
