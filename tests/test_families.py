@@ -14,6 +14,7 @@ from mtrl.envs.navigation import NAVIGATION2D
 from mtrl.envs.registry import parametric_families
 from mtrl.envs.wrappers import TaskResampling
 from mtrl.errors import UnknownNameError
+from mtrl.kinds.held_out import tasks_are_held_out
 from mtrl.tasks import Task, TaskMismatchError
 
 
@@ -61,6 +62,8 @@ def test_a_direction_family_has_its_two_tasks_in_both_splits(
     rng = np.random.default_rng(7)
     assert drawn == [float(rng.choice(values)) for _ in range(200)]
     assert HALFCHEETAH_VEL.distinct_tasks() is None
+    # `mtrl adapt` says its curves are on the tasks trained on, not held-out ones
+    assert not tasks_are_held_out(fam) and tasks_are_held_out(HALFCHEETAH_VEL)
 
 
 def test_tasks_are_hashable_and_named() -> None:

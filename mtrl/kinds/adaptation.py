@@ -93,9 +93,9 @@ def write_adaptation(run: RunDir, doc: dict[str, Any]) -> tuple[Path, Path]:
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name)
     x_label = {"episodes": "episodes of experience on the task before"}
     ax.set_xlabel(x_label.get(doc.get("x", "steps"), "inner gradient steps"))
-    ax.set_ylabel(
-        f"{metric} on held-out tasks" + (" (lower is better)" if doc.get("lower_is_better") else "")
-    )
+    tasks = "held-out tasks" if doc.get("held_out", True) else "its tasks (trained on)"
+    lower = " (lower is better)" if doc.get("lower_is_better") else ""
+    ax.set_ylabel(f"{metric} on {tasks}{lower}")
     ax.set_xticks(sorted({p["steps"] for c in doc["curves"].values() for p in c}))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

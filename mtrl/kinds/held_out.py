@@ -13,7 +13,7 @@ from mtrl.config import bounded, check_fields
 from mtrl.loops.iterations import eval_stream
 from mtrl.meta.rl_sampler import held_out_tasks
 from mtrl.stats import mean_ci95
-from mtrl.tasks import Task, TaskFamily
+from mtrl.tasks import ParametricFamily, Task, TaskFamily
 
 Outcome = tuple[torch.Tensor, torch.Tensor | None]  # returns, successes: [points, tasks]
 
@@ -81,6 +81,12 @@ def held_out_report(
         return held_out_summary(task_rows(outcome(tasks), tasks), recipe.held_out.steps)
     finally:
         learner.close()
+
+
+def tasks_are_held_out(family: TaskFamily) -> bool:
+    """Whether evaluation tasks differ from training ones: not for a family of a few
+    tasks (the direction families), whose every task is trained on."""
+    return not (isinstance(family, ParametricFamily) and family.distinct_tasks() is not None)
 
 
 def primary_metric(env: str) -> str:

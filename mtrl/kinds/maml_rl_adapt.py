@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from mtrl.kinds.held_out import curve_rows, primary_metric
+from mtrl.kinds.held_out import curve_rows, primary_metric, tasks_are_held_out
 from mtrl.kinds.maml_rl import MetaRLRecipe, build
 from mtrl.loops.iterations import eval_stream
 from mtrl.meta.rl_sampler import held_out_tasks
@@ -56,6 +56,7 @@ def adapt_meta_rl(
         "metric": primary_metric(recipe.env),
         "lower_is_better": False,
         "env": recipe.env,
+        "held_out": tasks_are_held_out(family),
         "tasks": num_tasks,
         "episodes_per_task": recipe.episodes_per_task,
         "pretrain_iterations": budget,

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from mtrl.kinds.held_out import curve_rows, primary_metric
+from mtrl.kinds.held_out import curve_rows, primary_metric, tasks_are_held_out
 from mtrl.kinds.pearl import PEARLRecipe, build
 from mtrl.loops.iterations import eval_stream
 from mtrl.meta.rl_sampler import held_out_tasks
@@ -46,6 +46,7 @@ def adapt_pearl(
         "lower_is_better": False,
         "x": "episodes",
         "env": recipe.env,
+        "held_out": tasks_are_held_out(family),
         "tasks": num_tasks,
         "curves": curves,
     }

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from mtrl.kinds.held_out import curve_rows, primary_metric
+from mtrl.kinds.held_out import curve_rows, primary_metric, tasks_are_held_out
 from mtrl.kinds.rl2 import RL2Recipe, build
 from mtrl.loops.iterations import eval_stream
 from mtrl.meta.rl_sampler import held_out_tasks
@@ -48,6 +48,7 @@ def adapt_rl2(
         "lower_is_better": False,
         "x": "episodes",
         "env": recipe.env,
+        "held_out": tasks_are_held_out(family),
         "tasks": num_tasks,
         "trials_per_task": recipe.trials_per_task,
         "curves": curves,
