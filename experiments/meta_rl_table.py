@@ -12,6 +12,11 @@ after ``--after`` steps (MAML: inner gradient steps; RL² and PEARL: episodes of
 experience), each a mean over seeds with a percentile bootstrap 95% CI over seeds, the
 per-seed values after adaptation, and the env steps each run trained on (``env_steps``
 of its summary; runs that predate it show "-").
+
+``--paired A,B`` (repeatable) adds the seed-by-seed difference A minus B after
+adaptation (the arms' runs paired in the order given, so give each arm its seeds in
+the same order), and ``--gain A`` the difference A's adaptation makes (after minus
+before), each a mean with a bootstrap CI over seeds and the per-seed values.
 """
 
 from __future__ import annotations
@@ -42,17 +47,23 @@ def _cell(values: list[float]) -> str:
     return f"{mean:.1f} [{lo:.1f}, {hi:.1f}]"
 
 
-def row(name: str, curve: str, runs: list[Path], after: int) -> dict[str, str]:
+def points(curve: str, runs: list[Path], after: int) -> tuple[list[float], list[float], list]:
+    """Each run's metric before and after adaptation, and the env steps it trained on."""
     before, post, steps = [], [], []
     for path in runs:  # a run directory (its adapt.json) or an adapt JSON file
         run = path.parent if path.suffix == ".json" else path
         doc = json.loads((path if path.suffix == ".json" else run / "adapt.json").read_text())
-        points = doc["curves"][curve]
+        curve_points = doc["curves"][curve]
         metric = doc["metric"]
-        before.append(float(points[0][metric]))
-        post.append(float(points[after][metric]))
+        before.append(float(curve_points[0][metric]))
+        post.append(float(curve_points[after][metric]))
         results = json.loads((run / "summary.json").read_text())["results"]
         steps.append(results.get("env_steps"))
+    return before, post, steps
+
+
+def row(name: str, curve: str, runs: list[Path], after: int) -> dict[str, str]:
+    before, post, steps = points(curve, runs, after)
     known = [s for s in steps if s is not None]
     return {
         "learner": name,
@@ -64,13 +75,39 @@ def row(name: str, curve: str, runs: list[Path], after: int) -> dict[str, str]:
     }
 
 
+def difference(label: str, a: list[float], b: list[float]) -> str:
+    """``label: mean [CI] (per seed ...)`` of the paired differences ``a - b``."""
+    if len(a) != len(b):
+        raise SystemExit(f"{label}: {len(a)} and {len(b)} seeds cannot be paired")
+    diff = [x - y for x, y in zip(a, b, strict=True)]
+    mean = float(np.mean(diff))
+    ci = ""
+    if len(diff) > 1:
+        lo, hi = bootstrap_ci(diff)
+        ci = f" [{lo:+.1f}, {hi:+.1f}]"
+    return f"{label}: {mean:+.1f}{ci} (per seed {', '.join(f'{d:+.1f}' for d in diff)})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("arms", nargs="+", metavar="NAME=CURVE@DIR[,DIR...]")
     parser.add_argument("--after", type=int, default=1)
+    parser.add_argument("--paired", action="append", default=[], metavar="A,B")
+    parser.add_argument("--gain", action="append", default=[], metavar="A")
     args = parser.parse_args()
-    rows = [row(*_arm(spec), args.after) for spec in args.arms]
+    arms = [_arm(spec) for spec in args.arms]
+    rows = [row(*arm, args.after) for arm in arms]
     print(format_table(rows, list(rows[0])))
+    values = {name: points(curve, runs, args.after)[:2] for name, curve, runs in arms}
+    for spec in args.paired:
+        a, _, b = spec.partition(",")
+        if a not in values or b not in values:
+            raise SystemExit(f"--paired {spec!r}: name two of the arms {sorted(values)}")
+        print(difference(f"{a} - {b}, after {args.after}", values[a][1], values[b][1]))
+    for name in args.gain:
+        if name not in values:
+            raise SystemExit(f"--gain {name!r}: name one of the arms {sorted(values)}")
+        print(difference(f"{name}, after {args.after} - before", values[name][1], values[name][0]))
 
 
 if __name__ == "__main__":

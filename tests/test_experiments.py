@@ -128,3 +128,5 @@ def test_meta_rl_table_reads_each_seeds_adaptation_by_hand(tmp_path: Path) -> No
     row = table.row("me", "me", runs, 1)
     assert row["before"].startswith("-35.0 [") and row["after 1"].startswith("-15.0 [")
     assert row["per seed after"] == "-10.0, -20.0" and row["env steps (M)"] == "2.00"
+    line = table.difference("me - other", [-10.0, -20.0], [-12.0, -25.0])
+    assert line.startswith("me - other: +3.5 [+2.0, +5.0]") and "per seed +2.0, +5.0" in line
