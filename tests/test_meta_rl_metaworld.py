@@ -69,6 +69,10 @@ def test_bench_meta_rl_times_both_samplers(capsys: pytest.CaptureFixture[str]) -
     assert doc["ratio"] == pytest.approx(ratio)
     assert main(["bench", "meta-rl", "--steps", "5", "--meta-batch", "20"]) == 2
     assert "divisor of 50" in capsys.readouterr().err
+    # worker processes against Meta-World's async vector env and the one-process sampler
+    assert main([*args, "--vectorization", "async", "--workers", "2"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["workers"] == 2 and doc["steps_per_s"]["mtrl_one_process"] > 0
 
 
 def _episodes_after(sampler: EpisodeSampler, seed: int) -> torch.Tensor:

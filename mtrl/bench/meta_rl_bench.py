@@ -4,8 +4,8 @@ one episode each) against Meta-World's own ML vector env, in env steps per secon
 Both step the same pre-drawn random actions for one episode of ``steps`` steps on
 ``meta_batch`` training tasks of an ML benchmark; the order of the two rotates between
 repeats and the median of the repeats is reported. With ``workers`` > 1 mtrl's sampler
-steps its envs in that many processes and Meta-World's vector env is its async one
-(a process per env).
+steps its envs in that many processes, Meta-World's vector env is its async one (a
+process per env), and the sampler in one process is timed too, for the workers' gain.
 """
 
 from __future__ import annotations
@@ -65,21 +65,21 @@ def bench_meta_rl(
     family = meta_family(env, "the benchmark")
     rng = np.random.default_rng(seed)
     actions = rng.uniform(-1, 1, size=(steps, meta_batch, 4)).astype(np.float32)
-    sampler = EpisodeSampler(family, meta_batch, 1, steps, seed, workers)
-    sampler.set_tasks(family.sample_tasks(meta_batch, rng))
-    step = iter(())
+    tasks = family.sample_tasks(meta_batch, rng)
 
-    def act(obs: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(next(step)).view(meta_batch, 1, 4)
+    def timer(sampler: EpisodeSampler) -> Any:
+        sampler.set_tasks(tasks)
 
-    def run_mtrl() -> float:
-        nonlocal step
-        step = iter(actions)
-        t0 = time.perf_counter()
-        ep = sampler.sample(act)
-        took = time.perf_counter() - t0
-        return float(ep.masks.sum()) / took
+        def run() -> float:
+            step = iter(actions)
+            t0 = time.perf_counter()
+            ep = sampler.sample(lambda obs: torch.from_numpy(next(step)).view(meta_batch, 1, 4))
+            return float(ep.masks.sum()) / (time.perf_counter() - t0)
 
+        return run
+
+    samplers = [EpisodeSampler(family, meta_batch, 1, steps, seed, workers)]
+    runs: dict[str, Any] = {"mtrl": timer(samplers[0])}
     vec = _metaworld_vec(env, meta_batch, seed, "async" if workers > 1 else "sync")
     cast(Any, vec).call("toggle_sample_tasks_on_reset", True)  # each reset: a task
     vec.reset(seed=seed)
@@ -91,13 +91,17 @@ def bench_meta_rl(
             vec.step(a)
         return steps * vec.num_envs / (time.perf_counter() - t0)
 
-    runs: dict[str, Any] = {"mtrl": run_mtrl, "metaworld": run_metaworld}
+    runs["metaworld"] = run_metaworld
+    if workers > 1:  # what the workers gain over the same sampler in one process
+        samplers.append(EpisodeSampler(family, meta_batch, 1, steps, seed))
+        runs["mtrl_one_process"] = timer(samplers[1])
     rates: dict[str, list[float]] = {name: [] for name in runs}
     names = list(runs)
     for r in range(repeats):
-        for name in names[r % 2 :] + names[: r % 2]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             rates[name].append(runs[name]())
-    sampler.close()
+    for sampler in samplers:
+        sampler.close()
     vec.close()
     medians = {name: statistics.median(v) for name, v in rates.items()}
     return MetaRLBenchResult(env, meta_batch, steps, repeats, workers, medians)

@@ -84,6 +84,10 @@ def _bench_meta_rl(args: argparse.Namespace) -> int:
     print(f"  mtrl sampler{how[0]:<24} {res.steps_per_s['mtrl']:10.0f} env-steps/s")
     print(f"  Meta-World vector env{how[1]:<15} {res.steps_per_s['metaworld']:10.0f} env-steps/s")
     print(f"  ratio mtrl/Meta-World = {res.ratio:.3f}")
+    alone = res.steps_per_s.get("mtrl_one_process")
+    if alone:
+        print(f"  mtrl sampler (one process){'':10} {alone:10.0f} env-steps/s")
+        print(f"  ratio worker processes/one process = {res.steps_per_s['mtrl'] / alone:.3f}")
     return 0
 
 
