@@ -102,6 +102,10 @@ def test_bad_pearl_recipes_name_the_key(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["train", str(bad), "--run-dir", str(tmp_path / "r")]) == 2
     assert "train_tasks = 40, but 'halfcheetah-dir' has 2" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+    bad.write_text('kind = "pearl"\nenv = "ML1:reach-v3"\ntrain_tasks = 60\n')  # 50 goals
+    assert main(["train", str(bad), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "has 50 different training tasks" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_pearl_on_a_direction_family_trains_on_both_directions() -> None:
