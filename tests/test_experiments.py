@@ -130,3 +130,20 @@ def test_meta_rl_table_reads_each_seeds_adaptation_by_hand(tmp_path: Path) -> No
     assert row["per seed after"] == "-10.0, -20.0" and row["env steps (M)"] == "2.00"
     line = table.difference("me - other", [-10.0, -20.0], [-12.0, -25.0])
     assert line.startswith("me - other: +3.5 [+2.0, +5.0]") and "per seed +2.0, +5.0" in line
+
+
+def test_mixture_table_names_each_arm_from_its_runs_config() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mixture_table", "experiments/mixture_table.py")
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    mix = {"name": ["pendulum", "navigation2d"]}
+    heads = {"critic": {"arch": "multihead"}, "actor": {"arch": "multihead"}}
+    assert table.arm_of({"env": {"name": "pendulum"}}) == "separate"
+    assert table.arm_of({"env": mix, "reward_norm": "none"}) == "mixture"
+    assert table.arm_of({"env": mix, "reward_norm": "return_std", "sac": heads}) == (
+        "mixture, heads+norm"
+    )
+    assert table.arm_of({"env": mix, "sac": {"popart": {"beta": 3e-4}}}) == "mixture+popart"
