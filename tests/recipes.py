@@ -373,3 +373,26 @@ RESUMED_GOLDEN = {
     "rl2": "rl2",
     "pearl": "pearl",
 }
+
+
+def assert_short_run_is_seeded(sac: dict[str, object], root: Path) -> Path:
+    """Train a 300-step two-goal Navigation2D MT-SAC run with the ``[sac]`` table
+    ``sac`` twice (into ``root/a`` and ``root/b``): both end with the same finite
+    per-task returns. Returns the first run's directory."""
+    import numpy as np
+
+    from mtrl.config import from_dict
+    from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac
+
+    base: dict[str, object] = {
+        "kind": "mtsac", "total_steps": 300, "learning_starts": 200, "batch_size": 32,
+        "eval_every": 300, "eval_episodes": 1, "env": {"name": "navigation2d", "num_tasks": 2},
+        "sac": {"actor": {"hidden": [16]}, "critic": {"hidden": [16]}, **sac},
+    }  # fmt: skip
+    recipe = from_dict(MTSACRecipe, base)
+    first = train_mtsac(recipe, root / "a")
+    second = train_mtsac(recipe, root / "b")
+    returns = [row["return"] for row in first["per_task"]]
+    assert returns == [row["return"] for row in second["per_task"]]
+    assert all(np.isfinite(returns))
+    return root / "a"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from recipes import assert_short_run_is_seeded
 
 from mtrl.agents.distributional import (
     HLGaussConfig,
@@ -20,7 +20,7 @@ from mtrl.agents.replay import Batch
 from mtrl.agents.sac import MTSAC, Critic, SACConfig
 from mtrl.config import from_dict
 from mtrl.errors import ConfigError
-from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac
+from mtrl.kinds.mtsac import MTSACRecipe
 from mtrl.nets import NetConfig
 
 
@@ -128,23 +128,5 @@ def test_the_categorical_critic_fits_returns_the_same_at_any_scale() -> None:
 
 
 def test_a_short_categorical_run_is_seeded(tmp_path: Path) -> None:
-    base: dict[str, object] = {
-        "kind": "mtsac",
-        "total_steps": 300,
-        "learning_starts": 200,
-        "batch_size": 32,
-        "eval_every": 300,
-        "eval_episodes": 1,
-        "env": {"name": "navigation2d", "num_tasks": 2},
-        "sac": {
-            "hl_gauss": {"bins": 21, "v_min": -100.0, "v_max": 10.0},
-            "actor": {"hidden": [16]},
-            "critic": {"hidden": [16]},
-        },
-    }
-    recipe = from_dict(MTSACRecipe, base)
-    first = train_mtsac(recipe, tmp_path / "a")
-    second = train_mtsac(recipe, tmp_path / "b")
-    returns = [row["return"] for row in first["per_task"]]
-    assert returns == [row["return"] for row in second["per_task"]]
-    assert all(np.isfinite(returns))
+    hl_gauss = {"bins": 21, "v_min": -100.0, "v_max": 10.0}
+    assert_short_run_is_seeded({"hl_gauss": hl_gauss}, tmp_path)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from recipes import assert_short_run_is_seeded
 
 from mtrl.agents.popart import PopArtConfig
 from mtrl.agents.replay import Batch
@@ -16,7 +16,6 @@ from mtrl.agents.sac import MTSAC, Critic, SACConfig, per_task_mean
 from mtrl.config import from_dict
 from mtrl.curriculum.packnet import _role
 from mtrl.errors import ConfigError
-from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac
 from mtrl.nets import NetConfig
 
 
@@ -154,18 +153,8 @@ def test_popart_settings_are_checked_and_a_short_run_is_seeded(tmp_path: Path) -
         from_dict(SACConfig, {"popart": {}, "hl_gauss": {}})
     with pytest.raises(ConfigError, match=r"sac\.compile"):
         from_dict(SACConfig, {"popart": {}, "compile": True})
-    base: dict[str, object] = {
-        "kind": "mtsac", "total_steps": 300, "learning_starts": 200, "batch_size": 32,
-        "eval_every": 300, "eval_episodes": 1, "env": {"name": "navigation2d", "num_tasks": 2},
-        "sac": {"popart": {"beta": 0.01}, "actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
-    }  # fmt: skip
-    recipe = from_dict(MTSACRecipe, base)
-    first = train_mtsac(recipe, tmp_path / "a")
-    second = train_mtsac(recipe, tmp_path / "b")
-    returns = [row["return"] for row in first["per_task"]]
-    assert returns == [row["return"] for row in second["per_task"]]
-    assert all(np.isfinite(returns))
-    state = torch.load(tmp_path / "a" / "checkpoints" / "step_300.pt", weights_only=False)
+    run = assert_short_run_is_seeded({"popart": {"beta": 0.01}}, tmp_path)
+    state = torch.load(run / "checkpoints" / "step_300.pt", weights_only=False)
     assert any(k.endswith("popart.mean") for k in state["agent"])  # checkpoints carry it
 
 

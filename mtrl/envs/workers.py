@@ -66,6 +66,24 @@ def exit_description(proc: Any) -> str:
     return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
 
 
+def gather_replies(
+    pipes: Sequence[Any], died: Callable[[int], Exception], where: Callable[[int], str]
+) -> list[Any]:
+    """Each worker's ``(ok, payload)`` reply to its last command, payloads in worker
+    order: a worker that is gone raises ``died(k)``; a command that raised in worker
+    ``k`` is raised here, naming the worker and ``where(k)`` (its envs)."""
+    replies = []
+    for k, pipe in enumerate(pipes):
+        try:
+            replies.append(pipe.recv())
+        except (EOFError, OSError) as exc:
+            raise died(k) from exc
+    for k, (ok, payload) in enumerate(replies):
+        if not ok:
+            raise RuntimeError(f"env worker {k} ({where(k)}): {payload}")
+    return [payload for _, payload in replies]
+
+
 def balanced_groups(costs: Sequence[float], workers: int) -> list[list[int]]:
     """Sub-env indices per worker, loads balanced: longest processing time first, each
     to the least-loaded worker (makespan within 4/3 of the optimum); indices sorted
@@ -322,16 +340,7 @@ class WorkerVectorEnv(gym.vector.VectorEnv):
         return len(self._procs)
 
     def _gather(self) -> list[Any]:
-        replies = []
-        for k, pipe in enumerate(self._pipes):
-            try:
-                replies.append(pipe.recv())
-            except (EOFError, OSError) as exc:
-                raise self._died(k) from exc
-        for k, (ok, payload) in enumerate(replies):
-            if not ok:
-                raise RuntimeError(f"env worker {k} (sub-envs {self.groups[k]}): {payload}")
-        return [payload for _, payload in replies]
+        return gather_replies(self._pipes, self._died, lambda k: f"sub-envs {self.groups[k]}")
 
     def _send(self, k: int, message: tuple[str, Any]) -> None:
         try:

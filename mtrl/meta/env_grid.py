@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector.utils import CloudpickleWrapper
 
-from mtrl.envs.workers import exit_description, slices
+from mtrl.envs.workers import exit_description, gather_replies, slices
 from mtrl.errors import MtrlError
 from mtrl.tasks import Task, TaskFamily
 
@@ -174,16 +174,7 @@ class WorkerEnvGrid:
         self.obs_dim, self.act_dim, self.low, self.high = self._gather()[0]
 
     def _gather(self) -> list[Any]:
-        replies = []
-        for k, pipe in enumerate(self._pipes):
-            try:
-                replies.append(pipe.recv())
-            except (EOFError, OSError) as exc:
-                raise self._died(k) from exc
-        for k, (ok, payload) in enumerate(replies):
-            if not ok:
-                raise MtrlError(f"env worker {k} (envs {self._span(k)}): {payload}")
-        return [payload for _, payload in replies]
+        return gather_replies(self._pipes, self._died, lambda k: f"envs {self._span(k)}")
 
     def _call(self, name: str, per_part: Sequence[tuple[Any, ...]]) -> list[Any]:
         for k, args in enumerate(per_part):
