@@ -68,3 +68,34 @@ def test_conservative_fitting_keeps_demonstrated_actions_on_top() -> None:
     # on (other perturbations of the same states) falls several-fold
     assert plain > 0.0 and penalty >= 0.0
     assert kept < plain / 4
+
+
+def test_with_popart_the_penalty_is_on_each_tasks_normalised_scale() -> None:
+    """PopArt critics learn on the normalised scale: the margin is measured there too,
+    so a task whose values are 1000x larger does not outweigh the TD loss."""
+    from mtrl.agents.popart import PopArtConfig
+
+    torch.manual_seed(0)
+    small = NetConfig(hidden=[16])
+    agent = MTSAC(SACConfig(actor=small, critic=small, popart=PopArtConfig(beta=1.0)), 3, 2, 2)
+    pop = agent.critic.popart
+    assert pop is not None
+    pop.update(torch.tensor([0.0, 2.0, 0.0, 2000.0]), torch.tensor([0, 0, 1, 1]))
+    replay = DemoReplay(_demos(), 2)
+    cons = DemoConservatism(
+        agent, UpdateExtension(), replay, 8, 1.0, 0.1, 4, torch.Generator().manual_seed(0)
+    )
+    got = cons.critic_penalty()
+    assert got is not None
+    gen = torch.Generator().manual_seed(0)  # the same draws, by hand
+    batch = replay.sample(replay.tasks(), 8, gen)
+    near = (batch.actions.unsqueeze(1) + 0.1 * torch.randn((16, 4, 2), generator=gen)).clamp(-1, 1)
+    sigma = pop.std[batch.task_ids]
+    tid = batch.task_ids.repeat_interleave(4)
+    demo = agent.critic(batch.obs, batch.actions, batch.task_ids)
+    nearby = agent.critic(batch.obs.repeat_interleave(4, 0), near.reshape(64, 2), tid)
+    by_hand = sum(
+        margin_penalty(d / sigma, n.reshape(16, 4) / sigma[:, None])
+        for d, n in zip(demo, nearby, strict=True)
+    )
+    assert float(got.detach()) == float(by_hand.detach()) > 0  # type: ignore[union-attr]

@@ -75,7 +75,13 @@ class DemoConservatism(ExtensionWrapper, LoopComponent):
         critic = self.agent.critic
         demo = critic(batch.obs, batch.actions, batch.task_ids)
         nearby = critic(obs, near.reshape(rows * k, -1), tid)
-        terms = [margin_penalty(d, n.reshape(rows, k)) for d, n in zip(demo, nearby, strict=True)]
+        # with PopArt critics, on the scale of their TD loss: each task's values over its sigma
+        ones = torch.ones(rows, device=batch.obs.device)
+        unit = ones if critic.popart is None else critic.popart.std[batch.task_ids]
+        terms = [
+            margin_penalty(d / unit, n.reshape(rows, k) / unit[:, None])
+            for d, n in zip(demo, nearby, strict=True)
+        ]
         penalty = functools.reduce(operator.add, terms)  # each critic of the ensemble
         self.last_penalty = float(penalty.detach())
         weighted = self.weight * penalty
