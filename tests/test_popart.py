@@ -160,3 +160,19 @@ def test_popart_settings_are_checked_and_a_short_run_is_seeded(tmp_path: Path) -
 
 def test_packnet_treats_the_heads_rows_as_the_tasks() -> None:
     assert _role("popart.weight", torch.zeros(3, 2)) == "task"
+
+
+def test_a_critic_reset_keeps_the_statistics_and_redraws_the_heads() -> None:
+    torch.manual_seed(0)
+    small = NetConfig(hidden=[8])
+    agent = MTSAC(SACConfig(actor=small, critic=small, popart=PopArtConfig(beta=0.5)), 3, 1, 2)
+    pop, target = agent.critic.popart, agent.critic_target.popart
+    assert pop is not None and target is not None
+    with torch.no_grad():
+        pop.weight.mul_(3.0)
+    pop.update(torch.tensor([10.0, 30.0, -500.0, 700.0]), torch.tensor([0, 0, 1, 1]), target)
+    mean, second = pop.mean.clone(), pop.second.clone()
+    agent.reset_networks(actor=False, critic=True)
+    torch.testing.assert_close(pop.mean, mean)
+    torch.testing.assert_close(target.second, second)
+    torch.testing.assert_close(pop.weight, torch.ones(2, 2))

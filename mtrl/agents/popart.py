@@ -40,8 +40,9 @@ class PopArtConfig:
 def task_moments(values: Tensor, task_ids: Tensor, num_tasks: int) -> tuple[Tensor, Tensor, Tensor]:
     """Per-task mean of ``values`` and of their squares, and which tasks the batch has."""
     counts = torch.bincount(task_ids, minlength=num_tasks).to(values.dtype)
-    sums = torch.zeros(num_tasks, dtype=values.dtype).index_add(0, task_ids, values)
-    squares = torch.zeros(num_tasks, dtype=values.dtype).index_add(0, task_ids, values**2)
+    zeros = torch.zeros(num_tasks, dtype=values.dtype, device=values.device)
+    sums = zeros.index_add(0, task_ids, values)
+    squares = zeros.index_add(0, task_ids, values**2)
     present = counts > 0
     safe = counts.clamp_min(1.0)
     return sums / safe, squares / safe, present

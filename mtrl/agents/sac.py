@@ -332,12 +332,16 @@ class MTSAC(nn.Module):
     def reset_networks(self, actor: bool, critic: bool) -> None:
         """Re-draw the actor's and/or the critics' parameters from their initial
         distribution (the target critics copy the new ones) and restart the optimizers;
-        the temperatures stay."""
+        the temperatures stay, and so do PopArt's statistics (they describe the tasks'
+        returns, not the networks)."""
         with torch.no_grad():
             if actor:
                 self.actor.load_state_dict(self._new_actor().state_dict())
             if critic:
-                self.critic.load_state_dict(self._new_critic().state_dict())
+                fresh = self._new_critic().state_dict()
+                kept = {k: v for k, v in self.critic.state_dict().items()
+                        if k.endswith(("popart.mean", "popart.second"))}  # fmt: skip
+                self.critic.load_state_dict(fresh | kept)
                 self.critic_target.load_state_dict(self.critic.state_dict())
         if actor:
             self.actor_opt = self._optimizer(self.actor, self.config.actor_lr)
