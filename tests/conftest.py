@@ -1,5 +1,5 @@
 """Shared fixtures: warnings that are not failures, seeded global generators, signal
-handlers restored after each test; the learning tests run first."""
+handlers restored after each test; the learning tests run first; one torch thread."""
 
 from __future__ import annotations
 
