@@ -15,14 +15,13 @@ import argparse
 import torch
 
 import mtrl
-from mtrl.demos.dataset import demo_transitions
 
 
 def ranking(run_dir: str, sigma: float, k: int, seed: int = 0) -> tuple[float, float, str]:
     run = mtrl.load(run_dir)
     demos_cfg = run.recipe.demos
     env = run.make_env()
-    demos = demo_transitions(demos_cfg.dataset, demos_cfg.root, env, demos_cfg.episodes_per_task)
+    demos = demos_cfg.transitions(env)
     env.close()
     agent = run.model
     obs = torch.as_tensor(demos["obs"], dtype=torch.float32)

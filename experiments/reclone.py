@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 import mtrl
-from mtrl.demos.dataset import demo_transitions
 from mtrl.demos.warm_start import Phases, WarmStart
 from mtrl.kinds.mtsac import evaluate_agent, make_agent
 from mtrl.runs import RunDir
@@ -43,7 +42,7 @@ def main() -> None:
     state = RunDir.open(args.run).load_checkpoint()
     added = (state.get("self_imitation") or {}).get("added", [])
     env = loaded.make_env()
-    demos = demo_transitions(cfg.dataset, cfg.root, env, cfg.episodes_per_task)
+    demos = cfg.transitions(env)
     demos = with_imitated(demos, added)
     bc = cfg.bc if args.bc_steps is None else replace(cfg.bc, steps=args.bc_steps)
     seed_everything(recipe.seed)

@@ -4,6 +4,7 @@ the env they are used with."""
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -106,6 +107,29 @@ def test_a_dataset_for_another_env_or_missing_is_refused_clearly(mt10: Path) -> 
         collect("MT10", "expert", 1, mt10)
 
 
+def test_successes_only_keeps_the_episodes_that_succeed(mt10: Path, tmp_path: Path) -> None:
+    """Push's expert in 60 steps succeeds in episodes 3, 6 and 7 of 8 (seed 3): those
+    episodes' steps, in order, are what ``successes_only`` keeps."""
+    collect("MT1:push-v3", "expert", 8, tmp_path, seed=3, max_episode_steps=60)
+    data = open_dataset(dataset_id("MT1:push-v3", "expert"), tmp_path)
+    flags = [bool(np.max(ep.infos["success"])) for ep in data.iterate_episodes()]
+    assert flags == [False, False, False, True, False, False, True, True]
+    every, hits = transitions(data), transitions(data, successes_only=True)
+    rows = np.concatenate([np.arange(60 * e, 60 * (e + 1)) for e in (3, 6, 7)])
+    for key in every:
+        np.testing.assert_array_equal(hits[key], every[key][rows])
+    first = transitions(data, episodes_per_task=2, successes_only=True)
+    np.testing.assert_array_equal(first["obs"], every["obs"][rows[:120]])
+    with pytest.raises(MtrlError, match=r"fewer successful episodes for tasks \{0: 3\}"):
+        transitions(data, episodes_per_task=4, successes_only=True)
+    # MT10's expert in 80 steps never succeeds on some tasks: refused, naming them
+    mt10_data = open_dataset("mtrl/mt10-expert-v0", mt10)
+    never = [r["task_id"] for r in per_task_summary(mt10_data) if r["success"] == 0.0]
+    assert never == [4, 7, 8, 9]
+    with pytest.raises(MtrlError, match=re.escape(f"no successful episode for tasks {never}")):
+        transitions(mt10_data, successes_only=True)
+
+
 def test_an_interrupted_collection_keeps_finished_episodes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,18 +154,31 @@ def test_an_interrupted_collection_keeps_finished_episodes(
     assert data.total_episodes == 10  # each task's first episode
 
 
-def test_collect_from_a_trained_run_through_the_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _tiny_run(env: str, run_dir: Path) -> None:
     kind, cfg = parse_recipe(
         tomllib.loads(
             'kind = "mtsac"\ntotal_steps = 200\nlearning_starts = 100\nbatch_size = 32\n'
-            'eval_episodes = 1\n[env]\nname = "navigation2d"\nnum_tasks = 2\n'
+            f'eval_episodes = 1\n[env]\nname = "{env}"\nnum_tasks = 2\n'
             "[sac.actor]\nhidden = [8]\n[sac.critic]\nhidden = [8]\n"
         ),
         "r",
     )
-    kind.train(cfg, tmp_path / "run")
+    kind.train(cfg, run_dir)
+
+
+def test_successes_only_is_refused_for_an_env_without_success_flags(tmp_path: Path) -> None:
+    _tiny_run("pendulum", tmp_path / "run")
+    collect("pendulum", str(tmp_path / "run"), 1, tmp_path / "ds", max_episode_steps=20)
+    data = open_dataset("mtrl/pendulum-run-v0", tmp_path / "ds")
+    assert transitions(data)["obs"].shape[0] == 40
+    with pytest.raises(MtrlError, match="stores no success flags"):
+        transitions(data, successes_only=True)
+
+
+def test_collect_from_a_trained_run_through_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _tiny_run("navigation2d", tmp_path / "run")
     root = tmp_path / "ds"
     argv = ["demos", "collect", "navigation2d", "--policy", str(tmp_path / "run")]
     assert main([*argv, "--episodes", "2", "--out", str(root)]) == 0

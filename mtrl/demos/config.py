@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import numpy as np
 
 from mtrl.agents.hooks import LoopComponent
 from mtrl.config import check_fields
 from mtrl.demos.bc import CloningConfig
 from mtrl.demos.conservative import ConservativeConfig
 from mtrl.demos.dagger import DaggerConfig
+from mtrl.demos.dataset import demo_transitions
 from mtrl.demos.mixing import ReplayConfig, SQILConfig
 from mtrl.demos.proposal import ProposalConfig
 from mtrl.demos.regulariser import RegulariserConfig
@@ -62,6 +65,9 @@ class DemoSource:
     root: str = "datasets"  # the datasets root (MINARI_DATASETS_PATH)
     # the first N episodes of each task (few-demonstration runs); all when absent
     episodes_per_task: int | None = None
+    # only the episodes whose success flag is ever set (a scripted expert that fails
+    # some episodes is cloned, replayed and regularised towards on its successes only)
+    successes_only: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self, "demos")
@@ -80,6 +86,13 @@ class DemoSource:
                 "[demos] names a dataset but no technique uses it; add a table such as "
                 f"[demos.bc] (this kind takes: {', '.join(self.table_names())})"
             )
+
+    def transitions(self, env: Any, normalize: bool = True) -> dict[str, np.ndarray]:
+        """The dataset's transitions checked against ``env``, selected as this table
+        says (see :func:`~mtrl.demos.dataset.demo_transitions`)."""
+        return demo_transitions(
+            self.dataset, self.root, env, self.episodes_per_task, normalize, self.successes_only
+        )
 
     @classmethod
     def table_names(cls) -> list[str]:

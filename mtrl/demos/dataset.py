@@ -51,6 +51,13 @@ def list_datasets(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
     return rows
 
 
+def episode_success(episode: Any) -> float:
+    """1.0 if an episode's success flag is ever set, 0.0 if never, NaN when the
+    dataset stores no success flags (envs without one)."""
+    success = np.asarray(episode.infos.get("success", [math.nan]), dtype=np.float64)
+    return math.nan if np.isnan(success).all() else float(np.nanmax(success) > 0)
+
+
 def per_task_summary(dataset: Any) -> list[dict[str, Any]]:
     """Episodes, mean return and success rate (an episode succeeds if it ever does) per
     task of a dataset."""
@@ -58,9 +65,7 @@ def per_task_summary(dataset: Any) -> list[dict[str, Any]]:
     stats: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for ep in dataset.iterate_episodes():
         tid = int(ep.observations["task_id"][0])
-        success = np.asarray(ep.infos.get("success", [math.nan]), dtype=np.float64)
-        hit = math.nan if np.isnan(success).all() else float(np.nanmax(success) > 0)
-        stats[tid].append((float(np.sum(ep.rewards)), hit))
+        stats[tid].append((float(np.sum(ep.rewards)), episode_success(ep)))
     rows = []
     for tid in sorted(stats):
         returns = [r for r, _ in stats[tid]]
@@ -98,14 +103,21 @@ def check_matches(dataset: Any, env: Any) -> None:
         )
 
 
-def transitions(dataset: Any, episodes_per_task: int | None = None) -> dict[str, np.ndarray]:
+def transitions(
+    dataset: Any, episodes_per_task: int | None = None, successes_only: bool = False
+) -> dict[str, np.ndarray]:
     """All steps as flat arrays: ``obs``, ``action``, ``reward``, ``next_obs``,
     ``terminated``, ``task_id`` (for behaviour cloning and demo replay); with
-    ``episodes_per_task``, only each task's first episodes in collection order."""
+    ``episodes_per_task``, only each task's first episodes in collection order; with
+    ``successes_only``, only the episodes that succeed (counted before that limit)."""
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
     kept: dict[int, int] = defaultdict(int)
+    seen: set[int] = set()
     for ep in dataset.iterate_episodes():
         tid = int(ep.observations["task_id"][0])
+        seen.add(tid)
+        if successes_only and _failed(dataset, ep):
+            continue
         if episodes_per_task is not None and kept[tid] >= episodes_per_task:
             continue
         kept[tid] += 1
@@ -116,16 +128,34 @@ def transitions(dataset: Any, episodes_per_task: int | None = None) -> dict[str,
         parts["reward"].append(np.asarray(ep.rewards, dtype=np.float32))
         parts["terminated"].append(np.asarray(ep.terminations, dtype=np.float32))
         parts["task_id"].append(np.asarray(ep.observations["task_id"][:-1], dtype=np.int64))
-    if not parts:
+    if not seen:
         raise MtrlError(f"dataset {dataset.spec.dataset_id} holds no episodes")
+    none = sorted(seen - set(kept))
+    if none:
+        raise MtrlError(
+            f"demos.successes_only: dataset {dataset.spec.dataset_id} has no successful "
+            f"episode for tasks {none} (task ids); collect more episodes or set it false"
+        )
     short = {t: k for t, k in kept.items() if episodes_per_task and k < episodes_per_task}
     if short:
+        which = "successful episodes" if successes_only else "episodes"
         raise MtrlError(
             f"demos.episodes_per_task = {episodes_per_task}, but dataset "
-            f"{dataset.spec.dataset_id} holds fewer for tasks {short} (task id: episodes); "
-            "lower it or collect more episodes"
+            f"{dataset.spec.dataset_id} holds fewer {which} for tasks {short} (task id: "
+            "count); lower it or collect more episodes"
         )
     return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _failed(dataset: Any, episode: Any) -> bool:
+    """Whether an episode never succeeds; a dataset without success flags is refused."""
+    hit = episode_success(episode)
+    if math.isnan(hit):
+        raise MtrlError(
+            f"demos.successes_only: dataset {dataset.spec.dataset_id} stores no success "
+            "flags (its env reports none); set it false"
+        )
+    return hit == 0.0
 
 
 def demo_transitions(
@@ -134,6 +164,7 @@ def demo_transitions(
     env: Any,
     episodes_per_task: int | None = None,
     normalize: bool = True,
+    successes_only: bool = False,
 ) -> dict[str, np.ndarray]:
     """The transitions of a dataset checked against ``env``; Box actions clipped to the
     env's bounds (what the env would apply; scripted experts exceed them) and, unless
@@ -142,7 +173,7 @@ def demo_transitions(
 
     data = open_dataset(dataset_id, root)
     check_matches(data, env)
-    out = transitions(data, episodes_per_task)
+    out = transitions(data, episodes_per_task, successes_only)
     space = env.single_action_space
     if isinstance(space, gym.spaces.Box):
         a = out["action"]

@@ -22,7 +22,6 @@ from mtrl.curriculum.config import CurriculumConfig
 from mtrl.curriculum.loop import CurriculumProgress
 from mtrl.curriculum.schedule import Curriculum
 from mtrl.demos.config import PolicyDemosConfig
-from mtrl.demos.dataset import demo_transitions
 from mtrl.demos.policy_cloning import PolicyCloning
 from mtrl.envs.vector import (
     MultiTaskEnvConfig,
@@ -162,7 +161,7 @@ def _train(
     d, demos = recipe.demos, None
     if d is not None and not resume:
         # a missing or mismatched dataset fails before the run directory exists
-        demos = demo_transitions(d.dataset, d.root, env, d.episodes_per_task, normalize=False)
+        demos = d.transitions(env, normalize=False)
     ctx = TrainingContext(recipe, run_dir, resume)
     r = OnPolicyRun(
         ac,

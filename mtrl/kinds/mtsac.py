@@ -24,7 +24,6 @@ from mtrl.curriculum.methods import ContinualConfig, ContinualMethod
 from mtrl.curriculum.schedule import Curriculum
 from mtrl.demos.config import DemosConfig
 from mtrl.demos.dagger import teacher_policy
-from mtrl.demos.dataset import demo_transitions
 from mtrl.demos.proposal import CloneProposal
 from mtrl.demos.replay import DemoReplay
 from mtrl.demos.setup import DemoSetup
@@ -241,7 +240,7 @@ def _demo_data(
     d = recipe.demos
     if d is None:
         return None, None
-    demos = demo_transitions(d.dataset, d.root, env, d.episodes_per_task)
+    demos = d.transitions(env)
     if d.sqil is not None:
         demos["reward"] = np.ones_like(demos["reward"])
     return demos, DemoReplay(demos, env.num_tasks, recipe.device)
