@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from golden import GOLDEN_DIR, TIMING, results
+from golden import GOLDEN_DIR, TIMING, portable_env, results
 from recipes import CONTINUAL as CONTINUAL_RECIPE
 from recipes import (
     CURRICULUM,
@@ -70,7 +70,7 @@ def _mtrl(*args: str) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "mtrl.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=portable_env(),  # compared with golden runs (tests/golden.py)
     )
 
 
@@ -332,7 +332,7 @@ def test_a_run_sampling_in_worker_processes_stopped_by_ctrl_c_resumes_to_the_gol
     recipe.write_text(RL2.replace('env = "navigation2d"', 'env = "navigation2d"\nworkers = 2'))
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "mtrl.cli", "train", str(recipe), "--run-dir", str(run)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, start_new_session=True, env=portable_env())
     _wait_for(lambda: _metric_rows(run) >= 6)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=300)
