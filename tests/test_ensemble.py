@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from mtrl.agents.replay import TaskReplayBuffer
-from mtrl.agents.sac import MTSAC, Critic, SACConfig, per_task_mean, pessimistic
+from mtrl.agents.sac import MTSAC, Critic, SACConfig, pessimistic
+from mtrl.agents.task_stats import per_task_mean
 from mtrl.config import from_dict
 from mtrl.errors import ConfigError
 from mtrl.kinds.continual import ContinualRecipe

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from mtrl.agents.replay import TaskReplayBuffer
-from mtrl.agents.sac import MTSAC, SACConfig, per_task_mean, squashed_sample
+from mtrl.agents.sac import MTSAC, SACConfig, squashed_sample
+from mtrl.agents.task_stats import per_task_mean
 from mtrl.cli import main
 from mtrl.config import from_dict
 from mtrl.errors import ConfigError

@@ -12,7 +12,8 @@ from recipes import assert_short_run_is_seeded
 
 from mtrl.agents.popart import PopArtConfig
 from mtrl.agents.replay import Batch
-from mtrl.agents.sac import MTSAC, Critic, SACConfig, per_task_mean
+from mtrl.agents.sac import MTSAC, Critic, SACConfig
+from mtrl.agents.task_stats import per_task_mean
 from mtrl.config import from_dict
 from mtrl.curriculum.packnet import _role
 from mtrl.errors import ConfigError

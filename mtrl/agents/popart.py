@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from mtrl.agents.task_stats import task_moments
 from mtrl.config import bounded, check_fields
 
 
@@ -35,17 +36,6 @@ class PopArtConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "sac.popart")
-
-
-def task_moments(values: Tensor, task_ids: Tensor, num_tasks: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-task mean of ``values`` and of their squares, and which tasks the batch has."""
-    counts = torch.bincount(task_ids, minlength=num_tasks).to(values.dtype)
-    zeros = torch.zeros(num_tasks, dtype=values.dtype, device=values.device)
-    sums = zeros.index_add(0, task_ids, values)
-    squares = zeros.index_add(0, task_ids, values**2)
-    present = counts > 0
-    safe = counts.clamp_min(1.0)
-    return sums / safe, squares / safe, present
 
 
 class PopArt(nn.Module):

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Normal
 
 from mtrl.agents.balancing import balanced_step
-from mtrl.agents.sac import per_task_mean
+from mtrl.agents.task_stats import per_task_mean
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError, TrainingDivergedError
 from mtrl.nets import MultiTaskNet, NetConfig

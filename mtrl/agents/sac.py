@@ -29,6 +29,7 @@ from mtrl.agents.distributional import (
 )
 from mtrl.agents.popart import PopArt, PopArtConfig
 from mtrl.agents.replay import Batch
+from mtrl.agents.task_stats import per_task_mean
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError
 from mtrl.nets import MultiTaskNet, NetConfig
@@ -207,14 +208,6 @@ def pessimistic(values: Sequence[Tensor], subset: int | None = None) -> Tensor:
         picks = torch.randperm(len(chosen))[:subset].tolist()
         chosen = [chosen[i] for i in sorted(picks)]
     return functools.reduce(torch.minimum, chosen)
-
-
-def per_task_mean(values: Tensor, task_ids: Tensor, num_tasks: int) -> Tensor:
-    """``[tasks]`` means of ``values [batch]`` grouped by task id."""
-    sums = torch.zeros(num_tasks, dtype=values.dtype, device=values.device)
-    sums = sums.index_add(0, task_ids, values)
-    counts = torch.bincount(task_ids, minlength=num_tasks).clamp_min(1).to(values.dtype)
-    return sums / counts
 
 
 class UpdateExtension:
