@@ -6,10 +6,13 @@ saying why in the commit."""
 from __future__ import annotations
 
 import difflib
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from golden import GOLDEN_DIR, metrics_text, results_text, train
+from golden import GOLDEN_DIR, PORTABLE_NUMERICS, metrics_text, portable_env, results_text, train
 from recipes import GOLDEN, RESUMED_GOLDEN, collect_datasets
 
 # the others are reproduced by test_resume's Ctrl-C/SIGTERM test against the same files
@@ -40,3 +43,21 @@ def test_golden_run_is_unchanged(name: str, request: pytest.FixtureRequest, tmp_
 
 def test_every_golden_recipe_is_recorded() -> None:
     assert sorted(p.name for p in GOLDEN_DIR.iterdir() if p.is_dir()) == sorted(GOLDEN)
+
+
+def test_golden_runs_run_on_the_portable_numerics() -> None:
+    """The settings golden runs train under take effect: torch's scalar kernels and none
+    of numpy's dispatch targets above its x86-64-v2 baseline (a renamed setting in a
+    newer library would make the files machine-specific again, and fail here). MKL's
+    CBWR mode has no query through torch and is not checked."""
+    probe = (
+        "import json, numpy, torch; f = numpy._core._multiarray_umath.__cpu_features__; "
+        "print(json.dumps([torch.backends.cpu.get_cpu_capability(), "
+        "{k: f[k] for k in ('X86_V3', 'X86_V4', 'AVX512_ICL', 'AVX512_SPR')}]))"
+    )
+    cmd = [sys.executable, "-c", probe]
+    out = subprocess.run(cmd, env=portable_env(), capture_output=True, text=True, check=True)
+    capability, numpy_targets = json.loads(out.stdout)
+    assert capability == "DEFAULT"
+    assert numpy_targets == dict.fromkeys(numpy_targets, False)
+    assert set(numpy_targets) == set(PORTABLE_NUMERICS["NPY_DISABLE_CPU_FEATURES"].split())
