@@ -237,6 +237,29 @@ def test_cloning_kept_in_rl_updates_is_the_weighted_loss_and_holds_the_clone() -
     assert distance_after_rl(5.0) < 0.25 < distance_after_rl(0.0)
 
 
+def test_the_regulariser_scales_by_the_value_the_actor_maximises() -> None:
+    """With an ensemble whose actor follows the critics' mean (RLPD), the |Q| factor is
+    the mean over the critics, not their minimum: the cloning weight stays unitless
+    against the actor's own -Q term whatever ``actor_q`` is."""
+    from mtrl.agents.sac import SACConfig
+    from mtrl.demos.regulariser import DemoBCRegulariser
+
+    torch.manual_seed(0)
+    agent = MTSAC(SACConfig(critics=4, target_critics=2, actor_q="mean"), 3, 2, 2)
+    gen = torch.Generator().manual_seed(3)
+    arrays = _demo_arrays([0, 0, 1, 1], 0.5)
+    reg = DemoBCRegulariser(agent, agent.extension, DemoReplay(arrays, 2), 4, "mse", gen)
+    reg.weight = 1.0
+    penalty = reg.actor_penalty()
+    assert penalty is not None
+    obs, tids = torch.full((8, 3), 0.5), torch.tensor([0] * 4 + [1] * 4)
+    mean, _ = agent.actor(obs, tids)
+    values = torch.stack(agent.critic(obs, torch.tanh(mean), tids))
+    rows = ((torch.tanh(mean) - 0.5) ** 2).sum(-1).mean()
+    torch.testing.assert_close(penalty, values.mean(0).abs().mean() * rows)
+    assert not torch.isclose(penalty, values.min(0).values.abs().mean() * rows)
+
+
 def _distance_after_rl(agent: MTSAC, updates: int, terminal: bool) -> float:
     """How far RL on random transitions with a reward for -1 actions moves the actor's
     action at the demonstrations' state from the demonstrated 0.5."""

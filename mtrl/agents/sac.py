@@ -365,13 +365,19 @@ class MTSAC(nn.Module):
     def _actor_losses(self, obs: Tensor, tid: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """Per-task actor losses (critic parameters frozen by the caller) and log-probs."""
         action, logp = self.actor.sample(obs, tid)
-        values = self.critic(obs, action, tid)
-        mean = self.config.actor_q == "mean"
-        q = torch.stack(values).mean(0) if mean else pessimistic(values)
+        q = self.actor_value(self.critic(obs, action, tid))
         losses = per_task_mean(alpha * logp - q, tid, self.num_tasks)
         if self.critic.popart is not None:  # each task's loss in units of its own values
             losses = losses / self.critic.popart.std
         return losses, logp
+
+    def actor_value(self, values: Sequence[Tensor]) -> Tensor:
+        """The critics' values combined as the actor maximises them (``actor_q``: their
+        minimum, or their mean as RLPD's ensemble); a term scaled against the actor's
+        ``-Q`` uses the same value."""
+        if self.config.actor_q == "mean":
+            return torch.stack(list(values)).mean(0)
+        return pessimistic(values)
 
     def act(self, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:
         """Actions in [-1, 1] for a batch of observations of the given tasks."""

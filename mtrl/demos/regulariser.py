@@ -4,8 +4,9 @@ fine-tuning does not wreck a cloned policy while the critic is still poor.
 ``[demos.regulariser]``. An :class:`~mtrl.agents.sac.ExtensionWrapper` around the
 previous extension (a continual method's penalty and this one add): each actor update adds
 ``weight * mean|Q(s, pi(s))| * bc_loss`` on a task-balanced batch of demonstrations,
-the ``mean|Q|`` factor (held constant) making ``weight`` unitless against the actor's
-``-Q`` term as TD3+BC's normalisation does. With ``q_filter`` (AWAC's and Nair et
+the ``mean|Q|`` factor (held constant; ``Q`` combined over the critics as the actor's
+own term combines them) making ``weight`` unitless against the actor's ``-Q`` term as
+TD3+BC's normalisation does. With ``q_filter`` (AWAC's and Nair et
 al.'s Q-filter) a demonstration pulls the actor only where the critics value its action
 above the actor's own, so RL can leave the clone where the critics know better. The loop
 sets ``weight`` before each update from the recipe's schedule; demonstrations are drawn
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor
 
 from mtrl.agents.hooks import LoopComponent
-from mtrl.agents.sac import ExtensionWrapper, UpdateExtension, pessimistic
+from mtrl.agents.sac import ExtensionWrapper, UpdateExtension
 from mtrl.config import bounded, check_fields
 from mtrl.demos.bc import BCLoss, bc_loss
 from mtrl.demos.replay import DemoReplay, demo_share
@@ -76,10 +77,11 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         mean, log_std = self.agent.actor(batch.obs, batch.task_ids)
         rows = bc_loss(self.loss_kind, batch.actions, mean, log_std)
         with torch.no_grad():
-            own = pessimistic(self.agent.critic(batch.obs, torch.tanh(mean), batch.task_ids))
+            value = self.agent.actor_value
+            own = value(self.agent.critic(batch.obs, torch.tanh(mean), batch.task_ids))
             q_scale = own.abs().mean().clamp_min(1e-6)
             if self.q_filter:
-                demo = pessimistic(self.agent.critic(batch.obs, batch.actions, batch.task_ids))
+                demo = value(self.agent.critic(batch.obs, batch.actions, batch.task_ids))
                 keep = q_filter_mask(demo, own)
                 self.kept = float(keep.mean())
                 rows = rows * keep
