@@ -10,8 +10,9 @@ Each ARM=CURVE@DIR[,DIR...] is one learner: the curve of that name in each run's
 one run per seed. Columns: the metric before adaptation (point 0) and
 after ``--after`` steps (MAML: inner gradient steps; RL² and PEARL: episodes of
 experience), each a mean over seeds with a percentile bootstrap 95% CI over seeds, the
-per-seed values after adaptation, and the env steps each run trained on (``env_steps``
-of its summary; runs that predate it show "-").
+per-seed values after adaptation (``--digits`` decimals: 2 for success rates), and
+the env steps each run trained on (``env_steps`` of its summary; runs that predate it
+show "-").
 
 ``--paired A,B`` (repeatable) adds the seed-by-seed difference A minus B after
 adaptation (the arms' runs paired in the order given, so give each arm its seeds in
@@ -39,12 +40,12 @@ def _arm(spec: str) -> tuple[str, str, list[Path]]:
     return name, curve, [Path(d) for d in dirs.split(",")]
 
 
-def _cell(values: list[float]) -> str:
+def _cell(values: list[float], digits: int) -> str:
     mean = float(np.mean(values))
     if len(values) < 2:
-        return f"{mean:.1f}"
+        return f"{mean:.{digits}f}"
     lo, hi = bootstrap_ci(values)
-    return f"{mean:.1f} [{lo:.1f}, {hi:.1f}]"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def points(curve: str, runs: list[Path], after: int) -> tuple[list[float], list[float], list]:
@@ -62,20 +63,20 @@ def points(curve: str, runs: list[Path], after: int) -> tuple[list[float], list[
     return before, post, steps
 
 
-def row(name: str, curve: str, runs: list[Path], after: int) -> dict[str, str]:
+def row(name: str, curve: str, runs: list[Path], after: int, digits: int) -> dict[str, str]:
     before, post, steps = points(curve, runs, after)
     known = [s for s in steps if s is not None]
     return {
         "learner": name,
         "seeds": str(len(runs)),
         "env steps (M)": f"{np.mean(known) / 1e6:.2f}" if known else "-",
-        "before": _cell(before),
-        f"after {after}": _cell(post),
-        "per seed after": ", ".join(f"{v:.1f}" for v in post),
+        "before": _cell(before, digits),
+        f"after {after}": _cell(post, digits),
+        "per seed after": ", ".join(f"{v:.{digits}f}" for v in post),
     }
 
 
-def difference(label: str, a: list[float], b: list[float]) -> str:
+def difference(label: str, a: list[float], b: list[float], digits: int = 1) -> str:
     """``label: mean [CI] (per seed ...)`` of the paired differences ``a - b``."""
     if len(a) != len(b):
         raise SystemExit(f"{label}: {len(a)} and {len(b)} seeds cannot be paired")
@@ -84,8 +85,9 @@ def difference(label: str, a: list[float], b: list[float]) -> str:
     ci = ""
     if len(diff) > 1:
         lo, hi = bootstrap_ci(diff)
-        ci = f" [{lo:+.1f}, {hi:+.1f}]"
-    return f"{label}: {mean:+.1f}{ci} (per seed {', '.join(f'{d:+.1f}' for d in diff)})"
+        ci = f" [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+    each = ", ".join(f"{d:+.{digits}f}" for d in diff)
+    return f"{label}: {mean:+.{digits}f}{ci} (per seed {each})"
 
 
 def main() -> None:
@@ -94,20 +96,23 @@ def main() -> None:
     parser.add_argument("--after", type=int, default=1)
     parser.add_argument("--paired", action="append", default=[], metavar="A,B")
     parser.add_argument("--gain", action="append", default=[], metavar="A")
+    parser.add_argument("--digits", type=int, default=1, help="decimals (2 for success)")
     args = parser.parse_args()
     arms = [_arm(spec) for spec in args.arms]
-    rows = [row(*arm, args.after) for arm in arms]
+    rows = [row(*arm, args.after, args.digits) for arm in arms]
     print(format_table(rows, list(rows[0])))
     values = {name: points(curve, runs, args.after)[:2] for name, curve, runs in arms}
     for spec in args.paired:
         a, _, b = spec.partition(",")
         if a not in values or b not in values:
             raise SystemExit(f"--paired {spec!r}: name two of the arms {sorted(values)}")
-        print(difference(f"{a} - {b}, after {args.after}", values[a][1], values[b][1]))
+        label = f"{a} - {b}, after {args.after}"
+        print(difference(label, values[a][1], values[b][1], args.digits))
     for name in args.gain:
         if name not in values:
             raise SystemExit(f"--gain {name!r}: name one of the arms {sorted(values)}")
-        print(difference(f"{name}, after {args.after} - before", values[name][1], values[name][0]))
+        label = f"{name}, after {args.after} - before"
+        print(difference(label, values[name][1], values[name][0], args.digits))
 
 
 if __name__ == "__main__":

@@ -125,11 +125,15 @@ def test_meta_rl_table_reads_each_seeds_adaptation_by_hand(tmp_path: Path) -> No
         (run / "adapt.json").write_text(json.dumps(doc))
         (run / "summary.json").write_text(json.dumps({"results": {"env_steps": 2_000_000}}))
         runs.append(run)
-    row = table.row("me", "me", runs, 1)
+    row = table.row("me", "me", runs, 1, 1)
     assert row["before"].startswith("-35.0 [") and row["after 1"].startswith("-15.0 [")
     assert row["per seed after"] == "-10.0, -20.0" and row["env steps (M)"] == "2.00"
     line = table.difference("me - other", [-10.0, -20.0], [-12.0, -25.0])
     assert line.startswith("me - other: +3.5 [+2.0, +5.0]") and "per seed +2.0, +5.0" in line
+    # success rates need two decimals: 0.36 and 0.43 are not both "0.4"
+    assert table.row("me", "other", runs, 1, 2)["per seed after"] == "-10.00, -20.00"
+    line = table.difference("a - b", [0.48, 0.34], [0.57, 0.43], digits=2)
+    assert line.startswith("a - b: -0.09 [-0.09, -0.09]") and "per seed -0.09, -0.09" in line
 
 
 def test_mixture_table_names_each_arm_from_its_runs_config() -> None:
