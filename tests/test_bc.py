@@ -12,7 +12,7 @@ from torch.distributions import Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
 from mtrl.agents.replay import Batch
-from mtrl.agents.sac import MTSAC
+from mtrl.agents.sac import MTSAC, SACConfig
 from mtrl.collect import collect
 from mtrl.config import from_dict
 from mtrl.demos.bc import (
@@ -135,6 +135,42 @@ def test_demo_share_decays_linearly_to_zero() -> None:
     assert demo_share(0.5, 1000, 0) == 0.5
     assert demo_share(0.5, 1000, 250) == pytest.approx(0.375)
     assert demo_share(0.5, 1000, 5000) == 0.0
+
+
+def test_a_decay_to_a_floor_stops_there() -> None:
+    """``final_weight``: the weight falls linearly from ``weight`` to the floor over
+    ``decay_steps`` and is held there; the schedule the regulariser follows."""
+    from mtrl.demos.regulariser import DemoBCRegulariser
+
+    assert demo_share(1.0, 1000, 0, 0.1) == 1.0
+    assert demo_share(1.0, 1000, 500, 0.1) == pytest.approx(0.55)
+    assert demo_share(1.0, 1000, 1000, 0.1) == pytest.approx(0.1)
+    assert demo_share(1.0, 1000, 10**6, 0.1) == pytest.approx(0.1)
+    agent = MTSAC(SACConfig(), 3, 2, 2)
+    demos = DemoReplay(_demo_arrays([0, 1], 0.5), 2)
+    gen = torch.Generator().manual_seed(0)
+    reg = DemoBCRegulariser(
+        agent, agent.extension, demos, 2, "mse", gen, (1.0, 1000, 200), False, 0.2
+    )
+    weights = []
+    for steps in (200, 700, 1200, 50_000):  # updates begin at learning_starts
+        reg.before_update(steps)
+        weights.append(reg.weight)
+    assert weights == pytest.approx([1.0, 0.6, 0.2, 0.2])
+
+
+@pytest.mark.parametrize(
+    ("table", "named"),
+    [
+        ({"final_weight": 0.1}, "needs decay_steps"),
+        ({"final_weight": 2.0, "decay_steps": 10}, "above weight"),
+    ],
+)
+def test_a_floor_without_a_decay_or_above_the_weight_is_refused(table: dict, named: str) -> None:
+    from mtrl.demos.regulariser import RegulariserConfig
+
+    with pytest.raises(ConfigError, match=named):
+        RegulariserConfig(**table)
 
 
 def _demo_arrays(tasks: list[int], value: float) -> dict[str, np.ndarray]:

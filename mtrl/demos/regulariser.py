@@ -27,6 +27,7 @@ from mtrl.config import bounded, check_fields
 from mtrl.demos.bc import BCLoss, bc_loss
 from mtrl.demos.replay import DemoReplay, demo_share
 from mtrl.demos.setup import DemoSetup
+from mtrl.errors import ConfigError
 
 if TYPE_CHECKING:
     from mtrl.agents.sac import MTSAC
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
 
 class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
     """The cloning loss on demonstrations, added to every actor update at ``weight``:
-    ``start_weight`` decaying linearly to 0 over ``decay_steps`` env steps after
-    ``learning_starts`` (0: fixed)."""
+    ``start_weight`` decaying linearly to ``final_weight`` over ``decay_steps`` env steps
+    after ``learning_starts`` (0: fixed)."""
 
     def __init__(
         self,
@@ -47,11 +48,12 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         generator: torch.Generator,
         schedule: tuple[float, int, int] = (0.0, 0, 0),  # start weight, decay, learning starts
         q_filter: bool = False,
+        final_weight: float = 0.0,
     ) -> None:
         super().__init__(inner)
         self.agent, self.demos, self.loss_kind, self.generator = agent, demos, loss_kind, generator
         self.per = max(1, rows_per_task)
-        self.schedule = schedule
+        self.schedule, self.final_weight = schedule, final_weight
         self.weight = 0.0
         self.last_loss = 0.0  # the cloning loss of the last update (0 when weight is 0)
         self.q_filter = q_filter
@@ -59,7 +61,7 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
 
     def before_update(self, steps: int) -> None:
         start, decay, learning_starts = self.schedule
-        self.weight = demo_share(start, decay, steps - learning_starts)
+        self.weight = demo_share(start, decay, steps - learning_starts, self.final_weight)
 
     def update_metrics(self) -> dict[str, float]:
         metrics = {"bc_weight": self.weight, "rl_bc_loss": self.last_loss}
@@ -100,17 +102,31 @@ def q_filter_mask(q_demo: Tensor, q_policy: Tensor) -> Tensor:
 @dataclass(frozen=True)
 class RegulariserConfig:
     """``[demos.regulariser]``: the cloning loss kept in the actor's loss during RL at
-    ``weight``, decaying linearly to 0 over ``decay_steps`` env steps after learning
-    starts (0: fixed); keeps RL from wrecking the clone while the critic is poor."""
+    ``weight``, decaying linearly to ``final_weight`` over ``decay_steps`` env steps after
+    learning starts (0: fixed); keeps RL from wrecking the clone while the critic is
+    poor, and with a floor keeps the actor near the demonstrations throughout."""
 
     weight: float = bounded(1.0, ge=0.0)
     decay_steps: int = bounded(0, ge=0)
+    final_weight: float = bounded(0.0, ge=0.0)  # the floor the decay stops at
     loss: BCLoss = "mse"  # as [demos.bc]'s loss
     # clone a demonstration only where the critics value its action above the actor's
     q_filter: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self, "demos.regulariser")
+        if self.final_weight > 0.0 and self.decay_steps == 0:
+            raise ConfigError(
+                f"demos.regulariser.final_weight = {self.final_weight} needs decay_steps > "
+                "0 (the env steps over which weight falls to it); for a fixed weight set "
+                "weight alone"
+            )
+        if self.final_weight > self.weight:
+            raise ConfigError(
+                f"demos.regulariser.final_weight = {self.final_weight} is above weight = "
+                f"{self.weight}: the weight decays from weight to final_weight; lower "
+                "final_weight"
+            )
 
     def build(self, setup: DemoSetup) -> LoopComponent | None:
         if setup.replay is None or setup.generator is None:
@@ -127,6 +143,7 @@ class RegulariserConfig:
             setup.generator,
             schedule,
             self.q_filter,
+            self.final_weight,
         )
         agent.extension = term
         return term

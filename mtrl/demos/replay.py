@@ -12,13 +12,13 @@ from torch import Tensor
 from mtrl.agents.replay import Batch, uniform_per_task
 
 
-def demo_share(share: float, decay_steps: int, steps_since_start: int) -> float:
+def demo_share(share: float, decay_steps: int, steps_since_start: int, final: float = 0.0) -> float:
     """The demonstrations' share of a batch (or the cloning weight): ``share``, decaying
-    linearly to 0 over ``decay_steps`` env steps after learning starts (``decay_steps =
-    0``: fixed)."""
+    linearly to ``final`` over ``decay_steps`` env steps after learning starts, then held
+    there (``decay_steps = 0``: fixed at ``share``)."""
     if decay_steps <= 0:
         return share
-    return share * max(0.0, 1.0 - steps_since_start / decay_steps)
+    return final + (share - final) * max(0.0, 1.0 - steps_since_start / decay_steps)
 
 
 _FIELDS = (
