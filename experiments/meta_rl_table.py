@@ -12,7 +12,9 @@ after ``--after`` steps (MAML: inner gradient steps; RL² and PEARL: episodes of
 experience), each a mean over seeds with a percentile bootstrap 95% CI over seeds, the
 per-seed values after adaptation (``--digits`` decimals: 2 for success rates), and
 the env steps each run trained on (``env_steps`` of its summary; runs that predate it
-show "-").
+show "-"). The metric is the one ``mtrl adapt`` chose (success on Meta-World, else
+return); ``--metric return`` reads the return a success run also records, which still
+separates learners where every success rate is near 0.
 
 ``--paired A,B`` (repeatable) adds the seed-by-seed difference A minus B after
 adaptation (the arms' runs paired in the order given, so give each arm its seeds in
@@ -48,23 +50,32 @@ def _cell(values: list[float], digits: int) -> str:
     return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def points(curve: str, runs: list[Path], after: int) -> tuple[list[float], list[float], list]:
-    """Each run's metric before and after adaptation, and the env steps it trained on."""
+def points(
+    curve: str, runs: list[Path], after: int, metric: str | None = None
+) -> tuple[list[float], list[float], list]:
+    """Each run's metric (``metric``, or the one its report chose) before and after
+    adaptation, and the env steps it trained on."""
     before, post, steps = [], [], []
     for path in runs:  # a run directory (its adapt.json) or an adapt JSON file
         run = path.parent if path.suffix == ".json" else path
         doc = json.loads((path if path.suffix == ".json" else run / "adapt.json").read_text())
         curve_points = doc["curves"][curve]
-        metric = doc["metric"]
-        before.append(float(curve_points[0][metric]))
-        post.append(float(curve_points[after][metric]))
+        key = metric or doc["metric"]
+        if key not in curve_points[0]:
+            raise SystemExit(
+                f"{run}: its curves have no {key!r}; use one of {sorted(curve_points[0])}"
+            )
+        before.append(float(curve_points[0][key]))
+        post.append(float(curve_points[after][key]))
         results = json.loads((run / "summary.json").read_text())["results"]
         steps.append(results.get("env_steps"))
     return before, post, steps
 
 
-def row(name: str, curve: str, runs: list[Path], after: int, digits: int) -> dict[str, str]:
-    before, post, steps = points(curve, runs, after)
+def row(
+    name: str, curve: str, runs: list[Path], after: int, digits: int, metric: str | None = None
+) -> dict[str, str]:
+    before, post, steps = points(curve, runs, after, metric)
     known = [s for s in steps if s is not None]
     return {
         "learner": name,
@@ -97,11 +108,12 @@ def main() -> None:
     parser.add_argument("--paired", action="append", default=[], metavar="A,B")
     parser.add_argument("--gain", action="append", default=[], metavar="A")
     parser.add_argument("--digits", type=int, default=1, help="decimals (2 for success)")
+    parser.add_argument("--metric", help="return or success (default: the report's own)")
     args = parser.parse_args()
     arms = [_arm(spec) for spec in args.arms]
-    rows = [row(*arm, args.after, args.digits) for arm in arms]
+    rows = [row(*arm, args.after, args.digits, args.metric) for arm in arms]
     print(format_table(rows, list(rows[0])))
-    values = {name: points(curve, runs, args.after)[:2] for name, curve, runs in arms}
+    values = {name: points(curve, runs, args.after, args.metric)[:2] for name, curve, runs in arms}
     for spec in args.paired:
         a, _, b = spec.partition(",")
         if a not in values or b not in values:

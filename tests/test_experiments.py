@@ -120,7 +120,10 @@ def test_meta_rl_table_reads_each_seeds_adaptation_by_hand(tmp_path: Path) -> No
     for seed, (before, after) in enumerate([(-40.0, -10.0), (-30.0, -20.0)]):
         run = tmp_path / f"s{seed}"
         run.mkdir()
-        points = [{"steps": i, "return": v} for i, v in enumerate([before, after, 0.0])]
+        points = [
+            {"steps": i, "return": v, "success": v / -100}
+            for i, v in enumerate([before, after, 0.0])
+        ]
         doc = {"metric": "return", "curves": {"me": points, "other": points[::-1]}}
         (run / "adapt.json").write_text(json.dumps(doc))
         (run / "summary.json").write_text(json.dumps({"results": {"env_steps": 2_000_000}}))
@@ -132,6 +135,10 @@ def test_meta_rl_table_reads_each_seeds_adaptation_by_hand(tmp_path: Path) -> No
     assert line.startswith("me - other: +3.5 [+2.0, +5.0]") and "per seed +2.0, +5.0" in line
     # success rates need two decimals: 0.36 and 0.43 are not both "0.4"
     assert table.row("me", "other", runs, 1, 2)["per seed after"] == "-10.00, -20.00"
+    # --metric reads another quantity every point records (return beside success)
+    assert table.row("me", "me", runs, 1, 2, "success")["per seed after"] == "0.10, 0.20"
+    with pytest.raises(SystemExit, match="no 'length'"):
+        table.points("me", runs, 1, "length")
     line = table.difference("a - b", [0.48, 0.34], [0.57, 0.43], digits=2)
     assert line.startswith("a - b: -0.09 [-0.09, -0.09]") and "per seed -0.09, -0.09" in line
 
