@@ -154,3 +154,13 @@ def test_worker_processes_sample_the_episodes_of_one_process() -> None:
     assert all(map(torch.equal, want, episodes(moved, 1)))
     for s in (here, there, moved):
         s.close()
+
+
+def test_success_bars_in_the_adaptation_plot_stay_within_0_and_1() -> None:
+    """A success rate's CI bars are cut at 0 and 1 (0.02 ± 0.04 is drawn from 0 to
+    0.06); a return's stay symmetric."""
+    from mtrl.kinds.adaptation import error_bars
+
+    below, above = error_bars("success", [0.02, 0.5, 0.98], [0.04, 0.1, 0.05])
+    assert below == pytest.approx([0.02, 0.1, 0.05]) and above == pytest.approx([0.04, 0.1, 0.02])
+    assert error_bars("return", [-5.0], [10.0]) == ([10.0], [10.0])

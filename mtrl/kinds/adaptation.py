@@ -58,6 +58,19 @@ def ci_key(metric: str) -> str:
     return f"{metric}_ci95" if metric == "success" else "ci95"
 
 
+def error_bars(
+    metric: str, values: list[float], half_widths: list[float]
+) -> tuple[list[float], list[float]]:
+    """Lengths of the bars below and above each value: the 95% CI's half-width, cut at
+    0 and 1 for a success rate (a normal-approximation interval of a rate near 0 or 1
+    reaches past them, and a bar below 0 would show an impossible rate)."""
+    if metric != "success":
+        return list(half_widths), list(half_widths)
+    below = [min(h, v) for v, h in zip(values, half_widths, strict=True)]
+    above = [min(h, 1.0 - v) for v, h in zip(values, half_widths, strict=True)]
+    return below, above
+
+
 def adaptation_table(doc: dict[str, Any]) -> str:
     """One row per learner, one column per number of inner steps (mean ± 95% CI)."""
     metric = doc["metric"]
@@ -89,7 +102,7 @@ def write_adaptation(run: RunDir, doc: dict[str, Any]) -> tuple[Path, Path]:
     for name, curve in doc["curves"].items():
         xs = [p["steps"] for p in curve]
         ys = [p[metric] for p in curve]
-        err = [p[ci_key(metric)] for p in curve]
+        err = error_bars(metric, ys, [p[ci_key(metric)] for p in curve])
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name)
     x_label = {"episodes": "episodes of experience on the task before"}
     ax.set_xlabel(x_label.get(doc.get("x", "steps"), "inner gradient steps"))
