@@ -149,9 +149,7 @@ def test_a_decay_to_a_floor_stops_there() -> None:
     agent = MTSAC(SACConfig(), 3, 2, 2)
     demos = DemoReplay(_demo_arrays([0, 1], 0.5), 2)
     gen = torch.Generator().manual_seed(0)
-    reg = DemoBCRegulariser(
-        agent, agent.extension, demos, 2, "mse", gen, (1.0, 1000, 200), False, 0.2
-    )
+    reg = DemoBCRegulariser(agent, agent.extension, demos, 2, "mse", gen, (1.0, 1000, 200, 0.2))
     weights = []
     for steps in (200, 700, 1200, 50_000):  # updates begin at learning_starts
         reg.before_update(steps)

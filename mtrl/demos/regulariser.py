@@ -46,22 +46,22 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         rows_per_task: int,
         loss_kind: BCLoss,
         generator: torch.Generator,
-        schedule: tuple[float, int, int] = (0.0, 0, 0),  # start weight, decay, learning starts
+        # start weight, decay steps, learning starts, final weight
+        schedule: tuple[float, int, int, float] = (0.0, 0, 0, 0.0),
         q_filter: bool = False,
-        final_weight: float = 0.0,
     ) -> None:
         super().__init__(inner)
         self.agent, self.demos, self.loss_kind, self.generator = agent, demos, loss_kind, generator
         self.per = max(1, rows_per_task)
-        self.schedule, self.final_weight = schedule, final_weight
+        self.schedule = schedule
         self.weight = 0.0
         self.last_loss = 0.0  # the cloning loss of the last update (0 when weight is 0)
         self.q_filter = q_filter
         self.kept = 1.0  # the share of demonstrations the Q-filter kept in the last update
 
     def before_update(self, steps: int) -> None:
-        start, decay, learning_starts = self.schedule
-        self.weight = demo_share(start, decay, steps - learning_starts, self.final_weight)
+        start, decay, learning_starts, final = self.schedule
+        self.weight = demo_share(start, decay, steps - learning_starts, final)
 
     def update_metrics(self) -> dict[str, float]:
         metrics = {"bc_weight": self.weight, "rl_bc_loss": self.last_loss}
@@ -132,7 +132,7 @@ class RegulariserConfig:
         if setup.replay is None or setup.generator is None:
             return None
         agent = setup.agent
-        schedule = (self.weight, self.decay_steps, setup.learning_starts)
+        schedule = (self.weight, self.decay_steps, setup.learning_starts, self.final_weight)
         per = setup.batch_size // agent.num_tasks
         term = DemoBCRegulariser(
             agent,
@@ -143,7 +143,6 @@ class RegulariserConfig:
             setup.generator,
             schedule,
             self.q_filter,
-            self.final_weight,
         )
         agent.extension = term
         return term
