@@ -158,3 +158,30 @@ def test_mixture_table_names_each_arm_from_its_runs_config() -> None:
         "mixture, heads+norm"
     )
     assert table.arm_of({"env": mix, "sac": {"popart": {"beta": 3e-4}}}) == "mixture+popart"
+
+
+def test_compare_paired_matches_seeds_by_number_by_hand(tmp_path: Path) -> None:
+    """experiments/compare_paired.py: arms from separate comparisons differ seed by seed,
+    on the seeds both ran (a --first-seed comparison shares only some)."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("compare_paired", "experiments/compare_paired.py")
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    for name, seeds, means in [
+        ("a", [0, 1, 2], [-3.0, -4.0, -6.0]),
+        ("b", [1, 2, 3], [-5.0, -5.5, 0.0]),
+    ]:
+        out = tmp_path / name
+        out.mkdir()
+        variant = {"label": "base", "per_seed_mean": means}
+        (out / "compare.json").write_text(json.dumps({"seeds": seeds, "variants": [variant]}))
+    _, a, a_seeds = table.arm(f"a={tmp_path / 'a'}")
+    _, b, b_seeds = table.arm(f"b={tmp_path / 'b'}:base")
+    diff = table.difference(table.seed_scores(a, a_seeds), table.seed_scores(b, b_seeds), 2)
+    # seeds 1 and 2: -4 - -5 = +1, -6 - -5.5 = -0.5 (by position it would be +2, +1.5, -6)
+    assert diff["gain [95% CI]"].startswith("+0.25 [") and diff["seeds better"] == "1/2"
+    with pytest.raises(SystemExit, match="name one variant"):
+        table.arm(f"a={tmp_path / 'a'}:other")
