@@ -88,6 +88,8 @@ def test_train_and_adapt_commands_on_a_sine_recipe(
         "random init",
     }
     assert (run / "plots" / "adaptation.png").stat().st_size > 1000
+    assert main(["adapt", str(run), "--task-batch", "2"]) == 2  # MAML-RL's option only
+    assert "--task-batch applies to MAML-RL runs" in capsys.readouterr().err
     assert main(["train", str(recipe), "--run-dir", str(run)]) == 2  # never overwrites
     assert "already holds a run" in capsys.readouterr().err
 
@@ -268,6 +270,38 @@ def test_maml_rl_runs_on_the_mujoco_families(env: str, tmp_path: Path) -> None:
     recipe = MetaRLRecipe(env=env, meta_batch=2, episodes_per_task=2, horizon=20, iterations=2)
     res = train_meta_rl(recipe, tmp_path / "run")
     assert res["iterations"] == 2 and np.isfinite(res["final_post_return"])
+
+
+def test_adapt_in_task_batches_reports_every_task_from_a_smaller_sampler(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Held-out tasks adapt a sampler's worth at a time (`mtrl adapt --task-batch`): all
+    five tasks are reported from a sampler of two tasks' environments (the last batch
+    padded), and a batch's numbers are those of its tasks adapted alone."""
+    from mtrl.kinds.maml_rl import train_meta_rl
+    from mtrl.loops.iterations import eval_stream
+    from mtrl.meta.rl_sampler import held_out_tasks
+
+    recipe = MetaRLRecipe(meta_batch=2, episodes_per_task=3, horizon=10, iterations=1)
+    outcomes = []
+    for count in (5, 2):
+        torch.manual_seed(3)
+        learner, family = build(recipe, 2, 3)
+        assert len(learner.sampler.grid.envs) == 6  # type: ignore[union-attr]  # 2 x 3, not 5 x 3
+        tasks = held_out_tasks(family, 5, eval_stream(0))[:count]
+        outcomes.append(learner.adaptation_returns(tasks, 1)[0])
+        learner.sampler.close()
+    five, two = outcomes
+    assert five.shape == (2, 5) and bool(torch.isfinite(five).all())
+    torch.testing.assert_close(five[:, :2], two, rtol=0, atol=0)
+
+    train_meta_rl(recipe, tmp_path / "run")
+    args = ["adapt", str(tmp_path / "run"), "--tasks", "5", "--steps", "1", "--json"]
+    assert main([*args, "--task-batch", "2", "--pretrain-iterations", "1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tasks"] == 5 and doc["task_batch"] == 2 and len(doc["curves"]) == 3
+    assert main([*args, "--task-batch", "0"]) == 2
+    assert "--task-batch must be >= 1" in capsys.readouterr().err
 
 
 def test_maml_rl_reports_held_out_tasks_after_its_inner_steps(tmp_path: Path) -> None:

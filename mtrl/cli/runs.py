@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+from inspect import signature
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +86,22 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         raise MtrlError("--steps must be >= 1 and --tasks >= 2 (a confidence interval needs two)")
     if args.pretrain_iterations is not None and args.pretrain_iterations < 0:
         raise MtrlError("--pretrain-iterations must be >= 0 (0 leaves the baseline out)")
+    if args.task_batch is not None and args.task_batch < 1:
+        raise MtrlError("--task-batch must be >= 1 (held-out tasks adapted together)")
     run, kind, cfg = load_run(args.run_dir)
     if kind.adapt is None:
         raise MtrlError(
             f"`mtrl adapt` needs a meta-learning run (kind {' or '.join(kinds_that(False))}); "
             f"{args.run_dir} is {kind.name!r}: use `mtrl eval {args.run_dir}`"
         )
+    if args.task_batch is not None and "task_batch" not in signature(kind.adapt).parameters:
+        raise MtrlError(
+            f"--task-batch applies to MAML-RL runs (an environment per held-out task and "
+            f"episode); a {kind.name!r} run adapts its tasks together: leave it out"
+        )
     steps, tasks, pretrain = args.steps, args.tasks, args.pretrain_iterations
-    doc = kind.adapt(run, cfg, steps, tasks, pretrain, args.seed)
+    extra = {} if args.task_batch is None else {"task_batch": args.task_batch}
+    doc = kind.adapt(run, cfg, steps, tasks, pretrain, args.seed, **extra)
     json_path, png_path = write_adaptation(run, doc)
     if args.json:
         print(dump_json(doc), end="")
@@ -210,6 +219,13 @@ def add_commands(sub: Any) -> None:
         default=None,
         help="budget of the multi-task-pretrained baseline (sine: 2000, RL: the run's "
         "iterations; 0 leaves it out)",
+    )
+    p.add_argument(
+        "--task-batch",
+        type=int,
+        default=None,
+        help="MAML-RL: held-out tasks adapted together (default: all); fewer hold fewer "
+        "environments in memory (Meta-World: ~20 MB each, one per task and episode)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")

@@ -305,8 +305,20 @@ class MamlRL:
 
     def adaptation_returns(self, tasks: list[Task], max_steps: int) -> tuple[Tensor, Tensor | None]:
         """Mean episode return (and success rate, where reported) per task
-        ``[max_steps + 1, T]`` after 0..max_steps VPG steps."""
-        self.sampler.set_tasks(tasks)
+        ``[max_steps + 1, T]`` after 0..max_steps VPG steps. The tasks go through the
+        sampler's task slots a batch at a time, so its environments bound the memory."""
+        size = self.sampler.num_tasks
+        batches = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+        parts = [self._adapt_batch(batch, max_steps) for batch in batches]
+        returns = torch.cat([r for r, _ in parts], dim=1)
+        wins = [w for _, w in parts if w is not None]
+        return returns, torch.cat(wins, dim=1) if len(wins) == len(parts) else None
+
+    def _adapt_batch(self, tasks: list[Task], max_steps: int) -> tuple[Tensor, Tensor | None]:
+        """:meth:`adaptation_returns` for at most a sampler's worth of tasks (a short
+        batch is padded with its own first tasks, whose results are dropped)."""
+        k = len(tasks)
+        self.sampler.set_tasks(tasks + [tasks[i % k] for i in range(self.sampler.num_tasks - k)])
         params = detached(self.mp.params())
         returns, successes = [], []
         for step in range(max_steps + 1):
@@ -319,7 +331,7 @@ class MamlRL:
                 leaf = {n: p.requires_grad_(True) for n, p in detached(params).items()}
                 fast = adapt_policy(self.mp, leaf, eps, self._adv(eps), True, 1, expand=step == 0)
                 params = detached(fast)
-        return torch.stack(returns), torch.stack(successes) if successes else None
+        return torch.stack(returns)[:, :k], torch.stack(successes)[:, :k] if successes else None
 
     @property
     def module(self) -> nn.Module:

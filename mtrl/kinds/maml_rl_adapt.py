@@ -21,6 +21,7 @@ def adapt_meta_rl(
     num_tasks: int,
     pretrain_iterations: int | None,
     seed: int,
+    task_batch: int | None = None,
 ) -> dict[str, Any]:
     """Average return on ``num_tasks`` held-out tasks after 0..max_steps inner steps.
 
@@ -28,11 +29,15 @@ def adapt_meta_rl(
     on ``episodes_per_task`` fresh episodes per step): the meta-learned policy, a randomly
     initialised one, and one pretrained on pooled training tasks without adaptation for
     ``pretrain_iterations`` (default: the run's own iteration budget; 0 leaves it out).
+    The tasks adapt ``task_batch`` at a time (default: all together): each holds
+    ``episodes_per_task`` environments, which is what bounds the memory (a Meta-World
+    environment takes ~20 MB, so ML1's 50 tasks x 10 episodes at once take ~11 GB).
     """
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
     seed_everything(seed)
-    meta, family = build(recipe, num_tasks, recipe.episodes_per_task)
+    batch = min(task_batch or num_tasks, num_tasks)
+    meta, family = build(recipe, batch, recipe.episodes_per_task)
     meta.mp.load_state_dict(run.load_checkpoint()["meta_policy"])
     tasks = held_out_tasks(family, num_tasks, eval_stream(recipe.eval_seed))
     name = f"{recipe.meta.algorithm} (meta-learned)"
@@ -47,17 +52,18 @@ def adapt_meta_rl(
         pre.sampler.close()
         meta.mp.load_state_dict(pre.mp.state_dict())
         curves["pretrained on pooled tasks"] = curve_rows(meta.adaptation_returns(tasks, max_steps))
+    meta.sampler.close()  # before the next sampler's environments exist
     torch.manual_seed(seed)
-    fresh, _ = build(recipe, num_tasks, recipe.episodes_per_task)
+    fresh, _ = build(recipe, batch, recipe.episodes_per_task)
     curves["random init"] = curve_rows(fresh.adaptation_returns(tasks, max_steps))
     fresh.sampler.close()
-    meta.sampler.close()
     return {
         "metric": primary_metric(recipe.env),
         "lower_is_better": False,
         "env": recipe.env,
         "held_out": tasks_are_held_out(family),
         "tasks": num_tasks,
+        "task_batch": batch,
         "episodes_per_task": recipe.episodes_per_task,
         "pretrain_iterations": budget,
         "curves": curves,
