@@ -366,8 +366,10 @@ def build(recipe: MetaRLRecipe, num_tasks: int, episodes: int) -> tuple[MamlRL, 
 
 
 def held_out_results(recipe: MetaRLRecipe, state: Mapping[str, Any]) -> dict[str, Any]:
-    """Each held-out task's return and success after ``held_out.steps`` VPG steps."""
-    learner, family = build(recipe, recipe.held_out.tasks, recipe.episodes_per_task)
+    """Each held-out task's return and success after ``held_out.steps`` VPG steps, the
+    tasks a meta-batch at a time (never more environments than training held)."""
+    slots = min(recipe.held_out.tasks, recipe.meta_batch)
+    learner, family = build(recipe, slots, recipe.episodes_per_task)
     learner.mp.load_state_dict(state["meta_policy"])
     steps = recipe.held_out.steps
     return held_out_report(recipe, family, learner, lambda t: learner.adaptation_returns(t, steps))
