@@ -65,6 +65,11 @@ def points(
             raise SystemExit(
                 f"{run}: its curves have no {key!r}; use one of {sorted(curve_points[0])}"
             )
+        if after >= len(curve_points):
+            raise SystemExit(
+                f"{run}: its {curve!r} curve ends after {len(curve_points) - 1} step(s); "
+                f"give --after {len(curve_points) - 1} or less, or adapt with more --steps"
+            )
         before.append(float(curve_points[0][key]))
         post.append(float(curve_points[after][key]))
         results = json.loads((run / "summary.json").read_text())["results"]

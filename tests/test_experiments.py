@@ -139,6 +139,8 @@ def test_meta_rl_table_reads_each_seeds_adaptation_by_hand(tmp_path: Path) -> No
     assert table.row("me", "me", runs, 1, 2, "success")["per seed after"] == "0.10, 0.20"
     with pytest.raises(SystemExit, match="no 'length'"):
         table.points("me", runs, 1, "length")
+    with pytest.raises(SystemExit, match="ends after 2 step"):
+        table.points("me", runs, 3)
     line = table.difference("a - b", [0.48, 0.34], [0.57, 0.43], digits=2)
     assert line.startswith("a - b: -0.09 [-0.09, -0.09]") and "per seed -0.09, -0.09" in line
 
