@@ -164,3 +164,16 @@ def test_success_bars_in_the_adaptation_plot_stay_within_0_and_1() -> None:
     below, above = error_bars("success", [0.02, 0.5, 0.98], [0.04, 0.1, 0.05])
     assert below == pytest.approx([0.02, 0.1, 0.05]) and above == pytest.approx([0.04, 0.1, 0.02])
     assert error_bars("return", [-5.0], [10.0]) == ([10.0], [10.0])
+
+
+def test_the_adaptation_plot_says_its_bars_are_a_ci_over_tasks_of_one_seed() -> None:
+    """A reader of ``plots/adaptation.png`` learns how many tasks each point averages
+    and that the bars are not a spread over seeds."""
+    from mtrl.kinds.adaptation import plot_caption
+
+    assert plot_caption({"env": "ML1:reach-v3", "tasks": 50}) == (
+        "ML1:reach-v3: mean over 50 tasks, bars 95% CI over tasks (one seed)"
+    )
+    assert (
+        plot_caption({"tasks": 1000}) == "mean over 1000 tasks, bars 95% CI over tasks (one seed)"
+    )

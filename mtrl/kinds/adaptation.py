@@ -71,6 +71,15 @@ def error_bars(
     return below, above
 
 
+def plot_caption(doc: dict[str, Any]) -> str:
+    """What the plot's points and bars are: a mean over the tasks adapted to, with the
+    normal-approximation 95% CI over those tasks (not over seeds: one run is one seed)."""
+    tasks = doc.get("tasks")
+    over = f"{tasks} tasks" if isinstance(tasks, int) else "tasks"
+    env = f"{doc['env']}: " if "env" in doc else ""
+    return f"{env}mean over {over}, bars 95% CI over tasks (one seed)"
+
+
 def adaptation_table(doc: dict[str, Any]) -> str:
     """One row per learner, one column per number of inner steps (mean ± 95% CI)."""
     metric = doc["metric"]
@@ -110,6 +119,7 @@ def write_adaptation(run: RunDir, doc: dict[str, Any]) -> tuple[Path, Path]:
     lower = " (lower is better)" if doc.get("lower_is_better") else ""
     ax.set_ylabel(f"{metric} on {tasks}{lower}")
     ax.set_xticks(sorted({p["steps"] for c in doc["curves"].values() for p in c}))
+    ax.set_title(plot_caption(doc), fontsize=8)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
