@@ -11,10 +11,11 @@ one run per seed. Columns: the metric before adaptation (point 0) and
 after ``--after`` steps (MAML: inner gradient steps; RL² and PEARL: episodes of
 experience), each a mean over seeds with a percentile bootstrap 95% CI over seeds, the
 per-seed values after adaptation (``--digits`` decimals: 2 for success rates), and
-the env steps each run trained on (``env_steps`` of its summary; runs that predate it
-show "-"). The metric is the one ``mtrl adapt`` chose (success on Meta-World, else
-return); ``--metric return`` reads the return a success run also records, which still
-separates learners where every success rate is near 0.
+the env steps each learner trained on (a baseline's from ``env_steps`` of the
+``adapt.json``, the run's own from ``env_steps`` of its summary; runs that predate
+these show the run's or "-"). The metric is the one ``mtrl adapt`` chose (success on
+Meta-World, else return); ``--metric return`` reads the return a success run also
+records, which still separates learners where every success rate is near 0.
 
 ``--paired A,B`` (repeatable) adds the seed-by-seed difference A minus B after
 adaptation (the arms' runs paired in the order given, so give each arm its seeds in
@@ -54,7 +55,7 @@ def points(
     curve: str, runs: list[Path], after: int, metric: str | None = None
 ) -> tuple[list[float], list[float], list]:
     """Each run's metric (``metric``, or the one its report chose) before and after
-    adaptation, and the env steps it trained on."""
+    adaptation, and the env steps the curve's learner trained on."""
     before, post, steps = [], [], []
     for path in runs:  # a run directory (its adapt.json) or an adapt JSON file
         run = path.parent if path.suffix == ".json" else path
@@ -73,7 +74,7 @@ def points(
         before.append(float(curve_points[0][key]))
         post.append(float(curve_points[after][key]))
         results = json.loads((run / "summary.json").read_text())["results"]
-        steps.append(results.get("env_steps"))
+        steps.append(doc.get("env_steps", {}).get(curve, results.get("env_steps")))
     return before, post, steps
 
 

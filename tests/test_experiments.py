@@ -124,13 +124,18 @@ def test_meta_rl_table_reads_each_seeds_adaptation_by_hand(tmp_path: Path) -> No
             {"steps": i, "return": v, "success": v / -100}
             for i, v in enumerate([before, after, 0.0])
         ]
-        doc = {"metric": "return", "curves": {"me": points, "other": points[::-1]}}
+        doc = {
+            "metric": "return",
+            "curves": {"me": points, "other": points[::-1]},
+            "env_steps": {"other": 500_000},  # a baseline adapt trained, not the run
+        }
         (run / "adapt.json").write_text(json.dumps(doc))
         (run / "summary.json").write_text(json.dumps({"results": {"env_steps": 2_000_000}}))
         runs.append(run)
     row = table.row("me", "me", runs, 1, 1)
     assert row["before"].startswith("-35.0 [") and row["after 1"].startswith("-15.0 [")
     assert row["per seed after"] == "-10.0, -20.0" and row["env steps (M)"] == "2.00"
+    assert table.row("other", "other", runs, 1, 1)["env steps (M)"] == "0.50"
     line = table.difference("me - other", [-10.0, -20.0], [-12.0, -25.0])
     assert line.startswith("me - other: +3.5 [+2.0, +5.0]") and "per seed +2.0, +5.0" in line
     # success rates need two decimals: 0.36 and 0.43 are not both "0.4"

@@ -300,6 +300,8 @@ def test_adapt_in_task_batches_reports_every_task_from_a_smaller_sampler(
     assert main([*args, "--task-batch", "2", "--pretrain-iterations", "1"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["tasks"] == 5 and doc["task_batch"] == 2 and len(doc["curves"]) == 3
+    # what each baseline trained on: one pooled iteration of 2 tasks x 3 episodes x 10 steps
+    assert doc["env_steps"] == {"random init": 0, "pretrained on pooled tasks": 2 * 3 * 10}
     assert main([*args, "--task-batch", "0"]) == 2
     assert "--task-batch must be >= 1" in capsys.readouterr().err
 

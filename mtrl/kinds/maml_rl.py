@@ -301,7 +301,7 @@ class MamlRL:
             loss.backward()
             nn.utils.clip_grad_norm_(mp.parameters(), r.outer.max_grad_norm)
             self.opt.step()
-        return {"return": float(eps.episode_returns().mean())}
+        return {"return": float(eps.episode_returns().mean()), "env_steps": float(masks.sum())}
 
     def adaptation_returns(self, tasks: list[Task], max_steps: int) -> tuple[Tensor, Tensor | None]:
         """Mean episode return (and success rate, where reported) per task

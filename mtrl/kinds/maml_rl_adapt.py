@@ -29,6 +29,8 @@ def adapt_meta_rl(
     on ``episodes_per_task`` fresh episodes per step): the meta-learned policy, a randomly
     initialised one, and one pretrained on pooled training tasks without adaptation for
     ``pretrain_iterations`` (default: the run's own iteration budget; 0 leaves it out).
+    ``env_steps`` holds what the two baselines trained on (the run's own is in its
+    summary): the pooled one samples once an iteration, MAML twice.
     The tasks adapt ``task_batch`` at a time (default: all together): each holds
     ``episodes_per_task`` environments, which is what bounds the memory (a Meta-World
     environment takes ~20 MB, so ML1's 50 tasks x 10 episodes at once take ~11 GB).
@@ -43,12 +45,15 @@ def adapt_meta_rl(
     name = f"{recipe.meta.algorithm} (meta-learned)"
     curves = {name: curve_rows(meta.adaptation_returns(tasks, max_steps))}
     budget = recipe.iterations if pretrain_iterations is None else pretrain_iterations
+    trained = {"random init": 0.0}  # env steps of the learners the run did not train
     if budget > 0:
         torch.manual_seed(seed)
         pre, _ = build(recipe, recipe.meta_batch, recipe.episodes_per_task)
         rng = eval_stream(seed + 7)  # pooled training tasks, not the held-out ones
-        for _ in range(budget):
-            pre.pretrain_step(family.sample_tasks(recipe.meta_batch, rng))
+        trained["pretrained on pooled tasks"] = sum(
+            pre.pretrain_step(family.sample_tasks(recipe.meta_batch, rng))["env_steps"]
+            for _ in range(budget)
+        )
         pre.sampler.close()
         meta.mp.load_state_dict(pre.mp.state_dict())
         curves["pretrained on pooled tasks"] = curve_rows(meta.adaptation_returns(tasks, max_steps))
@@ -66,5 +71,6 @@ def adapt_meta_rl(
         "task_batch": batch,
         "episodes_per_task": recipe.episodes_per_task,
         "pretrain_iterations": budget,
+        "env_steps": trained,
         "curves": curves,
     }

@@ -51,5 +51,6 @@ def adapt_rl2(
         "held_out": tasks_are_held_out(family),
         "tasks": num_tasks,
         "trials_per_task": recipe.trials_per_task,
+        "env_steps": {"random init": 0.0},  # the others are the run's (its summary)
         "curves": curves,
     }
