@@ -13,6 +13,8 @@ before any RL (logged by runs with ``demos.bc_steps``). ``--tasks`` adds each ar
 per-task success at its last evaluation. ``--window A:B`` adds, per arm, each seed's
 mean success over its evaluations at env steps A..B minus its own clone's (step 0): a
 paired estimate of what RL fine-tuning added, less noisy than one evaluation.
+``--plot PATH`` draws the arms' success curves with their CI bands over seeds (at the
+steps every seed of an arm reached), as ``mtrl compare``'s ``compare_curves.png``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mtrl.curves import arm_bands, plot_bands
 from mtrl.stats import bootstrap_ci
 from mtrl.tables import format_table
 
@@ -100,6 +103,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=50_000)
     parser.add_argument("--tasks", action="store_true", help="per-task success at the end")
     parser.add_argument("--window", default=None, metavar="A:B", help="fine-tuning vs clone")
+    parser.add_argument("--plot", type=Path, help="a PNG of the arms' success curves")
+    parser.add_argument("--title", default="", help="the plot's first title line")
     args = parser.parse_args()
     arms = {}
     for spec in args.arms:
@@ -122,6 +127,9 @@ def main() -> None:
         low, _, high = args.window.partition(":")
         print()
         print(window_table(evals, int(low), int(high)))
+    if args.plot:
+        bands = arm_bands(arms, "eval_success")
+        print(f"wrote {plot_bands(bands, 'eval_success', args.plot, args.title)}")
     if args.tasks:
         print()
         task_rows = []

@@ -28,6 +28,7 @@ import numpy as np
 import tomli_w
 
 from mtrl.config import read_toml, to_dict
+from mtrl.curves import arm_bands, plot_bands
 from mtrl.errors import ConfigError
 from mtrl.jobs import Job, RecipeSource
 from mtrl.pool_exec import run_in_pool, run_in_turn
@@ -548,15 +549,31 @@ def _compare(
 
 
 def _write(doc: dict[str, Any], out: Path) -> None:
-    """compare.json, compare.md, compare.png (and the mastery plot for curricula)."""
+    """compare.json, compare.md, compare.png, compare_curves.png (each variant's
+    evaluations against env steps over seeds) and the mastery plot for curricula."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(dump_json(doc))
     (out / "compare.md").write_text(compare_table(doc) + "\n")
     _plot(doc, out / "compare.png")
+    _plot_curves(doc, out)
     if any("mastery" in v for v in doc["variants"]):
         from mtrl.curriculum.report import plot_mastery
 
         plot_mastery(doc, out / "compare_mastery.png")
+
+
+def _plot_curves(doc: dict[str, Any], out: Path) -> None:
+    """``compare_curves.png`` where the runs log evaluations of the compared metric
+    (``eval_success`` / ``eval_return``); kinds that log none get no curve plot."""
+    vs = doc["variants"]
+    column = f"eval_{vs[0]['metric']}"
+    arms = {v["label"]: [out / slug(v["label"]) / f"seed_{s}" for s in doc["seeds"]] for v in vs}
+    bands = arm_bands(arms, column)
+    env = doc.get("config", {}).get("env", {}).get("name")
+    varied = any(o.startswith("env.") for v in vs for o in v["overrides"])
+    title = doc["recipe"] + (f" on {env}" if isinstance(env, str) and not varied else "")
+    if bands:
+        plot_bands(bands, column, out / "compare_curves.png", title)
 
 
 def tick_label(label: str, width: int = 24) -> str:

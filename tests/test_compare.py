@@ -104,6 +104,7 @@ def test_compare_trains_every_variant_and_seed_then_reuses_them(
     assert all(v["seeds"] == 2 and v["metric"] == "return" for v in doc["variants"])
     assert (out / "arch=softmod" / "seed_1" / "summary.json").is_file()
     assert (out / "compare.md").is_file() and (out / "compare.png").is_file()
+    assert (out / "compare_curves.png").stat().st_size > 1000  # eval_return over env steps
     # a run trained with other package versions is reused, and the user told so
     summary = out / "arch=shared" / "seed_0" / "summary.json"
     doc = json.loads(summary.read_text())

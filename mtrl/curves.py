@@ -1,0 +1,111 @@
+"""Learning curves over seeds: an arm's mean evaluation metric against env steps with a
+percentile-bootstrap 95% CI band over its seeds, the sample-efficiency view beside a
+comparison's final-score bars (`mtrl compare` writes ``compare_curves.png``)."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mtrl.plotting import column_name
+from mtrl.runs import RunDir
+from mtrl.stats import bootstrap_ci
+
+
+def eval_curve(
+    rows: Sequence[Mapping[str, str]], column: str, x: str = "step"
+) -> dict[float, float]:
+    """``x -> value`` of ``column`` at each row of a run's metrics where both are set and
+    finite (the evaluation rows); a later row at the same ``x`` wins."""
+    out: dict[float, float] = {}
+    for row in rows:
+        try:
+            xv, yv = float(row.get(x) or "nan"), float(row.get(column) or "nan")
+        except ValueError:
+            continue
+        if math.isfinite(xv) and math.isfinite(yv):
+            out[xv] = yv
+    return out
+
+
+@dataclass(frozen=True)
+class Band:
+    """An arm's curve: at each x every run reached, the mean over runs and a percentile
+    bootstrap 95% CI of that mean (both ends the mean for a single run)."""
+
+    x: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    runs: int
+
+
+def curve_band(curves: Sequence[Mapping[float, float]], seed: int = 0) -> Band:
+    """The mean and CI over ``curves`` (one per seed) at the x values all of them share,
+    so every point averages the same runs."""
+    if not curves:
+        raise ValueError("curve_band needs at least one curve")
+    shared = sorted(set.intersection(*(set(c) for c in curves)))
+    mean, low, high = [], [], []
+    for xv in shared:
+        values = [c[xv] for c in curves]
+        mean.append(float(np.mean(values)))
+        lo, hi = bootstrap_ci(values, seed=seed) if len(values) > 1 else (mean[-1], mean[-1])
+        low.append(lo)
+        high.append(hi)
+    return Band(np.array(shared), np.array(mean), np.array(low), np.array(high), len(curves))
+
+
+def arm_bands(arms: Mapping[str, Sequence[Path]], column: str) -> dict[str, Band]:
+    """Each arm's band of ``column`` from its runs' metrics.csv; arms whose runs logged
+    no such column (another kind's metrics) are left out."""
+    bands = {}
+    for name, runs in arms.items():
+        curves = [eval_curve(RunDir.open(r).read_metrics(), column) for r in runs]
+        if curves and all(curves):
+            band = curve_band(curves)
+            if band.x.size:
+                bands[name] = band
+    return bands
+
+
+def plot_bands(bands: Mapping[str, Band], column: str, path: Path, title: str = "") -> Path:
+    """One line per arm with its CI band, env steps on x; the title says what the line
+    and the band are."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter, MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6 + 0.25 * len(bands)))
+    for name, band in bands.items():
+        label = textwrap.fill(f"{name} ({band.runs} seed{'s' if band.runs > 1 else ''})", 60)
+        (line,) = ax.plot(band.x, band.mean, marker="o", markersize=3, label=label)
+        if band.runs > 1:
+            ax.fill_between(band.x, band.low, band.high, color=line.get_color(), alpha=0.2)
+    what, ylabel = column_name(column)
+    seeds = sorted({b.runs for b in bands.values()})
+    head = f"{title}\n" if title else ""
+    ax.set_title(
+        f"{head}{what} (a run's mean over its tasks): mean over "
+        f"{'/'.join(map(str, seeds))} seeds, bands 95% bootstrap CI over seeds",
+        fontsize=9,
+    )
+    ax.set_xlabel("env steps")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(6))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    if ylabel == "success rate":
+        ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
