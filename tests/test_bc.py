@@ -425,3 +425,40 @@ def test_sqil_rewards_are_one_for_demonstrations_and_zero_for_the_agent(
     assert np.all(stored == 0.0)  # the agent's own transitions: reward 0
     q = [float(r["q_loss"]) for r in run.read_metrics() if r.get("q_loss")]
     assert len(q) == 1 and np.isfinite(q[0])  # the warm start ran on reward-1 demonstrations
+
+
+def test_success_reward_relabels_the_demonstrations_and_the_agents_steps(
+    demos: Path, tmp_path: Path
+) -> None:
+    """With ``env.reward_version = "success"`` the demonstrations' dense rewards are
+    replaced by their success flags, as the env now rewards the agent's own steps: one
+    0/1 reward everywhere the critic learns from."""
+    from mtrl.demos.dataset import open_dataset, success_rewards, transitions
+
+    collect("MT1:reach-v3", "expert", 1, tmp_path / "reach", max_episode_steps=100)
+    data = transitions(open_dataset("mtrl/mt1-reach-v3-expert-v0", tmp_path / "reach"))
+    relabelled = success_rewards(data, "mtrl/mt1-reach-v3-expert-v0")
+    first = int(np.argmax(relabelled))  # the expert reaches the goal part-way
+    assert first > 0 and relabelled[first:].all() and not relabelled[:first].any()
+    assert np.array_equal(relabelled, (data["success"] > 0).astype(np.float32))
+    assert data["reward"][first - 1] > 9.0  # the dense reward just before: no step to see
+    with pytest.raises(MtrlError, match="stores no success flags"):
+        success_rewards({**data, "success": np.full(3, np.nan)}, "x/y-v0")
+    recipe = _recipe(
+        demos,
+        env={"name": "MT10", "max_episode_steps": 50, "reward_version": "success"},
+        batch_size=30,
+        total_steps=150,
+        checkpoint_buffer=True,
+        demos={
+            "dataset": "mtrl/mt10-expert-v0",
+            "root": str(demos),
+            "critic_warm_start": {"steps": 20, "log_every": 20},
+            "replay": {"share": 0.5},
+        },
+    )
+    train_mtsac(recipe, tmp_path / "run")
+    state = RunDir.open(tmp_path / "run").load_checkpoint()
+    size = state["buffer"]["size"]
+    stored = np.concatenate([state["buffer"]["rewards"][t, :n] for t, n in enumerate(size)])
+    assert set(np.unique(stored)) <= {0.0, 1.0}  # the agent's own steps: the success flag

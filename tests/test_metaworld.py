@@ -56,6 +56,31 @@ def test_reward_function_version_reaches_the_env() -> None:
     assert rewards["v1"] != rewards["v2"]
 
 
+def test_success_reward_is_the_success_flag_of_the_same_dynamics() -> None:
+    """``reward_version = "success"``: the scripted expert's reach episode under it and
+    under V2 steps identically; its reward is 1 exactly where V2's info flags success
+    (V2's reward there and just before is ~10 either side of the success radius)."""
+    task = metaworld_task("MT1:reach-v3", 0, "train", "reach-v3", goal=3)
+    family = get_family("MT1:reach-v3")
+    envs = {v: family.make_env(task, reward_function_version=v) for v in ("v2", "success")}
+    policy = metaworld_expert_policy([task], np.zeros(1, dtype=np.int64))
+    obs = {v: env.reset(seed=0)[0] for v, env in envs.items()}
+    flags, sparse, dense = [], [], []
+    for _ in range(120):
+        action = policy({"observation": obs["v2"][None], "task_id": np.zeros(1)})[0]
+        for version, env in envs.items():
+            obs[version], reward, _, _, info = env.step(action)
+            (sparse if version == "success" else dense).append(reward)
+            if version == "v2":
+                flags.append(float(info["success"]))
+        assert np.array_equal(obs["v2"], obs["success"])
+    assert sparse == flags and 0 < sum(flags) < len(flags)  # reached the goal part-way
+    first = flags.index(1.0)
+    assert dense[first - 1] > 9.0 and sparse[first - 1] == 0.0  # V2 cannot see the radius
+    with pytest.raises(ValueError, match="'v1', 'v2' or 'success'"):
+        family.make_env(task, reward_function_version="v3")
+
+
 @pytest.mark.slow
 def test_scripted_experts_succeed_on_every_mt10_task_through_the_vector_env() -> None:
     env = make_multitask_env(MultiTaskEnvConfig(name="MT10"))

@@ -107,7 +107,8 @@ def transitions(
     dataset: Any, episodes_per_task: int | None = None, successes_only: bool = False
 ) -> dict[str, np.ndarray]:
     """All steps as flat arrays: ``obs``, ``action``, ``reward``, ``next_obs``,
-    ``terminated``, ``task_id`` (for behaviour cloning and demo replay); with
+    ``terminated``, ``task_id`` (for behaviour cloning and demo replay) and ``success``
+    (the env's flag after each step; NaN where the dataset stores none); with
     ``episodes_per_task``, only each task's first episodes in collection order; with
     ``successes_only``, only the episodes that succeed (counted before that limit)."""
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -126,6 +127,8 @@ def transitions(
         parts["next_obs"].append(o[1:])
         parts["action"].append(np.asarray(ep.actions, dtype=np.float32))
         parts["reward"].append(np.asarray(ep.rewards, dtype=np.float32))
+        flags = ep.infos.get("success", np.full(len(ep.rewards), np.nan))
+        parts["success"].append(np.asarray(flags, dtype=np.float32))
         parts["terminated"].append(np.asarray(ep.terminations, dtype=np.float32))
         parts["task_id"].append(np.asarray(ep.observations["task_id"][:-1], dtype=np.int64))
     if not seen:
@@ -145,6 +148,19 @@ def transitions(
             "count); lower it or collect more episodes"
         )
     return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def success_rewards(demos: dict[str, np.ndarray], dataset_id: str) -> np.ndarray:
+    """The demonstrations' rewards under ``env.reward_version = "success"``: 1 at each
+    step whose success flag is set, else 0, as the env now rewards the agent's own
+    steps; a dataset without success flags is refused."""
+    flags = demos["success"]
+    if np.isnan(flags).any():
+        raise MtrlError(
+            f"env.reward_version = 'success', but dataset {dataset_id} stores no success "
+            "flags for some steps; collect it from an env that reports them (Meta-World)"
+        )
+    return (flags > 0).astype(np.float32)
 
 
 def _failed(dataset: Any, episode: Any) -> bool:

@@ -24,6 +24,7 @@ from mtrl.curriculum.methods import ContinualConfig, ContinualMethod
 from mtrl.curriculum.schedule import Curriculum
 from mtrl.demos.config import DemosConfig
 from mtrl.demos.dagger import teacher_policy
+from mtrl.demos.dataset import success_rewards
 from mtrl.demos.proposal import CloneProposal
 from mtrl.demos.replay import DemoReplay
 from mtrl.demos.setup import DemoSetup
@@ -236,11 +237,14 @@ def _demo_data(
     recipe: SACRun, env: MultiTaskVecEnv
 ) -> tuple[dict[str, np.ndarray] | None, DemoReplay | None]:
     """The demonstrations a recipe's techniques read (a missing or mismatched dataset
-    fails before the run directory exists), SQIL's rewards of 1 applied."""
+    fails before the run directory exists), relabelled with the env's success reward
+    where the recipe uses it, SQIL's rewards of 1 applied."""
     d = recipe.demos
     if d is None:
         return None, None
     demos = d.transitions(env)
+    if recipe.env.reward_version == "success":  # the env's sparse reward on demo steps too
+        demos["reward"] = success_rewards(demos, d.dataset)
     if d.sqil is not None:
         demos["reward"] = np.ones_like(demos["reward"])
     return demos, DemoReplay(demos, env.num_tasks, recipe.device)
