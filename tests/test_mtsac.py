@@ -151,6 +151,31 @@ def test_an_update_changes_networks_and_temperatures(balancing: str) -> None:
         assert agent.optimizer_state()["critic_balancer"]["state"]
 
 
+def test_reward_scale_multiplies_the_rewards_in_the_td_target() -> None:
+    """``sac.reward_scale`` (rlkit's): the soft TD target of the same agent and batch
+    grows by ``(scale - 1) x reward``, the bootstrapped part unchanged."""
+    from mtrl.agents.replay import Batch
+
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(
+        torch.rand(6, 3, generator=g),
+        torch.rand(6, 2, generator=g) * 2 - 1,
+        torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0, 0.0]),
+        torch.rand(6, 3, generator=g),
+        torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 1.0]),
+        torch.tensor([0, 0, 0, 1, 1, 1]),
+    )
+    targets = []
+    for scale in (1.0, 10.0):
+        torch.manual_seed(0)
+        agent = MTSAC(SACConfig(reward_scale=scale), obs_dim=3, act_dim=2, num_tasks=2)
+        torch.manual_seed(1)  # the same next-action sample in both targets
+        targets.append(agent._critic_losses(batch, agent.log_alpha.exp()[batch.task_ids])[1])
+    torch.testing.assert_close(targets[1] - targets[0], 9.0 * batch.rewards)
+    with pytest.raises(ValueError, match="reward_scale"):
+        SACConfig(reward_scale=0.0)
+
+
 def test_gradnorm_needs_a_shared_layer() -> None:
     with pytest.raises(ConfigError, match="shared by all tasks"):
         MTSAC(SACConfig(balancing="gradnorm", critic=NetConfig(arch="soft")), 3, 2, 2)

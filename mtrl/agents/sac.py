@@ -48,6 +48,10 @@ class SACConfig:
     alpha_lr: float = bounded(3e-4, gt=0.0)
     init_alpha: float = bounded(1.0, gt=0.0)
     target_entropy: float | None = None  # default: -action_dim
+    # rewards multiplied by this in the TD targets (rlkit's reward_scale): the entropy
+    # bonus is on the reward's scale, so a 0/1 success reward at 1 lets the temperature
+    # outweigh it where V2's 0-10 did not
+    reward_scale: float = bounded(1.0, gt=0.0)
     # per-task losses: plain mean, gradient surgery on actor and critics (pcgrad,
     # cagrad), or a loss weighting of the critics' TD losses (uncertainty, gradnorm,
     # famo: they need losses bounded below, which the actor's are not)
@@ -350,7 +354,8 @@ class MTSAC(nn.Module):
         tid = batch.task_ids
         with torch.no_grad():
             target_v = self.extension.next_value(self, batch.next_obs, tid, alpha)
-            target = batch.rewards + self.config.gamma * (1.0 - batch.dones) * target_v
+            rewards = batch.rewards * self.config.reward_scale  # exact at 1.0
+            target = rewards + self.config.gamma * (1.0 - batch.dones) * target_v
             if self.critic.popart is not None:
                 self.critic.popart.update(target, tid, *self._target_popart())
         return self._td_losses(batch, target), target
