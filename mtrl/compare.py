@@ -29,9 +29,10 @@ import tomli_w
 
 from mtrl.config import read_toml, to_dict
 from mtrl.curves import arm_bands, plot_bands
-from mtrl.errors import ConfigError
+from mtrl.errors import ConfigError, MtrlError
 from mtrl.jobs import Job, RecipeSource
 from mtrl.pool_exec import run_in_pool, run_in_turn
+from mtrl.recipes import parse_recipe
 from mtrl.runs import RunDir, RunLock, dump_json, package_versions
 from mtrl.stats import bootstrap_ci, iqm, probability_of_improvement, stratified_bootstrap_ci
 from mtrl.sweep_progress import Metric, SweepProgress, number, scores
@@ -363,7 +364,8 @@ def _same_comparison(out: Path, base: dict[str, Any]) -> None:
     if not path.is_file():
         return
     doc = json.loads(path.read_text())
-    differ = differing_keys(doc["config"], base) if "config" in doc else ["recipe"]
+    stored = resolved(doc["config"], str(path)) if "config" in doc else None
+    differ = differing_keys(stored, base) if stored is not None else ["recipe"]
     if differ:
         shown = ", ".join(differ[:6]) + (", ..." if len(differ) > 6 else "")
         raise ConfigError(
@@ -371,6 +373,17 @@ def _same_comparison(out: Path, base: dict[str, Any]) -> None:
             f"{' '.join(doc.get('overrides', [])) or 'none'}; it differs in {shown}); "
             "use another --out for this one"
         )
+
+
+def resolved(table: dict[str, Any], source: str) -> dict[str, Any]:
+    """A stored recipe table with the defaults of today's options filled in, so a run
+    (or comparison) written before an option existed matches a recipe that leaves it at
+    its default (which keeps the old behaviour); the table as stored when it no longer
+    parses (a removed key), so the comparison names what differs."""
+    try:
+        return to_dict(parse_recipe(dict(table), source)[1])
+    except (MtrlError, ValueError, TypeError):
+        return table
 
 
 def _action(run_dir: Path, wanted: dict[str, Any]) -> str:
@@ -384,7 +397,7 @@ def _action(run_dir: Path, wanted: dict[str, Any]) -> str:
                 f"{run_dir} is not a run directory of mtrl's; remove it or use another --out"
             )
         return "train"
-    differ = differing_keys(read_toml(config), wanted)
+    differ = differing_keys(resolved(read_toml(config), str(config)), wanted)
     if differ:
         shown = ", ".join(differ[:6]) + (", ..." if len(differ) > 6 else "")
         raise ConfigError(
@@ -569,7 +582,8 @@ def _plot_curves(doc: dict[str, Any], out: Path) -> None:
     column = f"eval_{vs[0]['metric']}"
     arms = {v["label"]: [out / slug(v["label"]) / f"seed_{s}" for s in doc["seeds"]] for v in vs}
     bands = arm_bands(arms, column)
-    env = doc.get("config", {}).get("env", {}).get("name")
+    env = doc.get("config", {}).get("env")  # a table, or a meta-RL kind's family name
+    env = env.get("name") if isinstance(env, dict) else env
     varied = any(o.startswith("env.") for v in vs for o in v["overrides"])
     title = doc["recipe"] + (f" on {env}" if isinstance(env, str) and not varied else "")
     if bands:

@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tomli_w
 from recipes import MTSAC, derived
 
 from mtrl.cli import main
 from mtrl.compare import parse_vary, summarize_variant, variants
+from mtrl.config import read_toml
 from mtrl.errors import ConfigError
 from mtrl.stats import iqm, stratified_bootstrap_ci
 
@@ -110,6 +112,15 @@ def test_compare_trains_every_variant_and_seed_then_reuses_them(
     doc = json.loads(summary.read_text())
     doc["versions"]["torch"] = "1.0.0"
     summary.write_text(json.dumps(doc))
+    # runs and a comparison written before an option existed (here sac.reward_scale)
+    # match a recipe that leaves it at its default: reused, not refused
+    config = out / "arch=softmod" / "seed_0" / "config.toml"
+    older = read_toml(config)
+    del older["sac"]["reward_scale"]
+    config.write_text(tomli_w.dumps(older))
+    stored = json.loads((out / "compare.json").read_text())
+    del stored["config"]["sac"]["reward_scale"]
+    (out / "compare.json").write_text(json.dumps(stored))
     assert main([*argv, "--seeds", "3", "--out", str(out)]) == 0  # 4 reused, 2 new seeds
     captured = capsys.readouterr()
     assert captured.err.count("reusing") == 4 and captured.err.count("finished in") == 2
