@@ -49,8 +49,8 @@ class SACConfig:
     init_alpha: float = bounded(1.0, gt=0.0)
     target_entropy: float | None = None  # default: -action_dim
     # rewards multiplied by this in the TD targets (rlkit's reward_scale): the entropy
-    # bonus is on the reward's scale, so a 0/1 success reward at 1 lets the temperature
-    # outweigh it where V2's 0-10 did not
+    # bonus is weighed against the reward, so a temperature that is small beside V2's
+    # 0-10 per step is ten times larger beside a 0/1 success reward
     reward_scale: float = bounded(1.0, gt=0.0)
     # per-task losses: plain mean, gradient surgery on actor and critics (pcgrad,
     # cagrad), or a loss weighting of the critics' TD losses (uncertainty, gradnorm,

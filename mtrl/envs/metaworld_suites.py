@@ -28,7 +28,8 @@ from mtrl.tasks import ParamValue, Split, Task, TaskEnvMixin, TaskFamily, as_int
 # Meta-World's reward functions, or "success": 1 at every step where the task's success
 # flag is set, else 0 (the sparse reward IBRL fine-tunes on). V2's shaped reward is
 # nearly flat across the success radius (reach: 9.9999 just outside it, 10 inside), so
-# RL on it can trade success away for return; on "success" return is success.
+# RL on it can trade success away for return; on "success" the return counts the steps
+# spent in success.
 RewardVersion = Literal["v1", "v2", "success"]
 FAMILY = "metaworld"
 MAX_EPISODE_STEPS = 500
