@@ -76,6 +76,16 @@ def _recipe(root: Path, **kw: object) -> MTSACRecipe:
     return from_dict(MTSACRecipe, base | kw)
 
 
+def _warm_start_and_replay(root: Path, warm_steps: int) -> dict[str, object]:
+    """A [demos] table: the critic warm start, then half of every batch demonstrations."""
+    return {
+        "dataset": "mtrl/mt10-expert-v0",
+        "root": str(root),
+        "critic_warm_start": {"steps": warm_steps, "log_every": 20},
+        "replay": {"share": 0.5},
+    }
+
+
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("datasets")
@@ -218,12 +228,7 @@ def test_critic_warm_start_moves_the_critics_only(demos: Path, tmp_path: Path) -
         env={"name": "MT10", "max_episode_steps": 50},
         batch_size=30,
         total_steps=100,
-        demos={
-            "dataset": "mtrl/mt10-expert-v0",
-            "root": str(demos),
-            "critic_warm_start": {"steps": 40, "log_every": 20},
-            "replay": {"share": 0.5},
-        },
+        demos=_warm_start_and_replay(demos, 40),
     )
     train_mtsac(recipe, tmp_path / "run")
     run = RunDir.open(tmp_path / "run")
@@ -450,12 +455,7 @@ def test_success_reward_relabels_the_demonstrations_and_the_agents_steps(
         batch_size=30,
         total_steps=150,
         checkpoint_buffer=True,
-        demos={
-            "dataset": "mtrl/mt10-expert-v0",
-            "root": str(demos),
-            "critic_warm_start": {"steps": 20, "log_every": 20},
-            "replay": {"share": 0.5},
-        },
+        demos=_warm_start_and_replay(demos, 20),
     )
     train_mtsac(recipe, tmp_path / "run")
     state = RunDir.open(tmp_path / "run").load_checkpoint()
