@@ -577,7 +577,8 @@ def _write(doc: dict[str, Any], out: Path) -> None:
 
 def _plot_curves(doc: dict[str, Any], out: Path) -> None:
     """``compare_curves.png`` where the runs log evaluations of the compared metric
-    (``eval_success`` / ``eval_return``); kinds that log none get no curve plot."""
+    (``eval_success`` / ``eval_return``) at two steps or more; kinds that log none, or
+    runs evaluated only at the end, get no curve plot (the bars show that point)."""
     vs = doc["variants"]
     column = f"eval_{vs[0]['metric']}"
     arms = {v["label"]: [out / slug(v["label"]) / f"seed_{s}" for s in doc["seeds"]] for v in vs}
@@ -586,7 +587,7 @@ def _plot_curves(doc: dict[str, Any], out: Path) -> None:
     env = env.get("name") if isinstance(env, dict) else env
     varied = any(o.startswith("env.") for v in vs for o in v["overrides"])
     title = doc["recipe"] + (f" on {env}" if isinstance(env, str) and not varied else "")
-    if bands:
+    if any(band.x.size > 1 for band in bands.values()):
         plot_bands(bands, column, out / "compare_curves.png", title)
 
 

@@ -98,6 +98,7 @@ def test_compare_trains_every_variant_and_seed_then_reuses_them(
     recipe.write_text(RECIPE)
     out = tmp_path / "cmp"
     argv = ["compare", str(recipe), "--vary", "sac.actor.arch+sac.critic.arch=shared,softmod"]
+    argv += ["--set", "eval_every=200"]  # two evaluations: a curve to draw
     opts = ["--seeds", "2", "--out", str(out), "--json", "--jobs", "2", "--metric", "return"]
     assert main([*argv, *opts]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -165,6 +166,8 @@ def test_a_recipe_edited_while_the_sweep_runs_changes_none_of_its_runs(tmp_path:
     configs = [(out / "base" / f"seed_{s}" / "config.toml").read_text() for s in (0, 1)]
     assert "gamma = 0.99" in configs[1] and "not_a_key" not in configs[1]
     assert re.sub("^seed = 0$", "seed = 1", configs[0], flags=re.M) == configs[1]
+    # evaluated only at the end: one point, no curve to draw (the bars show it)
+    assert (out / "compare.png").is_file() and not (out / "compare_curves.png").exists()
 
 
 def test_compare_checks_every_variant_before_training(tmp_path: Path) -> None:
