@@ -449,6 +449,22 @@ def test_success_reward_relabels_the_demonstrations_and_the_agents_steps(
     assert data["reward"][first - 1] > 9.0  # the dense reward just before: no step to see
     with pytest.raises(MtrlError, match="stores no success flags"):
         success_rewards({**data, "success": np.full(3, np.nan)}, "x/y-v0")
+    # what a run's demonstration techniques read is the relabelled data
+    from mtrl.envs.vector import make_multitask_env
+    from mtrl.kinds.mtsac import _demo_data
+
+    reach = _recipe(
+        demos,
+        env={"name": "MT1:reach-v3", "max_episode_steps": 100, "reward_version": "success"},
+        demos={
+            "dataset": "mtrl/mt1-reach-v3-expert-v0",
+            "root": str(tmp_path / "reach"),
+            "replay": {"share": 0.5},
+        },
+    )
+    with make_multitask_env(reach.env) as env:
+        read, _ = _demo_data(reach, env)
+    assert read is not None and np.array_equal(read["reward"], relabelled)
     recipe = _recipe(
         demos,
         env={"name": "MT10", "max_episode_steps": 50, "reward_version": "success"},
