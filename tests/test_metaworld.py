@@ -10,6 +10,7 @@ from mtrl.envs.metaworld_suites import CW10, metaworld_task
 from mtrl.envs.policies import metaworld_expert_policy
 from mtrl.envs.rollout import rollout
 from mtrl.envs.vector import MultiTaskEnvConfig, make_multitask_env
+from mtrl.errors import ConfigError
 
 
 def test_mt10_suite_tasks_and_counts() -> None:
@@ -54,6 +55,18 @@ def test_reward_function_version_reaches_the_env() -> None:
         rewards[version] = env.step(np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32))[1]
         assert env.unwrapped.reward_function_version == version
     assert rewards["v1"] != rewards["v2"]
+
+
+def test_a_reward_version_without_a_metaworld_task_is_refused_before_a_run() -> None:
+    """``env.reward_version`` chooses Meta-World's reward: on other families it would
+    change nothing, so a recipe setting it there is refused rather than run as V2;
+    a mixture with a Meta-World member keeps it."""
+    env = MultiTaskEnvConfig(name="pendulum", num_tasks=1, reward_version="success")
+    with pytest.raises(ConfigError, match=r"reward_version = 'success'.*pendulum has no Meta"):
+        make_multitask_env(env)
+    mixed = MultiTaskEnvConfig(name="pendulum+MT10", num_tasks=[1, 1], reward_version="v1")
+    vec = make_multitask_env(mixed)
+    vec.close()
 
 
 def test_success_reward_is_the_success_flag_of_the_same_dynamics() -> None:

@@ -366,6 +366,16 @@ def resolve_tasks(cfg: MultiTaskEnvConfig) -> list[Task]:
 
 def resolve_mixture(cfg: MultiTaskEnvConfig) -> tuple[list[Task], list[int]]:
     """The tasks and, per task, the index of its member family in ``cfg.members``."""
+    tasks, family_ids = _mixture_tasks(cfg)
+    if cfg.reward_version != "v2" and all(t.family != "metaworld" for t in tasks):
+        raise ConfigError(
+            f"env.reward_version = {cfg.reward_version!r} chooses Meta-World's reward, but "
+            f"{cfg.label} has no Meta-World task; remove env.reward_version"
+        )
+    return tasks, family_ids
+
+
+def _mixture_tasks(cfg: MultiTaskEnvConfig) -> tuple[list[Task], list[int]]:
     members = cfg.members
     per_member = cfg.num_tasks_per_member
     counts: list[int | None] = [None] * len(members) if per_member is None else [*per_member]
