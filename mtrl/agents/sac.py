@@ -236,6 +236,11 @@ class UpdateExtension:
     def after_update(self) -> None:
         """Called after the update's optimizer steps."""
 
+    def updates_actor(self) -> bool:
+        """Whether this update steps the actor and the temperatures (False: the critics
+        only, as while they learn a cloned actor's values online)."""
+        return True
+
     def act(self, actor: Actor, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:
         """The actor's actions (PackNet acts for each task with that task's weights)."""
         return actor.act(obs, task_ids, deterministic)
@@ -269,6 +274,9 @@ class ExtensionWrapper(UpdateExtension):
 
     def after_update(self) -> None:
         self.inner.after_update()
+
+    def updates_actor(self) -> bool:
+        return self.inner.updates_actor()
 
     def act(self, actor: Actor, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:
         return self.inner.act(actor, obs, task_ids, deterministic)
@@ -407,6 +415,18 @@ class MTSAC(nn.Module):
             scale = self.num_tasks / tasks_present
         alpha = self.log_alpha.detach().exp()[tid]
         critic_losses = self._critic_step(batch, alpha, scale)
+        metrics = {"critic_loss": float(critic_losses.mean().detach())}
+        if self.extension.updates_actor():
+            metrics |= self._actor_step(batch, alpha, scale)
+        else:
+            metrics["alpha"] = float(self.log_alpha.detach().exp().mean())
+        self._update_target()
+        self.extension.after_update()
+        return metrics
+
+    def _actor_step(self, batch: Batch, alpha: Tensor, scale: float) -> dict[str, float]:
+        """One (balanced) gradient step of the actor, then of the temperatures."""
+        tid = batch.task_ids
         self.critic.requires_grad_(False)
         actor_losses, logp = self._actor_fn(batch.obs, tid, alpha)
         if scale != 1.0:
@@ -427,10 +447,7 @@ class MTSAC(nn.Module):
         self.alpha_opt.zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.alpha_opt.step()
-        self._update_target()
-        self.extension.after_update()
         return {
-            "critic_loss": float(critic_losses.mean().detach()),
             "actor_loss": float(actor_losses.mean().detach()),
             "alpha": float(self.log_alpha.detach().exp().mean()),
             "entropy": float(-logp.detach().mean()),

@@ -18,9 +18,11 @@ from mtrl.agents.hooks import LoopComponent
 from mtrl.agents.sac import MTSAC
 from mtrl.config import bounded, check_fields
 from mtrl.demos.bc import CloningConfig, bc_loss, clone
+from mtrl.demos.critics_first import CriticsFirst
 from mtrl.demos.dagger import KEYS, DaggerConfig, VecPolicy, aggregate, labelled_rollouts
 from mtrl.demos.proposal import CloneProposal
 from mtrl.demos.replay import DemoReplay
+from mtrl.demos.setup import DemoSetup
 from mtrl.errors import TrainingDivergedError
 from mtrl.evaluation import eval_metrics
 
@@ -32,13 +34,24 @@ Log = Callable[[Mapping[str, Any]], None]
 class CriticWarmStartConfig:
     """``[demos.critic_warm_start]``: AQIL's Q-imitation, critic-only SAC updates on
     demonstration batches (environment rewards; targets from the cloned actor) after
-    cloning, before RL."""
+    cloning, before RL; with ``online_steps``, critic-only updates go on for that many
+    env steps of RL while the clone acts (:mod:`mtrl.demos.critics_first`)."""
 
     steps: int = bounded(1000, ge=1)
     log_every: int = bounded(100, ge=1)  # steps between q_loss rows
+    online_steps: int = bounded(0, ge=0)  # env steps after learning starts, actor held
 
     def __post_init__(self) -> None:
         check_fields(self, "demos.critic_warm_start")
+
+    def build(self, setup: DemoSetup) -> LoopComponent | None:
+        """The online part (None without ``online_steps`` or when loading an agent)."""
+        if self.online_steps == 0 or not setup.training:
+            return None
+        agent = setup.agent
+        held = CriticsFirst(agent.extension, setup.learning_starts, self.online_steps)
+        agent.extension = held
+        return held
 
 
 @dataclass(frozen=True)
