@@ -6,7 +6,9 @@ actor follows their gradients.
 ``[demos.critic_warm_start] online_steps``. Why: a critic fitted to the clone on
 demonstrations alone knows nothing of the actions around the clone's, and an actor
 that climbs its action gradient from the first update can lose most of a good clone
-(reach on the success reward, seed 0: 0.96 -> 0.34 in 5k updates). The temperatures
+(reach on the success reward, seed 0: 0.96 -> 0.34 in 5k updates; held for 10k env
+steps it was at 0.80 after as many actor updates and fell later: a delay, measured on
+one seed, not a cure). The temperatures
 are held with the actor (they tune its entropy). An
 :class:`~mtrl.agents.sac.ExtensionWrapper` whose only change is
 :meth:`~mtrl.agents.sac.UpdateExtension.updates_actor`; the loop sets the env step
