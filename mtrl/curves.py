@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,6 @@ def plot_bands(bands: Mapping[str, Band], column: str, path: Path, title: str = 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import EngFormatter, MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6 + 0.25 * len(bands)))
     for name, band in bands.items():
@@ -89,14 +89,33 @@ def plot_bands(bands: Mapping[str, Band], column: str, path: Path, title: str = 
         (line,) = ax.plot(band.x, band.mean, marker="o", markersize=3, label=label)
         if band.runs > 1:
             ax.fill_between(band.x, band.low, band.high, color=line.get_color(), alpha=0.2)
-    what, ylabel = column_name(column)
+    what, _ = column_name(column)
+    ax.set_title((f"{title}\n" if title else "") + band_caption(what, bands), fontsize=9)
+    _style(ax, column)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def band_caption(what: str, bands: Mapping[str, Band]) -> str:
+    """What a curve plot's lines and bands are; no band is promised where every arm has
+    one seed."""
     seeds = sorted({b.runs for b in bands.values()})
-    head = f"{title}\n" if title else ""
-    ax.set_title(
-        f"{head}{what} (a run's mean over its tasks): mean over "
-        f"{'/'.join(map(str, seeds))} seeds, bands 95% bootstrap CI over seeds",
-        fontsize=9,
+    counts = "/".join(map(str, seeds))
+    if seeds == [1]:
+        return f"{what} (a run's mean over its tasks): one seed per line, no CI"
+    return (
+        f"{what} (a run's mean over its tasks): mean over {counts} seeds, "
+        "bands 95% bootstrap CI over seeds"
     )
+
+
+def _style(ax: Any, column: str) -> None:
+    """Axes labels, env-step ticks (20k), the success range, the legend below."""
+    from matplotlib.ticker import EngFormatter, MaxNLocator
+
+    _, ylabel = column_name(column)
     ax.set_xlabel("env steps")
     ax.set_ylabel(ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(6))
@@ -105,7 +124,3 @@ def plot_bands(bands: Mapping[str, Band], column: str, path: Path, title: str = 
         ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path

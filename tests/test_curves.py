@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtrl.curves import arm_bands, curve_band, eval_curve, plot_bands
+from mtrl.curves import arm_bands, band_caption, curve_band, eval_curve, plot_bands
 from mtrl.runs import RunDir
 from mtrl.stats import bootstrap_ci
 
@@ -57,3 +57,13 @@ def test_arm_bands_read_run_directories_and_plot(tmp_path: Path) -> None:
     assert arm_bands({"arm": runs}, "eval_return") == {}  # no such column: no arm
     path = plot_bands(bands, "eval_success", tmp_path / "curves.png", "title")
     assert path.stat().st_size > 1000
+
+
+def test_the_caption_promises_a_band_only_where_an_arm_has_several_seeds() -> None:
+    a, b = {0.0: 0.2, 10.0: 0.6}, {0.0: 0.4, 10.0: 0.8}
+    single = {"x": curve_band([a]), "y": curve_band([b])}
+    assert band_caption("success", single).endswith("one seed per line, no CI")
+    mixed = {"x": curve_band([a, b]), "y": curve_band([b])}
+    assert "mean over 1/2 seeds, bands 95% bootstrap CI over seeds" in band_caption(
+        "success", mixed
+    )
