@@ -145,6 +145,7 @@ def test_demo_share_decays_linearly_to_zero() -> None:
     assert demo_share(0.5, 1000, 0) == 0.5
     assert demo_share(0.5, 1000, 250) == pytest.approx(0.375)
     assert demo_share(0.5, 1000, 5000) == 0.0
+    assert demo_share(0.5, 1000, -300) == 0.5  # before learning starts: not above share
 
 
 def test_a_decay_to_a_floor_stops_there() -> None:

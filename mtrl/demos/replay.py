@@ -15,10 +15,11 @@ from mtrl.agents.replay import Batch, uniform_per_task
 def demo_share(share: float, decay_steps: int, steps_since_start: int, final: float = 0.0) -> float:
     """The demonstrations' share of a batch (or the cloning weight): ``share``, decaying
     linearly to ``final`` over ``decay_steps`` env steps after learning starts, then held
-    there (``decay_steps = 0``: fixed at ``share``)."""
+    there (``decay_steps = 0``: fixed at ``share``); before learning starts, ``share``."""
     if decay_steps <= 0:
         return share
-    return final + (share - final) * max(0.0, 1.0 - steps_since_start / decay_steps)
+    left = min(1.0, max(0.0, 1.0 - steps_since_start / decay_steps))
+    return final + (share - final) * left
 
 
 _FIELDS = (
