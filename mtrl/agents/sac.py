@@ -404,7 +404,8 @@ class MTSAC(nn.Module):
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.alpha_lr)
 
     def update(self, batch: Batch, tasks_present: int | None = None) -> dict[str, float]:
-        """One gradient step of critics, actor and temperatures; returns scalar metrics.
+        """One gradient step of critics, actor and temperatures (the critics' alone where
+        the extension holds the actor); returns scalar metrics.
 
         ``tasks_present``: how many tasks the batch holds when fewer than all (tasks
         not yet unlocked); per-task losses are then averaged over those tasks only.
