@@ -7,9 +7,11 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+import mtrl
 from mtrl.agents.replay import Batch
 from mtrl.agents.sac import MTSAC, SACConfig, UpdateExtension
 from mtrl.collect import collect
@@ -106,3 +108,9 @@ def test_the_clone_acts_and_is_evaluated_unchanged_until_the_hold_ends(
     assert held == {100: 1.0, 150: 1.0, 200: 0.0, 250: 0.0, 300: 0.0}
     actor_rows = [int(r["step"]) for r in rows if r.get("actor_loss")]
     assert min(actor_rows) == 200
+    trained = mtrl.load(tmp_path / "run")  # a training-only term: the loaded agent acts alone
+    assert not isinstance(trained.model.extension, CriticsFirst)
+    obs = np.random.default_rng(0).normal(size=(10, 39)).astype(np.float32)
+    with torch.no_grad():
+        own = torch.tanh(trained.model.actor(torch.as_tensor(obs), torch.arange(10))[0])
+    np.testing.assert_allclose(trained.act(obs, np.arange(10)), own.numpy(), atol=1e-6)
