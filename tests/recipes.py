@@ -266,9 +266,13 @@ weight = 0.5
 )
 
 # the learner options together: a categorical critic ensemble (residual bodies, min
-# over a random two), two updates per env step, resets, cloning kept by a Q-filter
+# over a random two), two updates per env step, resets, cloning kept by a Q-filter at a
+# weight per task that follows each task's training success
 LEARNER = (
-    DEMOS_AQIL.replace("weight = 0.5", "weight = 0.5\nq_filter = true")
+    DEMOS_AQIL.replace(
+        "weight = 0.5",
+        'weight = 0.5\nq_filter = true\ndecay_steps = 1000\nfollow = "success"\nsuccess_window = 1',
+    )
     .replace("batch_size = 32", "batch_size = 30")
     .replace("learning_starts = 200", "learning_starts = 200\nupdates_per_step = 2.0")
     .replace(

@@ -9,24 +9,30 @@ own term combines them) making ``weight`` unitless against the actor's ``-Q`` te
 TD3+BC's normalisation does. With ``q_filter`` (AWAC's and Nair et
 al.'s Q-filter) a demonstration pulls the actor only where the critics value its action
 above the actor's own, so RL can leave the clone where the critics know better. The loop
-sets ``weight`` before each update from the recipe's schedule; demonstrations are drawn
-with the loop's seeded generator, so a resumed run draws the same ones.
+sets ``weight`` before each update from the recipe's schedule, or with ``follow =
+"success"`` one weight per task from that task's training success
+(:mod:`mtrl.demos.success_gate`); demonstrations are drawn with the loop's seeded
+generator, so a resumed run draws the same ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from mtrl.agents.hooks import LoopComponent
+from mtrl.agents.hooks import LoopComponent, Step
+from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import ExtensionWrapper, UpdateExtension
 from mtrl.config import bounded, check_fields
 from mtrl.demos.bc import BCLoss, bc_loss
 from mtrl.demos.replay import DemoReplay, demo_share
+from mtrl.demos.self_imitation import episode_successes
 from mtrl.demos.setup import DemoSetup
+from mtrl.demos.success_gate import SuccessGate
 from mtrl.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -49,6 +55,7 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         # start weight, decay steps, learning starts, final weight
         schedule: tuple[float, int, int, float] = (0.0, 0, 0, 0.0),
         q_filter: bool = False,
+        gate: SuccessGate | None = None,
     ) -> None:
         super().__init__(inner)
         self.agent, self.demos, self.loss_kind, self.generator = agent, demos, loss_kind, generator
@@ -58,16 +65,45 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         self.last_loss = 0.0  # the cloning loss of the last update (0 when weight is 0)
         self.q_filter = q_filter
         self.kept = 1.0  # the share of demonstrations the Q-filter kept in the last update
+        self.gate = gate  # per-task weights following training success; None: the clock
+        self.task_weights: list[float] = []
 
     def before_update(self, steps: int) -> None:
         start, decay, learning_starts, final = self.schedule
-        self.weight = demo_share(start, decay, steps - learning_starts, final)
+        if self.gate is None:
+            self.weight = demo_share(start, decay, steps - learning_starts, final)
+            return
+        self.gate.advance(steps)
+        self.task_weights = [demo_share(start, decay, c, final) for c in self.gate.clock]
+        self.weight = float(np.mean(self.task_weights))
+
+    def observe(self, step: Step, info: dict[str, Any]) -> None:
+        if self.gate is not None:
+            success = episode_successes(info, len(step.done))
+            self.gate.record(step.done, step.task_ids, success)
+
+    def after_env_step(self, steps: int, buffer: TaskReplayBuffer) -> None:
+        if self.gate is not None:
+            self.gate.steps = steps
 
     def update_metrics(self) -> dict[str, float]:
         metrics = {"bc_weight": self.weight, "rl_bc_loss": self.last_loss}
         if self.q_filter:
             metrics["q_filter_kept"] = self.kept
         return metrics
+
+    def log_metrics(self) -> dict[str, Any]:
+        return {f"bc_weight/{t}": w for t, w in enumerate(self.task_weights)}
+
+    def checkpoint(self) -> dict[str, Any]:
+        if self.gate is None:
+            return {}
+        return {"success_gate": self.gate.state_dict() | {"weights": self.task_weights}}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if self.gate is not None:
+            self.gate.load_state_dict(state["success_gate"])
+            self.task_weights = list(state["success_gate"]["weights"])
 
     def actor_penalty(self) -> Tensor | None:
         base = self.inner.actor_penalty()
@@ -89,7 +125,11 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
                 rows = rows * keep
         loss = rows.mean()
         self.last_loss = float(loss.detach())
-        weighted = self.weight * q_scale * loss
+        if self.gate is None:
+            weighted = self.weight * q_scale * loss
+        else:  # each demonstration at its task's weight
+            per_task = torch.tensor(self.task_weights, dtype=rows.dtype, device=rows.device)
+            weighted = q_scale * (rows * per_task[batch.task_ids]).mean()
         return weighted if base is None else base + weighted
 
 
@@ -112,6 +152,12 @@ class RegulariserConfig:
     loss: BCLoss = "mse"  # as [demos.bc]'s loss
     # clone a demonstration only where the critics value its action above the actor's
     q_filter: bool = False
+    # "success": each task's weight decays while its training success holds (within
+    # success_tolerance of its best share over success_window episodes) and rises back
+    # while it falls (mtrl.demos.success_gate); "clock": every task on the schedule
+    follow: Literal["clock", "success"] = "clock"
+    success_window: int = bounded(20, ge=1)  # training episodes per task
+    success_tolerance: float = bounded(0.1, ge=0.0, le=1.0)
 
     def __post_init__(self) -> None:
         check_fields(self, "demos.regulariser")
@@ -127,6 +173,12 @@ class RegulariserConfig:
                 f"{self.weight}: the weight decays from weight to final_weight; lower "
                 "final_weight"
             )
+        if self.follow == "success" and self.decay_steps == 0:
+            raise ConfigError(
+                'demos.regulariser.follow = "success" moves each task along the decay '
+                "of weight to final_weight, but decay_steps = 0 (a fixed weight); set "
+                "decay_steps > 0"
+            )
 
     def build(self, setup: DemoSetup) -> LoopComponent | None:
         if setup.replay is None or setup.generator is None:
@@ -134,6 +186,16 @@ class RegulariserConfig:
         agent = setup.agent
         schedule = (self.weight, self.decay_steps, setup.learning_starts, self.final_weight)
         per = setup.batch_size // agent.num_tasks
+        gate = None
+        if self.follow == "success":
+            gate = SuccessGate(
+                agent.num_tasks,
+                setup.num_envs,
+                self.decay_steps,
+                setup.learning_starts,
+                self.success_window,
+                self.success_tolerance,
+            )
         term = DemoBCRegulariser(
             agent,
             agent.extension,
@@ -143,6 +205,7 @@ class RegulariserConfig:
             setup.generator,
             schedule,
             self.q_filter,
+            gate,
         )
         agent.extension = term
         return term
