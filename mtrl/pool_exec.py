@@ -63,27 +63,42 @@ def run_in_pool(
                 out[futures[fut].label, futures[fut].seed] = _finished(fut, futures, progress)
             progress.tick(running=min(jobs, len(waiting)))
     except BaseException as exc:  # Ctrl-C, SIGTERM, or a run failed: stop the rest
-        stop.set()  # a job the pool had already handed to a worker does not start
-        for fut in futures:
-            fut.cancel()
-        signum = getattr(exc, "signum", signal.SIGINT)
-        ctrl_c = isinstance(exc, KeyboardInterrupt) and signum == signal.SIGINT
-        if not ctrl_c:  # a terminal's Ctrl-C reached the workers too; else pass the stop
-            for worker in multiprocessing.active_children():  # on to them as Ctrl-C
-                os.kill(worker.pid or 0, signal.SIGINT)
-        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "a run failed"
-        progress.log(f"{why}: queued runs cancelled; the running ones checkpoint")
-        with ignoring_stop_signals():
-            pool.shutdown(wait=True, cancel_futures=True)
-        _report(futures, progress)
+        with ignoring_stop_signals():  # a second Ctrl-C must not cut the report short
+            _stop(exc, stop, pool, futures, progress)
         raise
     pool.shutdown(wait=True)
     return out
 
 
+def _stop(
+    exc: BaseException,
+    stop: Any,
+    pool: ProcessPoolExecutor,
+    futures: dict[Future[Any], Job],
+    progress: SweepProgress,
+) -> None:
+    """Queued runs never start, running ones checkpoint; then say what became of each."""
+    stop.set()  # a job the pool had already handed to a worker does not start
+    for fut in futures:
+        fut.cancel()
+    signum = getattr(exc, "signum", signal.SIGINT)
+    ctrl_c = isinstance(exc, KeyboardInterrupt) and signum == signal.SIGINT
+    if not ctrl_c:  # a terminal's Ctrl-C reached the workers too; else pass the stop
+        for worker in multiprocessing.active_children():  # on to them as Ctrl-C
+            os.kill(worker.pid or 0, signal.SIGINT)
+    why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "a run failed"
+    progress.log(f"{why}: queued runs cancelled; the running ones checkpoint")
+    pool.shutdown(wait=True, cancel_futures=True)
+    _report(futures, progress)
+
+
 def _finished(
     fut: Future[tuple[dict[str, Any], float]], futures: dict[Any, Job], progress: SweepProgress
 ) -> dict[str, Any]:
+    if isinstance(fut.exception(), NotStarted):
+        # only a stop makes a worker refuse a job: a Ctrl-C its run heard before this
+        # process handled its own (under load the signal can reach it later)
+        raise KeyboardInterrupt
     results, seconds = fut.result()
     progress.finished(futures[fut], results, seconds)
     return results

@@ -314,6 +314,21 @@ def test_ctrl_c_cancels_the_queued_runs_and_a_rerun_finishes_the_comparison(
     assert doc["variants"] == uninterrupted["variants"]  # as if never interrupted
 
 
+def test_a_job_a_worker_refused_after_a_stop_reads_as_an_interrupt() -> None:
+    """Under load a worker can hear Ctrl-C before compare does and refuse the job queued
+    next to it; compare must take that for the interrupt (exit 128 + SIGINT, runs
+    reported) rather than a failed run (exit 1). Seen once in a loaded suite."""
+    from concurrent.futures import Future
+
+    from mtrl.pool_exec import NotStarted, _finished
+    from mtrl.sweep_progress import SweepProgress
+
+    refused: Future[tuple[dict[str, Any], float]] = Future()
+    refused.set_exception(NotStarted())
+    with pytest.raises(KeyboardInterrupt):
+        _finished(refused, {}, SweepProgress([], print))
+
+
 def test_kill_9_of_the_sweep_then_a_rerun_finishes_and_one_compare_per_out(
     long_recipe: Path, uninterrupted: dict[str, Any], tmp_path: Path
 ) -> None:
