@@ -266,12 +266,13 @@ weight = 0.5
 )
 
 # the learner options together: a categorical critic ensemble (residual bodies, min
-# over a random two), two updates per env step, resets, cloning kept by a Q-filter at a
-# weight per task that follows each task's training success
+# over a random two), two updates per env step, resets, cloning of the frozen clone's
+# actions kept by a Q-filter at a weight per task that follows its training success
 LEARNER = (
     DEMOS_AQIL.replace(
         "weight = 0.5",
-        'weight = 0.5\nq_filter = true\ndecay_steps = 1000\nfollow = "success"\nsuccess_window = 1',
+        'weight = 0.5\nq_filter = true\ndecay_steps = 1000\nfollow = "success"\n'
+        'success_window = 1\nanchor = "clone"',
     )
     .replace("batch_size = 32", "batch_size = 30")
     .replace("learning_starts = 200", "learning_starts = 200\nupdates_per_step = 2.0")

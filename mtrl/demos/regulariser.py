@@ -12,7 +12,9 @@ above the actor's own, so RL can leave the clone where the critics know better. 
 sets ``weight`` before each update from the recipe's schedule, or with ``follow =
 "success"`` one weight per task from that task's training success
 (:mod:`mtrl.demos.success_gate`); demonstrations are drawn with the loop's seeded
-generator, so a resumed run draws the same ones.
+generator, so a resumed run draws the same ones. With ``anchor = "clone"`` the term
+clones the frozen clone's actions on each update's own states instead of the
+demonstrations (:mod:`mtrl.demos.anchor`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import torch
 from torch import Tensor
 
 from mtrl.agents.hooks import LoopComponent, Step
-from mtrl.agents.replay import TaskReplayBuffer
+from mtrl.agents.replay import Batch, TaskReplayBuffer
 from mtrl.agents.sac import ExtensionWrapper, UpdateExtension
 from mtrl.config import bounded, check_fields
+from mtrl.demos.anchor import CloneAnchor
 from mtrl.demos.bc import BCLoss, bc_loss
 from mtrl.demos.replay import DemoReplay, demo_share
 from mtrl.demos.self_imitation import episode_successes
@@ -56,6 +59,7 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         schedule: tuple[float, int, int, float] = (0.0, 0, 0, 0.0),
         q_filter: bool = False,
         gate: SuccessGate | None = None,
+        anchor: CloneAnchor | None = None,
     ) -> None:
         super().__init__(inner)
         self.agent, self.demos, self.loss_kind, self.generator = agent, demos, loss_kind, generator
@@ -67,8 +71,16 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         self.kept = 1.0  # the share of demonstrations the Q-filter kept in the last update
         self.gate = gate  # per-task weights following training success; None: the clock
         self.task_weights: list[float] = []
+        self.anchor = anchor  # the frozen clone on the update's states; None: demonstrations
+
+    def mix(self, batch: Batch, steps: int, generator: torch.Generator) -> Batch:
+        if self.anchor is not None:
+            self.anchor.see(batch)
+        return batch
 
     def before_update(self, steps: int) -> None:
+        if self.anchor is not None:
+            self.anchor.freeze(self.agent.actor)
         start, decay, learning_starts, final = self.schedule
         if self.gate is None:
             self.weight = demo_share(start, decay, steps - learning_starts, final)
@@ -96,14 +108,27 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         return {f"bc_weight/{t}": w for t, w in enumerate(self.task_weights)}
 
     def checkpoint(self) -> dict[str, Any]:
-        if self.gate is None:
-            return {}
-        return {"success_gate": self.gate.state_dict() | {"weights": self.task_weights}}
+        state = {}
+        if self.gate is not None:
+            state["success_gate"] = self.gate.state_dict() | {"weights": self.task_weights}
+        if self.anchor is not None:
+            state["clone_anchor"] = self.anchor.state_dict()
+        return state
 
     def restore(self, state: dict[str, Any]) -> None:
         if self.gate is not None:
             self.gate.load_state_dict(state["success_gate"])
             self.task_weights = list(state["success_gate"]["weights"])
+        if self.anchor is not None:
+            self.anchor.load_state_dict(state["clone_anchor"])
+
+    def _cloned(self, tasks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """States, the actions to clone there, and their tasks: a task-balanced batch of
+        demonstrations, or the update's states labelled by the frozen clone."""
+        if self.anchor is not None:
+            return self.anchor.targets()
+        batch = self.demos.sample(tasks, self.per, self.generator)
+        return batch.obs, batch.actions, batch.task_ids
 
     def actor_penalty(self) -> Tensor | None:
         base = self.inner.actor_penalty()
@@ -111,15 +136,15 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
         if self.weight <= 0.0 or len(tasks) == 0:
             self.last_loss = 0.0
             return base
-        batch = self.demos.sample(tasks, self.per, self.generator)
-        mean, log_std = self.agent.actor(batch.obs, batch.task_ids)
-        rows = bc_loss(self.loss_kind, batch.actions, mean, log_std)
+        obs, actions, task_ids = self._cloned(tasks)
+        mean, log_std = self.agent.actor(obs, task_ids)
+        rows = bc_loss(self.loss_kind, actions, mean, log_std)
         with torch.no_grad():
             value = self.agent.actor_value
-            own = value(self.agent.critic(batch.obs, torch.tanh(mean), batch.task_ids))
+            own = value(self.agent.critic(obs, torch.tanh(mean), task_ids))
             q_scale = own.abs().mean().clamp_min(1e-6)
             if self.q_filter:
-                demo = value(self.agent.critic(batch.obs, batch.actions, batch.task_ids))
+                demo = value(self.agent.critic(obs, actions, task_ids))
                 keep = q_filter_mask(demo, own)
                 self.kept = float(keep.mean())
                 rows = rows * keep
@@ -129,7 +154,7 @@ class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
             weighted = self.weight * q_scale * loss
         else:  # each demonstration at its task's weight
             per_task = torch.tensor(self.task_weights, dtype=rows.dtype, device=rows.device)
-            weighted = q_scale * (rows * per_task[batch.task_ids]).mean()
+            weighted = q_scale * (rows * per_task[task_ids]).mean()
         return weighted if base is None else base + weighted
 
 
@@ -158,6 +183,9 @@ class RegulariserConfig:
     follow: Literal["clock", "success"] = "clock"
     success_window: int = bounded(20, ge=1)  # training episodes per task
     success_tolerance: float = bounded(0.1, ge=0.0, le=1.0)
+    # "clone": clone the frozen clone's actions on each update's own states (the agent's
+    # replay and the demonstrations mixed in) rather than demonstrated actions
+    anchor: Literal["demos", "clone"] = "demos"
 
     def __post_init__(self) -> None:
         check_fields(self, "demos.regulariser")
@@ -206,6 +234,7 @@ class RegulariserConfig:
             schedule,
             self.q_filter,
             gate,
+            CloneAnchor(agent.actor) if self.anchor == "clone" else None,
         )
         agent.extension = term
         return term
