@@ -43,9 +43,10 @@ if TYPE_CHECKING:
 
 
 class DemoBCRegulariser(ExtensionWrapper, LoopComponent):
-    """The cloning loss on demonstrations, added to every actor update at ``weight``:
-    ``start_weight`` decaying linearly to ``final_weight`` over ``decay_steps`` env steps
-    after ``learning_starts`` (0: fixed)."""
+    """The cloning loss on demonstrations (with ``anchor``: towards the frozen clone on
+    the update's own states), added to every actor update at ``weight``: ``start_weight``
+    decaying linearly to ``final_weight`` over ``decay_steps`` env steps after
+    ``learning_starts`` (0: fixed), for all tasks or, with ``gate``, per task."""
 
     def __init__(
         self,
