@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
@@ -401,3 +402,20 @@ def assert_short_run_is_seeded(sac: dict[str, object], root: Path) -> Path:
     assert returns == [row["return"] for row in second["per_task"]]
     assert all(np.isfinite(returns))
     return root / "a"
+
+
+def tiny_mt10_demos(root: Path, demos: dict[str, Any], **top: Any) -> dict[str, Any]:
+    """A small MT-SAC recipe (as a dict) on MT10 with 50-step episodes and 32-wide nets,
+    using the demonstration tables ``demos`` on the datasets at ``root``; ``top`` sets
+    or overrides top-level keys."""
+    base: dict[str, Any] = {
+        "kind": "mtsac",
+        "learning_starts": 100,
+        "batch_size": 30,
+        "eval_episodes": 1,
+        "buffer_capacity": 2000,
+        "env": {"name": "MT10", "max_episode_steps": 50},
+        "sac": {"actor": {"hidden": [32, 32]}, "critic": {"hidden": [32, 32]}},
+        "demos": {"dataset": "mtrl/mt10-expert-v0", "root": str(root), **demos},
+    }
+    return base | top

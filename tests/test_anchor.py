@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from recipes import tiny_mt10_demos
 
 from mtrl.agents.replay import Batch
 from mtrl.agents.sac import MTSAC, SACConfig, UpdateExtension
@@ -125,30 +126,14 @@ def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _recipe(demos: Path, total_steps: int, learning_starts: int = 100) -> MTSACRecipe:
-    return from_dict(
-        MTSACRecipe,
-        {
-            "kind": "mtsac",
-            "seed": 4,
-            "total_steps": total_steps,
-            "learning_starts": learning_starts,
-            "batch_size": 30,
-            "eval_every": 1000,
-            "eval_episodes": 1,
-            "log_every": 100,
-            "checkpoint_every": 100,
-            "buffer_capacity": 2000,
-            "env": {"name": "MT10", "max_episode_steps": 50},
-            "sac": {"actor": {"hidden": [32, 32]}, "critic": {"hidden": [32, 32]}},
-            "demos": {
-                "dataset": "mtrl/mt10-expert-v0",
-                "root": str(demos),
-                "bc": {"steps": 40, "batch_size": 64},
-                "replay": {"share": 0.5},
-                "regulariser": {"weight": 1.0, "anchor": "clone"},
-            },
-        },
-    )
+    tables = {
+        "bc": {"steps": 40, "batch_size": 64},
+        "replay": {"share": 0.5},
+        "regulariser": {"weight": 1.0, "anchor": "clone"},
+    }
+    top = {"seed": 4, "total_steps": total_steps, "learning_starts": learning_starts}
+    top |= {"eval_every": 1000, "log_every": 100, "checkpoint_every": 100}
+    return from_dict(MTSACRecipe, tiny_mt10_demos(demos, tables, **top))
 
 
 def test_in_a_run_the_anchor_is_the_cloned_actor(demos: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from recipes import tiny_mt10_demos
 
 import mtrl
 from mtrl.agents.replay import Batch
@@ -75,29 +76,13 @@ def demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_clone_acts_and_is_evaluated_unchanged_until_the_hold_ends(
     demos: Path, tmp_path: Path
 ) -> None:
-    recipe = from_dict(
-        MTSACRecipe,
-        {
-            "kind": "mtsac",
-            "seed": 2,
-            "total_steps": 300,
-            "learning_starts": 100,
-            "batch_size": 30,
-            "eval_every": 150,
-            "eval_episodes": 1,
-            "log_every": 50,
-            "buffer_capacity": 2000,
-            "env": {"name": "MT10", "max_episode_steps": 50},
-            "sac": {"actor": {"hidden": [32, 32]}, "critic": {"hidden": [32, 32]}},
-            "demos": {
-                "dataset": "mtrl/mt10-expert-v0",
-                "root": str(demos),
-                "bc": {"steps": 60, "batch_size": 64},
-                "critic_warm_start": {"steps": 20, "online_steps": 100},
-                "replay": {"share": 0.5},
-            },
-        },
-    )
+    tables = {
+        "bc": {"steps": 60, "batch_size": 64},
+        "critic_warm_start": {"steps": 20, "online_steps": 100},
+        "replay": {"share": 0.5},
+    }
+    raw = tiny_mt10_demos(demos, tables, seed=2, total_steps=300, eval_every=150, log_every=50)
+    recipe = from_dict(MTSACRecipe, raw)
     train_mtsac(recipe, tmp_path / "run")
     rows = RunDir.open(tmp_path / "run").read_metrics()
     evals = {int(r["step"]): float(r["eval_return"]) for r in rows if r.get("eval_return")}
