@@ -33,6 +33,7 @@ from mtrl.agents.task_stats import per_task_mean
 from mtrl.config import bounded, check_fields
 from mtrl.errors import ConfigError
 from mtrl.nets import MultiTaskNet, NetConfig
+from mtrl.nets.layers import fix_outputs
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
@@ -122,6 +123,11 @@ class Actor(nn.Module):
 
     def sample(self, obs: Tensor, task_ids: Tensor) -> tuple[Tensor, Tensor]:
         return squashed_sample(*self(obs, task_ids))
+
+    def set_spread(self, std: float) -> None:
+        """The action noise := ``std`` (pre-tanh) in every state and task, the mean
+        untouched: a cloned actor's spread where SAC starts from it."""
+        fix_outputs(self.net.output_layer(), self.net.out_dim // 2, math.log(std))
 
     def act(self, obs: Tensor, task_ids: Tensor, deterministic: bool) -> Tensor:
         mean, log_std = self(obs, task_ids)

@@ -35,6 +35,13 @@ class CloningConfig:
     # likelihood under the squashed Gaussian (same: 0.21; clipped expert actions pull it)
     loss: BCLoss = "mse"
     log_every: int = bounded(100, ge=1)  # steps between bc_loss rows
+    # the clone's action noise where RL starts: one pre-tanh std for every state and task
+    # (0: as cloning left it; "mse" does not fit the spread, which stays near 1 - a push
+    # clone that succeeds 0.96 acting on its mean succeeds 0.10 sampling at it)
+    init_std: float = bounded(0.0, ge=0.0)
+    # what acts before learning_starts: "random", SAC's uniform warm-up; "clone", the
+    # cloned actor sampling at its spread (off-policy kinds only)
+    collect: Literal["random", "clone"] = "random"
 
     def __post_init__(self) -> None:
         check_fields(self, "demos.bc")

@@ -28,6 +28,7 @@ from mtrl.demos.self_imitation import SelfImitationConfig
 from mtrl.demos.setup import DemoSetup, Technique
 from mtrl.demos.store import DATASET_ID
 from mtrl.demos.warm_start import CriticWarmStartConfig, Phases
+from mtrl.errors import ConfigError
 
 # the flat keys of the single [demos] table before the technique tables (an old recipe
 # gets an error naming each one's new place)
@@ -110,6 +111,16 @@ class PolicyDemosConfig(DemoSource):
     """MT-PPO's demonstrations: the policy cloned before RL."""
 
     bc: CloningConfig | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        bc = self.bc
+        if bc is not None and (bc.init_std > 0.0 or bc.collect != "random"):
+            raise ConfigError(
+                "demos.bc.init_std and demos.bc.collect set where an off-policy run (MT-SAC) "
+                "starts RL from its clone; MT-PPO's policy keeps its own spread and always "
+                "acts with it: remove them"
+            )
 
 
 @dataclass(frozen=True)

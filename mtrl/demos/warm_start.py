@@ -68,7 +68,8 @@ class WarmStart(LoopComponent):
 
     ``evaluate()`` gives the agent's evaluation rows; ``rollouts`` opens the env DAgger
     rolls the clone out in and returns it with the teacher's and the actor's policies
-    (env-scale actions); ``seed`` and ``batch_size`` are the recipe's."""
+    (env-scale actions); ``seed``, ``batch_size`` and ``learning_starts`` are the
+    recipe's."""
 
     def __init__(
         self,
@@ -83,10 +84,12 @@ class WarmStart(LoopComponent):
         seed: int,
         batch_size: int,
         device: str,
+        learning_starts: int = 0,
     ) -> None:
         self.agent, self.phases, self.demos, self.replay = agent, phases, demos, replay
         self.proposal, self.log, self.evaluate, self.rollouts = proposal, log, evaluate, rollouts
         self.seed, self.batch_size, self.device = seed, batch_size, device
+        self.learning_starts = learning_starts
 
     def before_loop(self) -> tuple[int, Rows]:
         bc, steps = self.phases.bc, 0
@@ -104,9 +107,17 @@ class WarmStart(LoopComponent):
             self.log(eval_metrics(self.evaluate(), steps))
         return steps, rows
 
+    def explores(self, steps: int) -> bool | None:
+        """With ``collect = "clone"``, the clone acts (not random actions) until
+        learning starts."""
+        bc = self.phases.bc
+        if bc is not None and bc.collect == "clone" and steps < self.learning_starts:
+            return False
+        return None
+
     def _clone(self, bc: CloningConfig, demos: dict[str, np.ndarray], log: Log) -> None:
         """The actor cloned on ``demos`` (seeded) with ``bc.loss`` of its squashed
-        Gaussian."""
+        Gaussian, its spread then set to ``bc.init_std`` where that is given."""
         dev, agent = self.device, self.agent
         o = torch.as_tensor(demos["obs"], dtype=torch.float32, device=dev)
         a = torch.as_tensor(demos["action"], dtype=torch.float32, device=dev)
@@ -118,6 +129,8 @@ class WarmStart(LoopComponent):
 
         params = list(agent.actor.parameters())
         clone(params, batch_loss, demos["task_id"], bc, self.seed + 17, dev, log)
+        if bc.init_std > 0.0:
+            agent.actor.set_spread(bc.init_std)
 
     def _dagger(self, bc: CloningConfig, initial: dict[str, Any]) -> tuple[int, Rows]:
         """The clone evaluated (env step 0), rolled out, its states labelled by the

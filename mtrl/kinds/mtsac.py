@@ -324,7 +324,7 @@ def _warm_start(
 
     dagger = rollouts if phases.dagger is not None else None
     args = (ctx.log, evaluate, dagger, recipe.seed, recipe.batch_size, recipe.device)
-    return WarmStart(agent, phases, demos, replay, proposal, *args)
+    return WarmStart(agent, phases, demos, replay, proposal, *args, recipe.learning_starts)
 
 
 def _checkpoint(ctx: TrainingContext, r: OffPolicyRun, recipe: SACRun) -> Any:

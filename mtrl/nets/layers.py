@@ -58,3 +58,16 @@ class TaskLinear(nn.Module):
     def forward_stacked(self, x: Tensor) -> Tensor:
         """``x [T, batch, in]``, slice ``t`` through task ``t``'s layer: ``[T, batch, out]``."""
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+
+
+def fix_outputs(layer: nn.Linear | TaskLinear, start: int, value: float) -> None:
+    """Outputs ``start:`` of ``layer`` := ``value`` for every input and task (their
+    weights zeroed, their bias set); the other outputs are untouched. Training moves
+    them from there."""
+    with torch.no_grad():
+        if isinstance(layer, TaskLinear):  # weight [T, in, out], bias [T, out]
+            layer.weight[:, :, start:] = 0.0
+            layer.bias[:, start:] = value
+        else:  # weight [out, in]
+            layer.weight[start:] = 0.0
+            layer.bias[start:] = value

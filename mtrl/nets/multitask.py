@@ -210,6 +210,22 @@ class MultiTaskNet(nn.Module):
         linears = [m for m in owner.modules() if isinstance(m, nn.Linear)]
         return [linears[-1].weight]
 
+    def output_layer(self) -> nn.Linear | TaskLinear:
+        """The layer that gives the net's outputs (nothing comes after it)."""
+        arch = self.config.arch
+        if arch == "multihead":
+            return self.heads
+        if arch == "soft":
+            return self._task_layers(self.task_layers)[-1]
+        owner: nn.Module = {
+            "shared": lambda: self.body,
+            "residual": lambda: self.body,
+            "film": lambda: self.out,
+            "moe": lambda: self.head,
+            "softmod": lambda: self.softmod.out,
+        }[arch]()
+        return [m for m in owner.modules() if isinstance(m, nn.Linear)][-1]
+
     def regularization(self) -> Tensor:
         """Soft sharing's ``soft_l2 * sum ||W_t - mean_t W||^2``; 0 for other schemes."""
         if self.config.arch != "soft":
