@@ -94,3 +94,33 @@ def test_the_clone_acts_at_its_spread_before_learning(demos: Path, tmp_path: Pat
     # the default: uniform random actions, far from the clone in its own units
     default = _noise(_run(demos, tmp_path / "random", init_std=0.05))
     assert float(default.square().mean()) > 100.0
+
+
+def test_clone_noise_acts_on_the_mean_at_the_own_spread_and_at_a_fixed_one(
+    demos: Path, tmp_path: Path
+) -> None:
+    """experiments/clone_noise.py's policies: std 0 is the run's deterministic action,
+    ``None`` samples at the actor's own spread, a number at that spread."""
+    import importlib.util
+
+    import numpy as np
+
+    import mtrl
+
+    spec = importlib.util.spec_from_file_location("clone_noise", "experiments/clone_noise.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    _run(demos, tmp_path / "run", init_std=0.05)
+    run = mtrl.load(tmp_path / "run")
+    rng = np.random.default_rng(0)
+    obs = {"observation": rng.normal(size=(500, 39)), "task_id": np.arange(500) % 10}
+    seen: list[float] = []
+    mean = script.noisy_policy(run, 0.0, 0, seen)(obs)
+    np.testing.assert_allclose(mean, run.act(obs["observation"], obs["task_id"]), atol=1e-6)
+    pre = np.arctanh(np.clip(mean, -1 + 1e-6, 1 - 1e-6))
+    for std, spread in ((None, 0.05), (0.3, 0.3)):
+        noisy = script.noisy_policy(run, std, 1, seen)(obs)
+        assert seen[-1] == pytest.approx(spread)
+        z = (np.arctanh(np.clip(noisy, -1 + 1e-6, 1 - 1e-6)) - pre) / spread
+        assert abs(float(z.std()) - 1.0) < 0.05
