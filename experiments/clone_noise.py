@@ -45,7 +45,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir")
     p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--stds", default="0.05,0.1,0.3")
+    p.add_argument("--stds", default="0.05,0.1,0.3", help='"": none')
     p.add_argument("--seed", type=int, default=123)
     args = p.parse_args()
     run = mtrl.load(args.run_dir)
@@ -54,7 +54,7 @@ def main() -> None:
     if not (np.all(low == -1.0) and np.all(high == 1.0)):
         raise SystemExit("clone_noise.py: the env's actions must lie in [-1, 1]")
     rows: list[tuple[str, float | None]] = [("mean", 0.0), ("own", None)]
-    rows += [(s, float(s)) for s in args.stds.split(",")]
+    rows += [(s, float(s)) for s in args.stds.split(",") if s]
     print("| policy | std (pre-tanh) | success |\n|---|---|---|")
     for name, std in rows:
         seen: list[float] = []
