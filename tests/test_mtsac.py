@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,33 @@ def test_an_update_changes_networks_and_temperatures(balancing: str) -> None:
             for a, b in zip(bal_before, agent.critic_balancer.parameters(), strict=True)
         )
         assert agent.optimizer_state()["critic_balancer"]["state"]
+
+
+def test_a_fixed_temperature_stays_and_the_update_is_otherwise_the_same() -> None:
+    """``tune_alpha = false`` (SB3's fixed ent_coef): the temperatures stay at
+    init_alpha; actor and critics take the same first step as with tuning."""
+    buf = TaskReplayBuffer(2, 10, 3, 2)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        buf.add(
+            rng.random((2, 3)), rng.random((2, 2)), rng.random(2), rng.random((2, 3)),
+            np.zeros(2), np.array([0, 1]),
+        )  # fmt: skip
+    agents, metrics = [], []
+    for tune in (True, False):
+        torch.manual_seed(0)
+        agent = MTSAC(SACConfig(init_alpha=0.2, tune_alpha=tune), 3, 2, 2)
+        torch.manual_seed(1)
+        metrics.append(agent.update(buf.sample(8)))
+        agents.append(agent)
+    tuned, fixed = agents
+    for a, b in zip(tuned.actor.parameters(), fixed.actor.parameters(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(tuned.critic.parameters(), fixed.critic.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.allclose(tuned.log_alpha, torch.full((2,), math.log(0.2)))
+    assert torch.equal(fixed.log_alpha.detach(), torch.full((2,), math.log(0.2)))
+    assert metrics[1]["alpha"] == pytest.approx(0.2)
 
 
 def test_reward_scale_multiplies_the_rewards_in_the_td_target() -> None:

@@ -48,6 +48,9 @@ class SACConfig:
     critic_lr: float = bounded(3e-4, gt=0.0)
     alpha_lr: float = bounded(3e-4, gt=0.0)
     init_alpha: float = bounded(1.0, gt=0.0)
+    # false: the temperature stays at init_alpha (SB3's fixed ent_coef) instead of being
+    # tuned towards target_entropy
+    tune_alpha: bool = True
     target_entropy: float | None = None  # default: -action_dim
     # rewards multiplied by this in the TD targets (rlkit's reward_scale): the entropy
     # bonus is weighed against the reward, so a temperature that is small beside V2's
@@ -450,10 +453,11 @@ class MTSAC(nn.Module):
             before_step=self.extension.before_actor_step,
         )
         self.critic.requires_grad_(True)
-        alpha_loss = -(self.log_alpha[tid] * (logp.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        if self.config.tune_alpha:
+            alpha_loss = -(self.log_alpha[tid] * (logp.detach() + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
         return {
             "actor_loss": float(actor_losses.mean().detach()),
             "alpha": float(self.log_alpha.detach().exp().mean()),
