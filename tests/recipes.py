@@ -419,3 +419,26 @@ def tiny_mt10_demos(root: Path, demos: dict[str, Any], **top: Any) -> dict[str, 
         "demos": {"dataset": "mtrl/mt10-expert-v0", "root": str(root), **demos},
     }
     return base | top
+
+
+def tiny_sac(**sac: Any) -> tuple[Any, Any]:
+    """A seeded MT-SAC agent (3-d observations, 2-d actions, 2 tasks, 8-unit nets) and a
+    replay buffer holding 4 random transitions per task; ``sac`` sets SACConfig fields."""
+    import numpy as np
+    import torch
+
+    from mtrl.agents.replay import TaskReplayBuffer
+    from mtrl.agents.sac import MTSAC, SACConfig
+    from mtrl.nets import NetConfig
+
+    torch.manual_seed(0)
+    cfg = SACConfig(actor=NetConfig(hidden=[8]), critic=NetConfig(hidden=[8]), **sac)
+    agent = MTSAC(cfg, obs_dim=3, act_dim=2, num_tasks=2)
+    buf = TaskReplayBuffer(2, 10, 3, 2)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        buf.add(
+            rng.random((2, 3)), rng.random((2, 2)), rng.random(2), rng.random((2, 3)),
+            np.zeros(2), np.array([0, 1]),
+        )  # fmt: skip
+    return agent, buf

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from recipes import tiny_sac
 
-from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, Critic, SACConfig, pessimistic
 from mtrl.agents.task_stats import per_task_mean
 from mtrl.config import from_dict
@@ -42,22 +42,8 @@ def test_an_ensemble_keeps_the_twin_critics_names_and_adds_its_own() -> None:
     assert len(values) == 5 and all(v.shape == (4,) for v in values)
 
 
-def _agent(**sac: object) -> tuple[MTSAC, TaskReplayBuffer]:
-    torch.manual_seed(0)
-    cfg = SACConfig(actor=NetConfig(hidden=[8]), critic=NetConfig(hidden=[8]), **sac)  # type: ignore[arg-type]
-    agent = MTSAC(cfg, obs_dim=3, act_dim=2, num_tasks=2)
-    buf = TaskReplayBuffer(2, 10, 3, 2)
-    rng = np.random.default_rng(0)
-    for _ in range(4):
-        buf.add(
-            rng.random((2, 3)), rng.random((2, 2)), rng.random(2), rng.random((2, 3)),
-            np.zeros(2), np.array([0, 1]),
-        )  # fmt: skip
-    return agent, buf
-
-
 def test_the_td_loss_sums_every_critics_error_per_task() -> None:
-    agent, buf = _agent(critics=4, target_critics=2)
+    agent, buf = tiny_sac(critics=4, target_critics=2)
     batch = buf.sample(8)
     target = torch.randn(8)
     got = agent._td_losses(batch, target)
@@ -71,7 +57,7 @@ def test_the_td_loss_sums_every_critics_error_per_task() -> None:
 
 @pytest.mark.parametrize("actor_q", ["min", "mean"])
 def test_an_ensemble_update_trains_every_critic(actor_q: str) -> None:
-    agent, buf = _agent(critics=5, target_critics=2, actor_q=actor_q)
+    agent, buf = tiny_sac(critics=5, target_critics=2, actor_q=actor_q)
     before = [p.detach().clone() for p in agent.critic.parameters()]
     metrics = agent.update(buf.sample(8))
     assert all(np.isfinite(v) for v in metrics.values())
@@ -149,6 +135,6 @@ def test_an_ensemble_of_residual_critics_updates() -> None:
     critic = NetConfig(arch="residual", hidden=[16], residual_blocks=1)
     cfg = SACConfig(actor=NetConfig(hidden=[8]), critic=critic, critics=3, actor_q="mean")
     agent = MTSAC(cfg, obs_dim=3, act_dim=2, num_tasks=2)
-    _, buf = _agent()
+    _, buf = tiny_sac()
     metrics = agent.update(buf.sample(8))
     assert all(np.isfinite(v) for v in metrics.values())

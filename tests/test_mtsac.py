@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from recipes import tiny_sac
 
 from mtrl.agents.replay import TaskReplayBuffer
 from mtrl.agents.sac import MTSAC, SACConfig, squashed_sample
@@ -155,17 +156,9 @@ def test_an_update_changes_networks_and_temperatures(balancing: str) -> None:
 def test_a_fixed_temperature_stays_and_the_update_is_otherwise_the_same() -> None:
     """``tune_alpha = false`` (SB3's fixed ent_coef): the temperatures stay at
     init_alpha; actor and critics take the same first step as with tuning."""
-    buf = TaskReplayBuffer(2, 10, 3, 2)
-    rng = np.random.default_rng(0)
-    for _ in range(4):
-        buf.add(
-            rng.random((2, 3)), rng.random((2, 2)), rng.random(2), rng.random((2, 3)),
-            np.zeros(2), np.array([0, 1]),
-        )  # fmt: skip
     agents, metrics = [], []
     for tune in (True, False):
-        torch.manual_seed(0)
-        agent = MTSAC(SACConfig(init_alpha=0.2, tune_alpha=tune), 3, 2, 2)
+        agent, buf = tiny_sac(init_alpha=0.2, tune_alpha=tune)
         torch.manual_seed(1)
         metrics.append(agent.update(buf.sample(8)))
         agents.append(agent)
