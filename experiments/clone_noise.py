@@ -41,11 +41,26 @@ def noisy_policy(
     return act
 
 
+def _stds(text: str) -> list[float]:
+    """``"0.05,0.1"`` -> ``[0.05, 0.1]``; a clear argparse error for anything else."""
+    try:
+        stds = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--stds takes numbers like 0.05,0.1, got {text!r}"
+        ) from None
+    if any(s <= 0.0 for s in stds):
+        raise argparse.ArgumentTypeError(
+            f"--stds must be > 0 (0 is the 'mean' row), got {text!r}"
+        ) from None
+    return stds
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir")
     p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--stds", default="0.05,0.1,0.3", help='"": none')
+    p.add_argument("--stds", type=_stds, default="0.05,0.1,0.3", help='"": none')
     p.add_argument("--seed", type=int, default=123)
     args = p.parse_args()
     run = mtrl.load(args.run_dir)
@@ -54,7 +69,7 @@ def main() -> None:
     if not (np.all(low == -1.0) and np.all(high == 1.0)):
         raise SystemExit("clone_noise.py: the env's actions must lie in [-1, 1]")
     rows: list[tuple[str, float | None]] = [("mean", 0.0), ("own", None)]
-    rows += [(s, float(s)) for s in args.stds.split(",") if s]
+    rows += [(f"{s:g}", s) for s in args.stds]
     print("| policy | std (pre-tanh) | success |\n|---|---|---|")
     for name, std in rows:
         seen: list[float] = []

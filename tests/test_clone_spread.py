@@ -4,6 +4,7 @@ and the clone acting instead of random actions before learning starts
 
 from __future__ import annotations
 
+import argparse
 import math
 import typing
 from pathlib import Path
@@ -111,6 +112,10 @@ def test_clone_noise_acts_on_the_mean_at_the_own_spread_and_at_a_fixed_one(
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    assert script._stds("0.05,0.1") == [0.05, 0.1] and script._stds("") == []
+    for bad in ("abc", "0,0.1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--stds"):
+            script._stds(bad)
     _run(demos, tmp_path / "run", init_std=0.05)
     run = mtrl.load(tmp_path / "run")
     rng = np.random.default_rng(0)

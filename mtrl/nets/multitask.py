@@ -199,16 +199,10 @@ class MultiTaskNet(nn.Module):
         arch = self.config.arch
         if arch == "soft":
             return []
-        owner: nn.Module = {
-            "shared": lambda: self.body,
-            "residual": lambda: self.body,
-            "film": lambda: self.out,
-            "multihead": lambda: self.trunk,
-            "moe": lambda: self.head,
-            "softmod": lambda: self.softmod.out,
-        }[arch]()
-        linears = [m for m in owner.modules() if isinstance(m, nn.Linear)]
-        return [linears[-1].weight]
+        if arch == "multihead":  # the trunk's last layer: the heads are per task
+            linears = [m for m in self.trunk.modules() if isinstance(m, nn.Linear)]
+            return [linears[-1].weight]
+        return [self.output_layer().weight]
 
     def output_layer(self) -> nn.Linear | TaskLinear:
         """The layer that gives the net's outputs (nothing comes after it)."""
