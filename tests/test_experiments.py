@@ -192,3 +192,45 @@ def test_compare_paired_matches_seeds_by_number_by_hand(tmp_path: Path) -> None:
     assert diff["gain [95% CI]"].startswith("+0.25 [") and diff["seeds better"] == "1/2"
     with pytest.raises(SystemExit, match="name one variant"):
         table.arm(f"a={tmp_path / 'a'}:other")
+
+
+def test_curriculum_table_counts_unmastered_runs_at_their_steps_by_hand(tmp_path: Path) -> None:
+    """experiments/curriculum_table.py: a run that never masters its target counts its
+    steps; the return is the target tasks' only; arms pair on the seeds both ran."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location(
+        "curriculum_table", "experiments/curriculum_table.py"
+    )
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+
+    def write(arm: str, seed: int, mastered_at: int, steps: int, returns: list[float]) -> None:
+        stages = [
+            {"task_id": 0, "target": False, "steps": 300, "mastered_at": 300},
+            {"task_id": 1, "target": True, "steps": steps - 300, "mastered_at": mastered_at},
+        ]
+        per_task = [{"task_id": i, "return": r} for i, r in enumerate(returns)]
+        results = {"steps": steps, "curriculum": stages, "per_task": per_task}
+        run = tmp_path / arm / f"seed_{seed}"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps({"seed": seed, "results": results}))
+
+    write("a", 0, 1000, 1000, [-1.0, -10.0])
+    write("a", 1, -1, 2000, [-1.0, -30.0])  # never mastered: counts its 2000 steps
+    write("b", 1, 1500, 1500, [-5.0, -20.0])
+    write("b", 2, 900, 900, [-5.0, -40.0])
+    a, b = table.read_arm(tmp_path / "a"), table.read_arm(tmp_path / "b")
+    assert a[1] == {"steps": 2000.0, "mastered": 0.0, "on_targets": 1700.0, "return": -30.0}
+    row = table.arm_row("a", a)
+    assert row["mastered"] == "1/2" and row["median steps to mastery [95% CI]"].startswith(
+        "1,500 ["
+    )
+    assert row["target return [95% CI]"].startswith("-20.0 [")
+    pair = table.paired_row("a - b", a, b)  # seed 1 only: 2000 - 1500, -30 - -20
+    assert pair["seeds"] == "1" and pair["steps to mastery [95% CI]"] == "+500 [+500, +500]"
+    assert pair["target return [95% CI]"] == "-10.0 [-10.0, -10.0]"
+    with pytest.raises(SystemExit, match="no seed_"):
+        table.read_arm(tmp_path / "missing")
