@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from mtrl.compare import steps_to_mastery
 from mtrl.stats import bootstrap_ci
 from mtrl.tables import format_table
 
@@ -31,12 +32,11 @@ def target_outcome(results: dict[str, Any]) -> dict[str, float]:
     """One run's steps to mastery (its steps if never mastered), whether it mastered,
     its env steps on the target tasks and its final return on them."""
     targets = [t for t in results["curriculum"] if t.get("target", True)]
-    reached = [t["mastered_at"] for t in targets]
-    mastered = all(m >= 0 for m in reached)
+    steps, mastered = steps_to_mastery(results)
     ids = {t["task_id"] for t in targets}
     returns = [p["return"] for p in results["per_task"] if p["task_id"] in ids]
     return {
-        "steps": float(max(reached) if mastered else results["steps"]),
+        "steps": steps,
         "mastered": float(mastered),
         "on_targets": float(sum(t["steps"] for t in targets)),
         "return": float(np.mean(returns)),

@@ -223,6 +223,15 @@ def _mean_ci(values: Sequence[float], seed: int) -> dict[str, Any]:
     return {"mean": float(arr.mean()), "low": lo, "high": hi, "n": int(arr.size)}
 
 
+def steps_to_mastery(result: Mapping[str, Any]) -> tuple[float, bool]:
+    """A curriculum run's env steps to master all its target tasks, and whether it did
+    (a run that never did counts its full steps)."""
+    reached = [t["mastered_at"] for t in result["curriculum"] if t.get("target", True)]
+    if all(m >= 0 for m in reached):
+        return float(max(reached)), True
+    return float(result["steps"]), False
+
+
 def summarize_lifelong(results: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     """Continual World's metrics (mean and bootstrap CI over seeds) of continual runs,
     and steps to mastery of the target tasks (median over seeds, bootstrap CI; runs
@@ -237,16 +246,8 @@ def summarize_lifelong(results: Sequence[dict[str, Any]], seed: int = 0) -> dict
         }
     curricula = all(isinstance(r.get("curriculum"), list) for r in results)
     if results and curricula and "continual" not in out:  # a sequence has no target
-        steps, mastered, flags = [], 0, []
-        for r in results:
-            targets = [t for t in r["curriculum"] if t.get("target", True)]
-            reached = [t["mastered_at"] for t in targets]
-            flags.append(all(m >= 0 for m in reached))
-            if flags[-1]:
-                mastered += 1
-                steps.append(float(max(reached)))
-            else:
-                steps.append(float(r["steps"]))
+        steps, flags = zip(*(steps_to_mastery(r) for r in results), strict=True)
+        mastered = sum(flags)
         lo, hi = bootstrap_ci(steps, "median", seed=seed)
         out["mastery"] = {
             "median_steps": float(np.median(steps)),
@@ -254,8 +255,8 @@ def summarize_lifelong(results: Sequence[dict[str, Any]], seed: int = 0) -> dict
             "high": hi,
             "mastered": mastered,
             "runs": len(results),
-            "per_seed": steps,
-            "per_seed_mastered": flags,
+            "per_seed": list(steps),
+            "per_seed_mastered": list(flags),
         }
     return out
 
