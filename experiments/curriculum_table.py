@@ -48,6 +48,8 @@ def read_arm(directory: Path) -> dict[int, dict[str, float]]:
     out = {}
     for summary in sorted(directory.glob("seed_*/summary.json")):
         doc = json.loads(summary.read_text())
+        if "curriculum" not in doc.get("results", {}):
+            raise SystemExit(f"{summary}: not a curriculum run (its recipe has no [curriculum])")
         out[int(doc["seed"])] = target_outcome(doc["results"])
     if not out:
         raise SystemExit(f"{directory}: no seed_<s>/summary.json (a finished run) there")

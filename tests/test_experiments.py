@@ -234,3 +234,8 @@ def test_curriculum_table_counts_unmastered_runs_at_their_steps_by_hand(tmp_path
     assert pair["target return [95% CI]"] == "-10.0 [-10.0, -10.0]"
     with pytest.raises(SystemExit, match="no seed_"):
         table.read_arm(tmp_path / "missing")
+    plain = tmp_path / "plain" / "seed_0"
+    plain.mkdir(parents=True)
+    (plain / "summary.json").write_text(json.dumps({"seed": 0, "results": {"steps": 5}}))
+    with pytest.raises(SystemExit, match="not a curriculum run"):
+        table.read_arm(tmp_path / "plain")
