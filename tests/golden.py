@@ -1,7 +1,8 @@
 """Golden runs: the numbers of every small recipe in tests/recipes.py, kept under
-tests/golden/<name>/ so that a refactor that changes any of them fails a test.
+tests/golden/<name>/<record>/ so that a refactor that changes any of them fails a test.
 
-    .venv/bin/python tests/golden.py [NAME ...]    # re-record (on purpose only)
+    .venv/bin/python tests/golden.py [NAME ...]        # re-record (on purpose only)
+    .venv/bin/python tests/golden.py --add [NAME ...]  # this machine's record beside the rest
 
 Kept: metrics.csv without its timing columns, and summary.json's results.
 
@@ -10,14 +11,23 @@ A golden run trains in a process of its own on each library's portable code path
 numpy's float results (the same recipe on an AVX-512 machine and on an AVX2 machine
 differed from the 8th digit), and the files must hold on whichever machine runs the
 suite. Those paths are chosen when a library loads, hence the separate process.
+
+Even that path is not the same everywhere: MKL's vector math (torch's sin, exp, log, tanh
+on CPU) gave other last bits on a second kind of x86 machine, so records are kept per
+numerics class, the fingerprint ``tests/numerics_probe.py`` prints. A machine compares
+with its class's record, else with ``default`` (the records made before classes were
+kept, on the machine that made them); with neither, test_golden skips and says how to add
+one. Re-recording on purpose replaces every record of that run with this class's.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,10 +47,36 @@ PORTABLE_NUMERICS = {
 }
 
 
+DEFAULT = "default"  # the record of a machine with none of its own
+
+
 def portable_env() -> dict[str, str]:
     """This process's environment with the portable numerics (for `mtrl` subprocesses
     whose numbers are compared with a golden run's)."""
     return {**os.environ, **PORTABLE_NUMERICS, "PYTHONUNBUFFERED": "1"}
+
+
+@functools.cache
+def numerics_class() -> str:
+    """This machine's numerics class on the portable path (tests/numerics_probe.py)."""
+    probe = [sys.executable, str(HERE / "numerics_probe.py")]
+    out = subprocess.run(probe, env=portable_env(), capture_output=True, text=True, check=True)
+    return str(json.loads(out.stdout)["class"])
+
+
+def records(name: str) -> list[str]:
+    """The records golden run ``name`` has: ``default`` and numerics classes."""
+    return sorted(p.parent.name for p in (GOLDEN_DIR / name).glob("*/metrics.csv"))
+
+
+def record_dir(name: str) -> Path | None:
+    """The record of ``name`` this machine compares with: its class's, else ``default``;
+    None where it has neither."""
+    have = records(name)
+    for record in (numerics_class(), DEFAULT):
+        if record in have:
+            return GOLDEN_DIR / name / record
+    return None
 
 
 def train(name: str, datasets: Path | None, run_dir: Path) -> None:
@@ -77,21 +113,41 @@ def results_text(run_dir: Path) -> str:
     return json.dumps(results(run_dir), indent=1, sort_keys=True) + "\n"
 
 
-def record(names: list[str]) -> None:
+def _files(run_dir: Path) -> dict[str, str]:
+    return {"metrics.csv": metrics_text(run_dir), "results.json": results_text(run_dir)}
+
+
+def record(names: list[str], add: bool = False) -> None:
+    """Train each golden run here and keep it as this machine's class's record: in place
+    of all its records (a change made on purpose), or with ``add`` beside them (where it
+    differs from the record this machine would compare with)."""
     from recipes import GOLDEN, collect_datasets
 
+    cls = numerics_class()
     with tempfile.TemporaryDirectory() as tmp:
         datasets = collect_datasets(Path(tmp) / "datasets")
         for name in names or list(GOLDEN):
             run = Path(tmp) / name
             train(name, datasets, run)
-            out = GOLDEN_DIR / name
+            files, now = _files(run), record_dir(name)
+            if (
+                add
+                and now is not None
+                and all((now / f).read_text() == t for f, t in files.items())
+            ):
+                print(f"{name}: the same as its record {now.name}, nothing added", flush=True)
+                continue
+            if not add:
+                for old in records(name):
+                    shutil.rmtree(GOLDEN_DIR / name / old)
+            out = GOLDEN_DIR / name / cls
             out.mkdir(parents=True, exist_ok=True)
-            (out / "metrics.csv").write_text(metrics_text(run))
-            (out / "results.json").write_text(results_text(run))
-            print(f"recorded {name}", flush=True)
+            for file, text in files.items():
+                (out / file).write_text(text)
+            print(f"recorded {name} for numerics class {cls}", flush=True)
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
-    record(sys.argv[1:])
+    args = sys.argv[1:]
+    record([a for a in args if a != "--add"], add="--add" in args)

@@ -1,18 +1,30 @@
 """Golden runs: every kind and component trains to the numbers recorded in tests/golden/
 (metrics.csv without timing, summary.json's results), so structure can move without
 moving a number. Re-record only on purpose: `.venv/bin/python tests/golden.py NAME`,
-saying why in the commit."""
+saying why in the commit. Records are kept per numerics class (tests/golden.py)."""
 
 from __future__ import annotations
 
 import difflib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from golden import GOLDEN_DIR, PORTABLE_NUMERICS, metrics_text, portable_env, results_text, train
+from golden import (
+    DEFAULT,
+    GOLDEN_DIR,
+    PORTABLE_NUMERICS,
+    metrics_text,
+    numerics_class,
+    portable_env,
+    record_dir,
+    records,
+    results_text,
+    train,
+)
 from recipes import GOLDEN, RESUMED_GOLDEN, collect_datasets
 
 # the others are reproduced by test_resume's Ctrl-C/SIGTERM test against the same files
@@ -24,25 +36,65 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return collect_datasets(tmp_path_factory.mktemp("datasets"))
 
 
-def _same(name: str, file: str, text: str) -> None:
-    want = (GOLDEN_DIR / name / file).read_text()
+def _same(record: Path, file: str, text: str) -> None:
+    want = (record / file).read_text()
     if text != want:
         diff = difflib.unified_diff(want.splitlines(), text.splitlines(), "golden", "now", n=0)
-        pytest.fail(f"{name}/{file} moved:\n" + "\n".join(list(diff)[:12]))
+        where = f"{record.parent.name}/{record.name}/{file}"
+        pytest.fail(f"{where} moved:\n" + "\n".join(list(diff)[:12]))
 
 
 @pytest.mark.parametrize("name", CHECKED_HERE)
 def test_golden_run_is_unchanged(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    record = record_dir(name)
+    if record is None:
+        pytest.skip(
+            f"{name} has no record for this machine's numerics class {numerics_class()} "
+            f"(recorded: {', '.join(records(name))}); add one with "
+            f"`.venv/bin/python tests/golden.py --add {name}`"
+        )
     needs = "@DATASETS@" in GOLDEN[name]
     root = request.getfixturevalue("datasets") if needs else None
     run = tmp_path / "run"
     train(name, root, run)
-    _same(name, "metrics.csv", metrics_text(run))
-    _same(name, "results.json", results_text(run))
+    _same(record, "metrics.csv", metrics_text(run))
+    _same(record, "results.json", results_text(run))
 
 
 def test_every_golden_recipe_is_recorded() -> None:
     assert sorted(p.name for p in GOLDEN_DIR.iterdir() if p.is_dir()) == sorted(GOLDEN)
+    for name in GOLDEN:
+        have = records(name)
+        assert have, f"{name} has no record"
+        assert all(r == DEFAULT or re.fullmatch("[0-9a-f]{12}", r) for r in have), have
+        for r in have:
+            assert (GOLDEN_DIR / name / r / "results.json").is_file(), (name, r)
+
+
+def test_the_numerics_class_is_the_same_probe_after_probe() -> None:
+    """The fingerprint that picks a machine's records depends on nothing but the machine
+    (no unset memory, no clock): two fresh probes agree, and it is 12 hex digits."""
+    probe = [sys.executable, str(Path(__file__).parent / "numerics_probe.py")]
+    runs = [
+        json.loads(
+            subprocess.run(
+                probe, env=portable_env(), capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+    assert runs[0]["class"] == numerics_class()
+    assert re.fullmatch("[0-9a-f]{12}", numerics_class())
+
+
+def test_the_numerics_class_tells_the_portable_path_from_the_native_one() -> None:
+    """The probe sees the code paths that moved golden runs between machines: MKL's own
+    branch and torch's vector kernels give this machine another class."""
+    probe = [sys.executable, str(Path(__file__).parent / "numerics_probe.py")]
+    native = {k: v for k, v in portable_env().items() if k not in PORTABLE_NUMERICS}
+    out = subprocess.run(probe, env=native, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["class"] != numerics_class()
 
 
 def test_golden_runs_run_on_the_portable_numerics() -> None:
@@ -61,3 +113,20 @@ def test_golden_runs_run_on_the_portable_numerics() -> None:
     assert capability == "DEFAULT"
     assert numpy_targets == dict.fromkeys(numpy_targets, False)
     assert set(numpy_targets) == set(PORTABLE_NUMERICS["NPY_DISABLE_CPU_FEATURES"].split())
+
+
+def test_a_machine_compares_with_its_class_record_else_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import golden
+
+    for name, recs in {"both": ("default", "0123456789ab"), "other": ("ba9876543210",)}.items():
+        for rec in recs:
+            (tmp_path / name / rec).mkdir(parents=True)
+            (tmp_path / name / rec / "metrics.csv").write_text("step\n")
+    monkeypatch.setattr(golden, "GOLDEN_DIR", tmp_path)
+    monkeypatch.setattr(golden, "numerics_class", lambda: "0123456789ab")
+    assert golden.record_dir("both") == tmp_path / "both" / "0123456789ab"
+    assert golden.record_dir("other") is None  # another class's record only: skipped
+    monkeypatch.setattr(golden, "numerics_class", lambda: "ffffffffffff")
+    assert golden.record_dir("both") == tmp_path / "both" / "default"
