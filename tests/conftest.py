@@ -12,12 +12,23 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
+from golden import GOLDEN_DIR
 
 # One torch thread per process: the suite runs in two xdist workers on two cores, and
 # two workers of two threads each spend small updates waiting on each other's threads
 # (a 32-unit critic's update: 59 ms with 2 threads beside a busy core, 6 ms with 1).
 # Runs set their own count from the recipe's `threads` as they do outside the tests.
 torch.set_num_threads(1)
+
+
+def pytest_report_header() -> str:
+    """The numerics class golden runs compare under (tests/golden.py), so that a CI log
+    says which records its machine used."""
+    from golden import numerics_class, records
+
+    cls = numerics_class()
+    own = sum(cls in records(p.name) for p in GOLDEN_DIR.iterdir() if p.is_dir())
+    return f"golden runs: numerics class {cls} (its own record for {own} runs, else default)"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

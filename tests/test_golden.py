@@ -40,7 +40,7 @@ def _same(record: Path, file: str, text: str) -> None:
     want = (record / file).read_text()
     if text != want:
         diff = difflib.unified_diff(want.splitlines(), text.splitlines(), "golden", "now", n=0)
-        where = f"{record.parent.name}/{record.name}/{file}"
+        where = f"{record.parent.name}/{record.name}/{file} (this machine: {numerics_class()})"
         pytest.fail(f"{where} moved:\n" + "\n".join(list(diff)[:12]))
 
 
