@@ -119,14 +119,18 @@ def _files(run_dir: Path) -> dict[str, str]:
 
 def record(names: list[str], add: bool = False) -> None:
     """Train each golden run here and keep it as this machine's class's record: in place
-    of all its records (a change made on purpose), or with ``add`` beside them (where it
-    differs from the record this machine would compare with)."""
+    of all its records (a change made on purpose), or with ``add`` beside them where it
+    differs from ``default`` (refused for a run this class has a record of: adding must
+    not overwrite the record a change is checked against)."""
     from recipes import GOLDEN, collect_datasets
 
     cls = numerics_class()
+    names = names or list(GOLDEN)
+    if add and (have := [n for n in names if cls in records(n)]):
+        sys.exit(f"already recorded for numerics class {cls}: {', '.join(have)} (--add only adds)")
     with tempfile.TemporaryDirectory() as tmp:
         datasets = collect_datasets(Path(tmp) / "datasets")
-        for name in names or list(GOLDEN):
+        for name in names:
             run = Path(tmp) / name
             train(name, datasets, run)
             files, now = _files(run), record_dir(name)
