@@ -56,12 +56,17 @@ def portable_env() -> dict[str, str]:
     return {**os.environ, **PORTABLE_NUMERICS, "PYTHONUNBUFFERED": "1"}
 
 
+def fingerprint(env: dict[str, str]) -> dict[str, str]:
+    """tests/numerics_probe.py's fingerprint in a fresh process with environment ``env``."""
+    probe = [sys.executable, str(HERE / "numerics_probe.py")]
+    out = subprocess.run(probe, env=env, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout))
+
+
 @functools.cache
 def numerics_class() -> str:
     """This machine's numerics class on the portable path (tests/numerics_probe.py)."""
-    probe = [sys.executable, str(HERE / "numerics_probe.py")]
-    out = subprocess.run(probe, env=portable_env(), capture_output=True, text=True, check=True)
-    return str(json.loads(out.stdout)["class"])
+    return fingerprint(portable_env())["class"]
 
 
 def records(name: str) -> list[str]:

@@ -17,6 +17,7 @@ from golden import (
     DEFAULT,
     GOLDEN_DIR,
     PORTABLE_NUMERICS,
+    fingerprint,
     metrics_text,
     numerics_class,
     portable_env,
@@ -74,15 +75,7 @@ def test_every_golden_recipe_is_recorded() -> None:
 def test_the_numerics_class_is_the_same_probe_after_probe() -> None:
     """The fingerprint that picks a machine's records depends on nothing but the machine
     (no unset memory, no clock): two fresh probes agree, and it is 12 hex digits."""
-    probe = [sys.executable, str(Path(__file__).parent / "numerics_probe.py")]
-    runs = [
-        json.loads(
-            subprocess.run(
-                probe, env=portable_env(), capture_output=True, text=True, check=True
-            ).stdout
-        )
-        for _ in range(2)
-    ]
+    runs = [fingerprint(portable_env()) for _ in range(2)]
     assert runs[0] == runs[1]
     assert runs[0]["class"] == numerics_class()
     assert re.fullmatch("[0-9a-f]{12}", numerics_class())
@@ -91,10 +84,8 @@ def test_the_numerics_class_is_the_same_probe_after_probe() -> None:
 def test_the_numerics_class_tells_the_portable_path_from_the_native_one() -> None:
     """The probe sees the code paths that moved golden runs between machines: MKL's own
     branch and torch's vector kernels give this machine another class."""
-    probe = [sys.executable, str(Path(__file__).parent / "numerics_probe.py")]
     native = {k: v for k, v in portable_env().items() if k not in PORTABLE_NUMERICS}
-    out = subprocess.run(probe, env=native, capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout)["class"] != numerics_class()
+    assert fingerprint(native)["class"] != numerics_class()
 
 
 def test_golden_runs_run_on_the_portable_numerics() -> None:
