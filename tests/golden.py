@@ -18,6 +18,13 @@ numerics class, the fingerprint ``tests/numerics_probe.py`` prints. A machine co
 with its class's record, else with ``default`` (the records made before classes were
 kept, on the machine that made them); with neither, test_golden skips and says how to add
 one. Re-recording on purpose replaces every record of that run with this class's.
+
+Bit for bit where the record is known to be this machine's numbers: its class's own, or
+``default`` where its class has records (``--add`` found the rest equal to ``default``)
+or where it reproduces the canary run's ``default`` record. A third kind of machine,
+with none of its own, compares within each run's tolerance instead (``tolerance``: 20×
+the largest difference between that run's records) and says so: its numbers cannot
+equal records made elsewhere, and a suite red by the machine it ran on blocks everything.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import csv
 import functools
 import io
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -48,6 +56,10 @@ PORTABLE_NUMERICS = {
 
 
 DEFAULT = "default"  # the record of a machine with none of its own
+# a cheap run whose records differ between the known classes: it tells them apart
+CANARY = "sine_metasgd"
+# the least relative tolerance, and how many times a run's cross-machine drift it allows
+TOLERANCE_FLOOR, TOLERANCE_FACTOR = 1e-4, 20.0
 
 
 def portable_env() -> dict[str, str]:
@@ -82,6 +94,87 @@ def record_dir(name: str) -> Path | None:
         if record in have:
             return GOLDEN_DIR / name / record
     return None
+
+
+def has_own_records() -> bool:
+    """Whether this machine's class has records of its own (then, as ``--add`` checked,
+    its numbers equal ``default`` on every other run)."""
+    cls = numerics_class()
+    return any(cls in records(p.name) for p in GOLDEN_DIR.iterdir() if p.is_dir())
+
+
+@functools.cache
+def reproduces_default() -> bool:
+    """Whether this machine computes ``default``'s numbers: the canary trained here equals
+    its ``default`` record (that machine's fingerprint is unknown)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / CANARY
+        train(CANARY, None, run)
+        want = GOLDEN_DIR / CANARY / DEFAULT
+        return all((want / f).read_text() == t for f, t in _files(run).items())
+
+
+def is_exact(record: Path) -> bool:
+    """Whether this machine must reproduce ``record`` bit for bit (module docstring)."""
+    if record.name != DEFAULT:
+        return True
+    return has_own_records() or reproduces_default()
+
+
+def flat(files: dict[str, str]) -> dict[str, str]:
+    """Every value of a record's files by where it is (``metrics.csv:row:column``,
+    ``results.json:key.key[i]``), as text."""
+    out: dict[str, str] = {}
+    for i, row in enumerate(csv.DictReader(io.StringIO(files["metrics.csv"]))):
+        out.update({f"metrics.csv:{i}:{k}": v for k, v in row.items()})
+
+    def walk(where: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{where}.{k}", v)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(f"{where}[{i}]", v)
+        else:
+            out[where] = json.dumps(value)
+
+    walk("results.json:", json.loads(files["results.json"]))
+    return out
+
+
+def drift(a: str, b: str) -> float:
+    """How far apart two recorded values are: 0 for the same text, inf where one is not
+    a number or they differ as text only, else ``|a - b| / (1e-3 + max(|a|, |b|))``
+    (relative, and absolute for values under 1e-3 such as a converged loss)."""
+    if a == b:
+        return 0.0
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return math.inf
+    if math.isnan(x) or math.isnan(y) or math.isinf(x) or math.isinf(y):
+        return 0.0 if str(x) == str(y) else math.inf
+    return abs(x - y) / (1e-3 + max(abs(x), abs(y)))
+
+
+def largest_drift(a: dict[str, str], b: dict[str, str]) -> tuple[float, str]:
+    """The largest drift between two flattened records, and where (inf if their
+    structure differs)."""
+    if a.keys() != b.keys():
+        return math.inf, f"fields {sorted(a.keys() ^ b.keys())[:4]}"
+    return max(((drift(a[k], b[k]), k) for k in a), default=(0.0, ""))
+
+
+def record_files(record: Path) -> dict[str, str]:
+    return {f: (record / f).read_text() for f in ("metrics.csv", "results.json")}
+
+
+def tolerance(name: str) -> float:
+    """Run ``name``'s tolerance on a machine of unknown kind: 20× the largest drift
+    between its records (the moves one change of machine made), at least 1e-4."""
+    recs = [flat(record_files(GOLDEN_DIR / name / r)) for r in records(name)]
+    seen = [largest_drift(a, b)[0] for i, a in enumerate(recs) for b in recs[i + 1 :]]
+    return max([TOLERANCE_FLOOR] + [TOLERANCE_FACTOR * d for d in seen])
 
 
 def train(name: str, datasets: Path | None, run_dir: Path) -> None:
