@@ -60,6 +60,54 @@ def test_a_loaded_mtsac_policy_reproduces_mtrl_eval(
     assert [r["return"] for r in rows] == pytest.approx([r["return"] for r in cli])
 
 
+def test_mtrl_eval_samples_actions_of_an_older_checkpoint_on_request(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mtrl eval --checkpoint STEP --stochastic`: that checkpoint's policy with sampled
+    actions, the same episodes as a loop over `mtrl.load`'s act(deterministic=False) on
+    the same seed, kept in a file of its own beside eval.json; a missing step is named
+    with the steps there are, and writes nothing."""
+    import shutil
+
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["mtsac"], run)
+    older = sorted(run.glob("checkpoints/step_*.pt"), key=lambda p: int(p.stem[5:]))[0]
+    step = int(older.stem[5:])
+    assert step < 600
+    args = ["eval", str(run), "--episodes", "2", "--seed", "5", "--json"]
+    main_eval = [p.read_text() for p in run.glob("eval.json")]  # another test's, or none
+    assert main([*args, "--checkpoint", str(step), "--stochastic"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["checkpoint"], doc["actions"]) == (older.name, "sampled")
+    assert json.loads((run / f"eval_step_{step}_sampled.json").read_text()) == doc
+    assert [p.read_text() for p in run.glob("eval.json")] == main_eval
+
+    assert main([*args, "--checkpoint", str(step)]) == 0
+    mean = json.loads(capsys.readouterr().out)
+    assert mean["actions"] == "mean" and (run / f"eval_step_{step}.json").is_file()
+    older_run = tmp_path / "older"  # the run as it was at that step, for mtrl.load
+    shutil.copytree(run, older_run)
+    for p in older_run.glob("checkpoints/step_*.pt*"):
+        if not p.name.startswith(older.name):
+            p.unlink()
+    trained = mtrl.load(older_run)
+    assert trained.checkpoint.name == older.name
+    env = trained.make_env()
+    torch.manual_seed(5)
+    rows = evaluate(env, lambda o: trained.act(o["observation"], o["task_id"], False), 2, seed=5)
+    env.close()
+    assert [r["return"] for r in rows] == pytest.approx([r["return"] for r in doc["per_task"]])
+    assert [r["return"] for r in rows] != pytest.approx([r["return"] for r in mean["per_task"]])
+
+    before = sorted(p.name for p in run.iterdir())
+    assert main([*args, "--checkpoint", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "--checkpoint 7" in err and "(steps: 600, " in err and f"{step})" in err
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
 @pytest.mark.parametrize("name", ["mtsac", "mtppo", "sb3", "maml-rl", "rl2", "pearl"])
 def test_every_policy_kind_acts_on_single_and_batched_observations(
     runs: dict[str, Path], name: str

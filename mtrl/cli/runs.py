@@ -112,6 +112,8 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
     from mtrl.envs.vector import eval_env_config, make_multitask_env
     from mtrl.evaluation import evaluate, results_table, summarize
     from mtrl.loading import load_as
@@ -123,13 +125,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if not kind.evaluates:
         hint = "mtrl adapt" if kind.adapt is not None else "mtrl plot"
         raise MtrlError(f"{args.run_dir} is a {kind.name!r} run; use `{hint} {args.run_dir}`")
-    state = run.load_checkpoint()
-    print(f"evaluating {run.loaded_checkpoint}", file=sys.stderr)
+    chosen = None if args.checkpoint is None else run.checkpoints / f"step_{args.checkpoint}.pt"
+    if chosen is not None and not chosen.is_file():
+        have = ", ".join(p.name[5:-3] for p in run.checkpoint_paths()) or "none"
+        raise MtrlError(f"--checkpoint {args.checkpoint}: {chosen} does not exist (steps: {have})")
+    state = run.load_checkpoint(chosen)
+    mode = "sampled" if args.stochastic else "mean"
+    print(f"evaluating {run.loaded_checkpoint} ({mode} actions)", file=sys.stderr)
     assert run.loaded_checkpoint is not None
     _, act = load_as(kind, cfg, state, run.loaded_checkpoint)
+    torch.manual_seed(args.seed)  # sampled actions draw from torch's global generator
     with make_multitask_env(eval_env_config(cfg.env)) as env:
-        rows = evaluate(env, lambda obs: act(obs, True), args.episodes, args.seed)
-    doc = {"episodes_per_task": args.episodes, "per_task": rows, "aggregate": summarize(rows)}
+        rows = evaluate(env, lambda obs: act(obs, not args.stochastic), args.episodes, args.seed)
+    doc = {
+        "checkpoint": run.loaded_checkpoint.name,
+        "actions": mode,
+        "episodes_per_task": args.episodes,
+        "per_task": rows,
+        "aggregate": summarize(rows),
+    }
     if kind.more_results is not None:
         doc |= kind.more_results(
             run, cfg, args.reference, lambda line: print(line, file=sys.stderr)
@@ -140,14 +154,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(results_table(rows))
         if kind.results_text is not None:
             print("\n" + kind.results_text(doc, cfg))
+    out = run.path / eval_file_name(args.checkpoint, args.stochastic)
     try:  # the numbers are printed first: a read-only run directory loses nothing
-        (run.path / "eval.json").write_text(dump_json(doc))
+        out.write_text(dump_json(doc))
     except OSError as exc:
-        warn(f"could not write {run.path / 'eval.json'} ({exc.strerror or exc})")
+        warn(f"could not write {out} ({exc.strerror or exc})")
     else:
         if not args.json:
-            print(f"\nwrote {run.path / 'eval.json'}")
+            print(f"\nwrote {out}")
     return 0
+
+
+def eval_file_name(step: int | None, stochastic: bool) -> str:
+    """``eval.json`` for the newest checkpoint's mean actions; another checkpoint or
+    sampled actions get a name of their own, so no evaluation overwrites another kind."""
+    parts = ["eval"] + ([f"step_{step}"] if step is not None else [])
+    return "_".join(parts + (["sampled"] if stochastic else [])) + ".json"
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -235,6 +257,17 @@ def add_commands(sub: Any) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
     p.add_argument("--seed", type=int, default=12345)
+    p.add_argument(
+        "--checkpoint",
+        type=int,
+        metavar="STEP",
+        help="evaluate checkpoints/step_STEP.pt (default: the newest intact one)",
+    )
+    p.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="sample actions from the policy (default: its mean, as training evaluates)",
+    )
     p.add_argument(
         "--reference",
         action="store_true",
