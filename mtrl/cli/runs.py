@@ -253,6 +253,30 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_adapt)
 
+    _add_eval(sub)
+
+    p = sub.add_parser("plot", help="learning curves and per-task bars as PNG")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--y", help="comma-separated metrics.csv columns (default: per kind)")
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser(
+        "record",
+        help="an MP4 per task of a trained policy (offscreen rendering)",
+        description="Roll out a trained run's policy and write <RUN_DIR>/videos/<id>_<task>.mp4 "
+        "per task. MuJoCo and Meta-World render through EGL when no display is set.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--episodes", type=int, default=1, help="episodes per task (default 1)")
+    p.add_argument("--out", help="directory for the videos (default RUN_DIR/videos)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=int, default=None, help="default: the env's render_fps")
+    p.add_argument("--stochastic", action="store_true", help="sample actions (default: mean)")
+    p.set_defaults(func=_cmd_record)
+
+
+def _add_eval(sub: Any) -> None:
+    """`mtrl eval`'s parser."""
     p = sub.add_parser("eval", help="per-task evaluation of a trained agent")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
@@ -276,22 +300,3 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_eval)
-
-    p = sub.add_parser("plot", help="learning curves and per-task bars as PNG")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--y", help="comma-separated metrics.csv columns (default: per kind)")
-    p.set_defaults(func=_cmd_plot)
-
-    p = sub.add_parser(
-        "record",
-        help="an MP4 per task of a trained policy (offscreen rendering)",
-        description="Roll out a trained run's policy and write <RUN_DIR>/videos/<id>_<task>.mp4 "
-        "per task. MuJoCo and Meta-World render through EGL when no display is set.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--episodes", type=int, default=1, help="episodes per task (default 1)")
-    p.add_argument("--out", help="directory for the videos (default RUN_DIR/videos)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=int, default=None, help="default: the env's render_fps")
-    p.add_argument("--stochastic", action="store_true", help="sample actions (default: mean)")
-    p.set_defaults(func=_cmd_record)
