@@ -143,9 +143,9 @@ def flat(files: dict[str, str]) -> dict[str, str]:
 
 
 def drift(a: str, b: str) -> float:
-    """How far apart two recorded values are: 0 for the same text, inf where one is not
-    a number or they differ as text only, else ``|a - b| / (1e-3 + max(|a|, |b|))``
-    (relative, and absolute for values under 1e-3 such as a converged loss)."""
+    """How far apart two recorded values are: 0 for the same text, inf where either is
+    not a number (or only one is NaN or infinite), else ``|a - b| / (1e-3 + max(|a|,
+    |b|))`` (relative, and absolute for values under 1e-3 such as a converged loss)."""
     if a == b:
         return 0.0
     try:
