@@ -544,7 +544,7 @@ def _compare(
                 "(remove the run directory to retrain it with these versions)"
             )
         per_task[job.label, job.seed] = summary["results"]
-    progress = SweepProgress(pending, log, how.metric)
+    progress = SweepProgress(pending, log, how.metric, slots=how.jobs)
     per_task.update(_execute(recipe, pending, how, progress))
     for job in todo:  # e.g. continual runs' metrics, from cached reference runs
         per_task[job.label, job.seed] |= _more_results(recipe, job, how.reference, log)

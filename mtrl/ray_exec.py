@@ -53,6 +53,7 @@ def run_jobs_on_ray(
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
         pending = _submit(ray, recipe, jobs)
+        progress.use_slots(_slots(ray, recipe, jobs))
         received: list[int] = []
         try:
             with signals_as_interrupts(ctrl_c=True) as received:  # not ray.init's handler
@@ -76,6 +77,16 @@ def _submit(ray: Any, recipe: RecipeSource, jobs: Sequence[Job]) -> dict[Any, Jo
         task = ray.remote(num_cpus=res["num_cpus"], num_gpus=res["num_gpus"])(_run_remote)
         pending[task.remote(recipe, job)] = job
     return pending
+
+
+def _slots(ray: Any, recipe: RecipeSource, jobs: Sequence[Job]) -> int:
+    """How many of ``jobs`` the cluster runs at once, by the first job's resources."""
+    if not jobs:
+        return 1
+    need = job_resources(recipe.load(jobs[0].overrides)[1])
+    have = ray.cluster_resources()
+    fits = [have.get(k[4:-1].upper(), 0.0) / v for k, v in need.items() if v]  # num_cpus: CPU
+    return max(1, int(min(fits, default=1)))
 
 
 def _gather(

@@ -5,6 +5,7 @@ run of the command resumes them) and which never started."""
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +34,21 @@ def scores(per_task: Sequence[dict[str, Any]], metric: Metric = "auto") -> tuple
     return "return", [number(r.get("return")) for r in per_task]
 
 
+def time_left(running_left: Sequence[float], queued: int, pace: float, slots: int) -> float:
+    """Seconds until the last run ends, when the runs in training need ``running_left``
+    more seconds, each queued run takes ``pace`` and starts on the first of ``slots``
+    to come free (a pool hands out runs in order)."""
+    free = [max(t, 0.0) for t in running_left]
+    free += [0.0] * max(slots - len(free), 0)
+    heapq.heapify(free)
+    end = max(free, default=0.0)
+    for _ in range(queued):
+        start = heapq.heappop(free)
+        end = max(end, start + pace)
+        heapq.heappush(free, start + pace)
+    return end
+
+
 def _names(jobs: Sequence[Job], most: int = 8) -> str:
     shown = [f"{j.label} seed {j.seed}" for j in jobs[:most]]
     more = f", and {len(jobs) - most} more" if len(jobs) > most else ""
@@ -41,7 +57,9 @@ def _names(jobs: Sequence[Job], most: int = 8) -> str:
 
 class SweepProgress:
     """Tells ``log`` how the runs of ``jobs`` go; executors call :meth:`finished` as
-    runs end, :meth:`tick` while they wait and :meth:`stopped` when interrupted."""
+    runs end, :meth:`tick` while they wait and :meth:`stopped` when interrupted.
+    ``slots``: how many runs train at once; the first ``slots`` jobs start now and each
+    finished run frees a slot for the next job in order."""
 
     def __init__(
         self,
@@ -50,21 +68,39 @@ class SweepProgress:
         metric: Metric = "auto",
         every: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        slots: int = 1,
     ) -> None:
         self.jobs, self.log, self.metric = list(jobs), log, metric
         self.every, self.clock = every, clock
         self.t0 = self.last = clock()
         self.done: list[Job] = []
+        self.fresh: list[float] = []  # seconds of each run trained from its start
+        self.use_slots(slots)
+
+    def use_slots(self, slots: int) -> None:
+        """``slots`` runs train at once from now (a Ray cluster tells only once joined)."""
+        self.slots = max(1, slots)
+        self.started = {job: self.clock() for job in self.jobs[: self.slots]}
 
     def eta(self) -> float | None:
-        """Seconds left at the pace of the runs finished so far (None before the first)."""
-        if not self.done:
+        """Seconds left, each run taking as long as the fresh runs finished so far did on
+        average (a resumed run did only part of its work, so it does not set the pace;
+        one still to go counts as a whole run). None before a fresh run has finished."""
+        if not self.fresh:
             return None
-        return (self.clock() - self.t0) / len(self.done) * (len(self.jobs) - len(self.done))
+        pace, now = sum(self.fresh) / len(self.fresh), self.clock()
+        left = [j for j in self.jobs if j not in self.done]
+        running = [pace - (now - self.started[j]) for j in left if j in self.started]
+        return time_left(running, len(left) - len(running), pace, self.slots)
 
     def finished(self, job: Job, results: dict[str, Any], seconds: float) -> None:
         self.done.append(job)
         self.last = self.clock()
+        if job.action != "resume":
+            self.fresh.append(seconds)
+        waiting = [j for j in self.jobs if j not in self.started]
+        if waiting:
+            self.started[waiting[0]] = self.last
         name, values = scores(results.get("per_task", []), self.metric)
         finite = [v for v in values if math.isfinite(v)]
         score = f"{name} {sum(finite) / len(finite):.3g}" if finite else f"no {name}"

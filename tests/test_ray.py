@@ -15,7 +15,8 @@ import pytest
 from recipes import MTSAC, derived
 
 from mtrl.cli import main
-from mtrl.ray_exec import job_resources
+from mtrl.jobs import Job, RecipeSource
+from mtrl.ray_exec import _slots, job_resources
 from mtrl.recipes import parse_recipe
 
 ray = pytest.importorskip("ray")
@@ -55,6 +56,9 @@ def test_ray_executor_gives_the_local_executors_comparison(
         assert (tmp_path / "ray" / "arch=multihead" / "seed_0" / "summary.json").is_file()
         assert main([*argv, "--executor", "ray"]) == 0  # finished runs are reused
         assert capsys.readouterr().err.count("reusing") == 2
+        source = RecipeSource.read(recipe)  # the ETA's runs at once: CPUs over each run's
+        assert _slots(ray, source, [Job("v", 0, (), tmp_path, "train")]) == 2
+        assert _slots(ray, source, [Job("v", 0, ("threads=2",), tmp_path, "train")]) == 1
     finally:
         ray.shutdown()
 
