@@ -117,7 +117,8 @@ def plot_run(
     """Write ``plots/curves.png`` (x column and default y columns: ``curves``, the kind's),
     ``plots/per_task_curves.png`` when metrics.csv has per-task columns
     (``success/<id>``, else ``return/<id>``) and ``plots/per_task.png`` when the
-    summary has per-task results; returns the written paths."""
+    summary has per-task results, the two only for more than one task (a single task's
+    curves are those of curves.png); returns the written paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,7 +153,7 @@ def plot_run(
     task_curves = _per_task_curves(run, rows, x, per_task, task_labels or {}, title)
     if task_curves is not None:
         out.append(task_curves)
-    if per_task:
+    if len(per_task) > 1:
         out.append(_bars(run, per_task, title))
     return out
 
@@ -211,7 +212,7 @@ def _per_task_curves(
     names = dict(task_labels)
     names.update({int(r["task_id"]): str(r["task"]) for r in per_task if r.get("task")})
     series = per_task_series(rows, x, names)
-    if not series:
+    if not series or max(len(curves) for curves in series.values()) < 2:
         return None
     first = next(iter(series.values()))
     wrapped = [_wrap(label) for label, _, _ in first]

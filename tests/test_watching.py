@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mtrl.cli import main
 from mtrl.config import from_dict
 from mtrl.envs.rollout_run import RolloutConfig
 from mtrl.kinds.mtsac import MTSACRecipe, train_mtsac
@@ -61,6 +62,30 @@ def test_training_run_writes_tensorboard_events_matching_metrics(tmp_path: Path)
     seen = acc.Scalars("train/critic_loss")
     assert [e.step for e in seen] == [s for s, _ in logged]
     assert [e.value for e in seen] == pytest.approx([v for _, v in logged], rel=1e-6)
+
+
+def test_a_one_task_run_plots_its_curves_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Per-task figures of a single task would repeat curves.png (and draw one bar)."""
+    recipe = from_dict(
+        MTSACRecipe,
+        {
+            "kind": "mtsac",
+            "total_steps": 400,
+            "learning_starts": 200,
+            "batch_size": 32,
+            "eval_every": 200,
+            "eval_episodes": 1,
+            "log_every": 200,
+            "env": {"name": "navigation2d", "num_tasks": 1},
+            "sac": {"actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
+        },
+    )
+    train_mtsac(recipe, tmp_path / "run")
+    assert main(["plot", str(tmp_path / "run")]) == 0
+    assert sorted(p.name for p in (tmp_path / "run" / "plots").iterdir()) == ["curves.png"]
+    assert capsys.readouterr().out.count("wrote") == 1
 
 
 def test_a_resume_hides_the_events_its_checkpoint_dropped(tmp_path: Path) -> None:
