@@ -113,10 +113,11 @@ class SweepProgress:
         self.log(line)
 
     def tick(self, running: int) -> None:
-        """A line every ``every`` seconds without a finished run, so a sweep of long
-        runs is never silent."""
+        """A line after ``every`` seconds without a finished run, so a sweep of long
+        runs is never silent; the wait grows with the sweep's age (a tenth of it, at
+        most ten times ``every``) so a sweep of hours does not fill its log."""
         now = self.clock()
-        if now - self.last < self.every:
+        if now - self.last < min(max(self.every, (now - self.t0) / 10), 10 * self.every):
             return
         self.last = now
         queued = len(self.jobs) - len(self.done) - running

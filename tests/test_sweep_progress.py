@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from mtrl.jobs import Job
@@ -66,9 +67,24 @@ def test_a_resumed_run_does_not_set_the_pace() -> None:
     clock.now = 4200.0
     progress.finished(jobs[1], RESULTS, 3600.0)
     assert lines[-1].endswith("| ETA 1h00m")  # one run of 1 h to go
-    clock.now = 4200.0 + 60.0
+    clock.now = 4200.0 + 600.0  # a tick line waits a tenth of the sweep's age
     progress.tick(running=1)
-    assert (
-        lines[-1]
-        == "mtrl: sweep 2/3 runs finished, 1 training, 0 queued | 1h11m elapsed | ETA 59m00s"
-    )
+    assert lines[-1].endswith("0 queued | 1h20m elapsed | ETA 50m00s")
+
+
+def test_a_long_sweep_says_where_it_stands_less_often() -> None:
+    """A line a minute for the first ten minutes, then every tenth of the sweep's age,
+    at most every ten minutes: a sweep of hours logs dozens of lines, not hundreds."""
+    progress, lines, clock = _sweep(_jobs(2), slots=2)
+    said: list[int] = []
+    for second in range(0, 5 * 3600 + 1, 5):  # executors tick every 5 s
+        clock.now = float(second)
+        progress.tick(running=2)
+        if len(lines) > len(said):
+            said.append(second)
+    assert said[:10] == [60 * m for m in range(1, 11)]
+    assert lines[0] == "mtrl: sweep 0/2 runs finished, 2 training, 0 queued | 1m00s elapsed"
+    for at, then in itertools.pairwise(said):  # a gap g from `at` waits g >= (at + g) / 10
+        wait = min(max(60, at / 9), 600)
+        assert wait <= then - at < wait + 5, (at, then)
+    assert len(said) < 60  # not 300
