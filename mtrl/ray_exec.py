@@ -85,7 +85,8 @@ def _slots(ray: Any, recipe: RecipeSource, jobs: Sequence[Job]) -> int:
         return 1
     need = job_resources(recipe.load(jobs[0].overrides)[1])
     have = ray.cluster_resources()
-    fits = [have.get(k[4:-1].upper(), 0.0) / v for k, v in need.items() if v]  # num_cpus: CPU
+    names = {"num_cpus": "CPU", "num_gpus": "GPU"}  # a task's request: the cluster's name
+    fits = [have.get(names[k], 0.0) / v for k, v in need.items() if v]
     return max(1, int(min(fits, default=1)))
 
 
