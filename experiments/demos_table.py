@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--window", default=None, metavar="A:B", help="fine-tuning vs clone")
     parser.add_argument("--plot", type=Path, help="a PNG of the arms' success curves")
     parser.add_argument("--title", default="", help="the plot's first title line")
+    parser.add_argument("--bar", type=float, help="a dashed line on the plot (a claim's bar)")
     args = parser.parse_args()
     arms = {}
     for spec in args.arms:
@@ -129,7 +130,7 @@ def main() -> None:
         print(window_table(evals, int(low), int(high)))
     if args.plot:
         bands = arm_bands(arms, "eval_success")
-        print(f"wrote {plot_bands(bands, 'eval_success', args.plot, args.title)}")
+        print(f"wrote {plot_bands(bands, 'eval_success', args.plot, args.title, args.bar)}")
     if args.tasks:
         print()
         task_rows = []

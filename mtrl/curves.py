@@ -44,6 +44,7 @@ class Band:
     low: np.ndarray
     high: np.ndarray
     runs: int
+    curves: tuple[Mapping[float, float], ...] = ()  # each run's own, to draw beside the mean
 
 
 def curve_band(curves: Sequence[Mapping[float, float]], seed: int = 0) -> Band:
@@ -59,7 +60,8 @@ def curve_band(curves: Sequence[Mapping[float, float]], seed: int = 0) -> Band:
         lo, hi = bootstrap_ci(values, seed=seed) if len(values) > 1 else (mean[-1], mean[-1])
         low.append(lo)
         high.append(hi)
-    return Band(np.array(shared), np.array(mean), np.array(low), np.array(high), len(curves))
+    x, m, lo_, hi_ = (np.array(v) for v in (shared, mean, low, high))
+    return Band(x, m, lo_, hi_, runs=len(curves), curves=tuple(curves))
 
 
 def arm_bands(arms: Mapping[str, Sequence[Path]], column: str) -> dict[str, Band]:
@@ -75,15 +77,23 @@ def arm_bands(arms: Mapping[str, Sequence[Path]], column: str) -> dict[str, Band
     return bands
 
 
-def plot_bands(bands: Mapping[str, Band], column: str, path: Path, title: str = "") -> Path:
+def plot_bands(
+    bands: Mapping[str, Band], column: str, path: Path, title: str = "", bar: float | None = None
+) -> Path:
     """One line per arm with its CI band, env steps on x; the title says what the line
-    and the band are."""
+    and the band are. More than three arms get a panel each (overlaid bands hide one
+    another), with each seed's own curve beside the mean. ``bar``: a dashed reference
+    line (a claim's threshold, say)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if len(bands) > 3:
+        return _plot_panels(bands, column, path, title, bar)
     fig, ax = plt.subplots(figsize=(6.4, 3.6 + 0.25 * len(bands)))
+    if bar is not None:
+        ax.axhline(bar, color="0.3", linestyle="--", linewidth=1, label=f"{bar:g}")
     for name, band in bands.items():
         label = textwrap.fill(f"{name} ({band.runs} seed{'s' if band.runs > 1 else ''})", 60)
         (line,) = ax.plot(band.x, band.mean, marker="o", markersize=3, label=label)
@@ -92,6 +102,45 @@ def plot_bands(bands: Mapping[str, Band], column: str, path: Path, title: str = 
     what, _ = column_name(column)
     ax.set_title((f"{title}\n" if title else "") + band_caption(what, bands), fontsize=9)
     _style(ax, column)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _plot_panels(
+    bands: Mapping[str, Band], column: str, path: Path, title: str, bar: float | None
+) -> Path:
+    """A panel per arm on shared axes: each seed's curve thin, the mean over seeds bold
+    with its CI band."""
+    import matplotlib.pyplot as plt
+
+    cols = min(4, len(bands))
+    rows = math.ceil(len(bands) / cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 2.8 * rows + 0.8), sharex=True, sharey=True, squeeze=False
+    )
+    for ax, (name, band) in zip(axes.flat, bands.items(), strict=False):
+        for curve in band.curves:
+            xs = sorted(curve)
+            ax.plot(xs, [curve[x] for x in xs], color="0.6", linewidth=0.8)
+        ax.plot(band.x, band.mean, color="C0", marker="o", markersize=3)
+        if band.runs > 1:
+            ax.fill_between(band.x, band.low, band.high, color="C0", alpha=0.2)
+        if bar is not None:
+            ax.axhline(bar, color="0.3", linestyle="--", linewidth=1)
+        seeds = f"{band.runs} seed{'s' if band.runs > 1 else ''}"
+        ax.set_title(textwrap.fill(f"{name} ({seeds})", 36), fontsize=8)
+        _axes(ax, column)
+    for ax in axes[:, 1:].flat:  # the y axis is shared along a row
+        ax.set_ylabel("")
+    for ax in list(axes.flat)[len(bands) :]:
+        ax.set_visible(False)
+    what, _ = column_name(column)
+    lines = band_caption(what, bands) + "; grey: each seed"
+    if bar is not None:
+        lines += f"; dashed: {bar:g}"
+    fig.suptitle((f"{title}\n" if title else "") + textwrap.fill(lines, 40 * cols), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -111,8 +160,8 @@ def band_caption(what: str, bands: Mapping[str, Band]) -> str:
     )
 
 
-def _style(ax: Any, column: str) -> None:
-    """Axes labels, env-step ticks (20k), the success range, the legend below."""
+def _axes(ax: Any, column: str) -> None:
+    """Axes labels, env-step ticks (20k), the success range."""
     from matplotlib.ticker import EngFormatter, MaxNLocator
 
     _, ylabel = column_name(column)
@@ -123,4 +172,9 @@ def _style(ax: Any, column: str) -> None:
     if ylabel == "success rate":
         ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
+
+
+def _style(ax: Any, column: str) -> None:
+    """:func:`_axes`, and the legend below."""
+    _axes(ax, column)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)

@@ -67,3 +67,18 @@ def test_the_caption_promises_a_band_only_where_an_arm_has_several_seeds() -> No
     assert "mean over 1/2 seeds, bands 95% bootstrap CI over seeds" in band_caption(
         "success", mixed
     )
+
+
+def test_more_than_three_arms_get_a_panel_each(tmp_path: Path) -> None:
+    """Four overlaid bands hide one another: each arm gets its own panel (four across),
+    with its seeds' curves kept on the band to draw beside the mean."""
+    from matplotlib.image import imread
+
+    a, b = {0.0: 0.2, 10.0: 0.6}, {0.0: 0.4, 10.0: 0.8}
+    band = curve_band([a, b])
+    assert band.curves == (a, b)
+    three = plot_bands({k: band for k in "xyz"}, "eval_success", tmp_path / "3.png", bar=0.9)
+    four = plot_bands({k: band for k in "wxyz"}, "eval_success", tmp_path / "4.png", bar=0.9)
+    width3 = imread(three).shape[1]
+    height4, width4, _ = imread(four).shape
+    assert width4 > 1.6 * width3 and width4 > 3 * height4  # one row of four panels
