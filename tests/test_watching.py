@@ -38,22 +38,27 @@ def test_tags_steps_and_scalars_of_a_metrics_row() -> None:
     assert scalars(row) == {"train/loss": 0.5}
 
 
-def test_training_run_writes_tensorboard_events_matching_metrics(tmp_path: Path) -> None:
+def _tiny_run(run: Path, total_steps: int, eval_every: int, num_tasks: int) -> None:
+    """A small MT-SAC run on Navigation2D goals (learning from step 200)."""
     recipe = from_dict(
         MTSACRecipe,
         {
             "kind": "mtsac",
-            "total_steps": 600,
+            "total_steps": total_steps,
             "learning_starts": 200,
             "batch_size": 32,
-            "eval_every": 600,
+            "eval_every": eval_every,
             "eval_episodes": 1,
             "log_every": 200,
-            "env": {"name": "navigation2d", "num_tasks": 2},
+            "env": {"name": "navigation2d", "num_tasks": num_tasks},
             "sac": {"actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
         },
     )
-    train_mtsac(recipe, tmp_path / "run")
+    train_mtsac(recipe, run)
+
+
+def test_training_run_writes_tensorboard_events_matching_metrics(tmp_path: Path) -> None:
+    _tiny_run(tmp_path / "run", total_steps=600, eval_every=600, num_tasks=2)
     acc = _events(tmp_path / "run")
     tags = set(acc.Tags()["scalars"])
     assert {"train/critic_loss", "train/alpha", "eval/return", "return/0", "return/1"} <= tags
@@ -68,21 +73,7 @@ def test_a_one_task_run_plots_its_curves_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Per-task figures of a single task would repeat curves.png (and draw one bar)."""
-    recipe = from_dict(
-        MTSACRecipe,
-        {
-            "kind": "mtsac",
-            "total_steps": 400,
-            "learning_starts": 200,
-            "batch_size": 32,
-            "eval_every": 200,
-            "eval_episodes": 1,
-            "log_every": 200,
-            "env": {"name": "navigation2d", "num_tasks": 1},
-            "sac": {"actor": {"hidden": [16]}, "critic": {"hidden": [16]}},
-        },
-    )
-    train_mtsac(recipe, tmp_path / "run")
+    _tiny_run(tmp_path / "run", total_steps=400, eval_every=200, num_tasks=1)
     assert main(["plot", str(tmp_path / "run")]) == 0
     assert sorted(p.name for p in (tmp_path / "run" / "plots").iterdir()) == ["curves.png"]
     assert capsys.readouterr().out.count("wrote") == 1
