@@ -141,54 +141,20 @@ def train_regression(
     learner = build_learner(recipe)
     if not resume:
         init_weights(learner, init_from, "learner")
-    opt = torch.optim.Adam(learner.parameters(), lr=recipe.meta_lr)
-    gen = torch.Generator().manual_seed(recipe.seed)
-    it, state = 0, ctx.state
-    if state is not None:
-        learner.load_state_dict(state["learner"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        it = int(state["iteration"])
-    window: list[float] = list(state.get("window", [])) if state is not None else []
-    query = recipe.query_shots or recipe.shots
-    meta_loss = _meta_loss_fn(learner, recipe)
+    run = _MetaTraining(recipe, learner, ctx)
     ctx.start(
-        lambda i: {
-            "learner": learner.state_dict(),
-            "optimizer": opt.state_dict(),
-            "generator": gen.get_state(),
-            "iteration": i,
-            "window": list(window),  # losses since the last logged row
-            "global_rng": global_rng_state(),
-        },
+        run.state,
         total=recipe.iterations,
-        step=it,
+        step=run.it,
         progress=progress,
         desc="meta-train",
         unit="it",
     )
-    if state is not None and state.get("global_rng") is not None:
-        set_global_rng_state(state["global_rng"])
-    t0 = time.perf_counter()
-    with ctx.guarded(lambda: it):
-        while it < recipe.iterations:
-            ctx.check()  # Ctrl-C stops between iterations
-            batch = sample_sine_batch(recipe.meta_batch, recipe.shots, query, gen, recipe.task)
-            window.append(_outer_step(meta_loss(batch), opt, it, ctx, recipe))
-            it += 1
-            ctx.advance(1)
-            if it % recipe.log_every == 0 or it == recipe.iterations:
-                dt = time.perf_counter() - t0
-                ctx.log(
-                    {
-                        "iteration": it,
-                        "meta_loss": sum(window) / len(window),
-                        "tasks_per_s": len(window) * recipe.meta_batch / dt,
-                    }
-                )
-                window, t0 = [], time.perf_counter()
-            ctx.periodic_checkpoint(it)
-    ctx.save(it)
+    if ctx.state is not None and ctx.state.get("global_rng") is not None:
+        set_global_rng_state(ctx.state["global_rng"])
+    with ctx.guarded(lambda: run.it):
+        run.train()
+    ctx.save(run.it)
     curve = adaptation_curve(
         learner, eval_tasks(recipe), recipe.eval.max_steps, device=recipe.device
     )
@@ -201,6 +167,60 @@ def train_regression(
     }
     ctx.finish(results, kind=recipe.kind, algorithm=recipe.meta.algorithm, backend=recipe.backend)
     return results
+
+
+class _MetaTraining:
+    """The meta-training loop's state (learner, optimiser, task sampler, iteration and
+    the losses since the last logged row), restored from a checkpoint where there is one."""
+
+    def __init__(self, recipe: RegressionRecipe, learner: MetaLearner, ctx: TrainingContext):
+        self.recipe, self.learner, self.ctx = recipe, learner, ctx
+        self.opt = torch.optim.Adam(learner.parameters(), lr=recipe.meta_lr)
+        self.gen = torch.Generator().manual_seed(recipe.seed)
+        self.it, self.window = 0, list[float]()
+        state = ctx.state
+        if state is not None:
+            learner.load_state_dict(state["learner"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.gen.set_state(state["generator"])
+            self.it = int(state["iteration"])
+            self.window = list(state.get("window", []))
+
+    def state(self, it: int) -> dict[str, Any]:
+        """A checkpoint's contents at iteration ``it``."""
+        return {
+            "learner": self.learner.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "generator": self.gen.get_state(),
+            "iteration": it,
+            "window": list(self.window),  # losses since the last logged row
+            "global_rng": global_rng_state(),
+        }
+
+    def train(self) -> None:
+        """Outer steps until the recipe's iterations, logging and checkpointing."""
+        recipe, ctx = self.recipe, self.ctx
+        query = recipe.query_shots or recipe.shots
+        meta_loss = _meta_loss_fn(self.learner, recipe)
+        t0 = time.perf_counter()
+        while self.it < recipe.iterations:
+            ctx.check()  # Ctrl-C stops between iterations
+            batch = sample_sine_batch(recipe.meta_batch, recipe.shots, query, self.gen, recipe.task)
+            self.window.append(_outer_step(meta_loss(batch), self.opt, self.it, ctx, recipe))
+            self.it += 1
+            ctx.advance(1)
+            if self.it % recipe.log_every == 0 or self.it == recipe.iterations:
+                dt = time.perf_counter() - t0
+                n = len(self.window)
+                ctx.log(
+                    {
+                        "iteration": self.it,
+                        "meta_loss": sum(self.window) / n,
+                        "tasks_per_s": n * recipe.meta_batch / dt,
+                    }
+                )
+                self.window, t0 = [], time.perf_counter()
+            ctx.periodic_checkpoint(self.it)
 
 
 def _outer_step(
