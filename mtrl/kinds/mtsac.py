@@ -398,15 +398,7 @@ def _train(
     cap = recipe.buffer_capacity
     buffer = TaskReplayBuffer(env.num_tasks, cap, obs_dim, act_dim, device=recipe.device)
     gen = torch.Generator().manual_seed(recipe.seed)
-    schedule = Schedule(
-        plan.budget(recipe, env.num_tasks),
-        recipe.learning_starts,
-        recipe.batch_size,
-        recipe.updates_per_step,
-        recipe.log_every,
-        recipe.eval_every,
-        partial_tasks=curriculum is not None,
-    )
+    schedule = _schedule(recipe, plan, env.num_tasks, curriculum is not None)
     r = OffPolicyRun(
         agent,
         env,
@@ -433,6 +425,28 @@ def _train(
         results["curriculum"] = curriculum.summary([t.label for t in env.tasks])
     if plan.results is not None:
         results.update(plan.results(ctx.run))
+    _finish(ctx, recipe, results, init_from)
+    return results
+
+
+def _schedule(recipe: SACRun, plan: Plan, num_tasks: int, partial_tasks: bool) -> Schedule:
+    """When the loop acts, updates, logs and evaluates (a curriculum's batches may hold
+    only the tasks it has unlocked)."""
+    return Schedule(
+        plan.budget(recipe, num_tasks),
+        recipe.learning_starts,
+        recipe.batch_size,
+        recipe.updates_per_step,
+        recipe.log_every,
+        recipe.eval_every,
+        partial_tasks=partial_tasks,
+    )
+
+
+def _finish(
+    ctx: TrainingContext, recipe: SACRun, results: dict[str, Any], init_from: str | Path | None
+) -> None:
+    """The run's summary: its results and what it trained on."""
     extra = {"init_from": str(init_from)} if init_from is not None else {}
     ctx.finish(
         results,
@@ -441,7 +455,6 @@ def _train(
         metaworld_reward_version=recipe.env.reward_version,
         **extra,
     )
-    return results
 
 
 def load_policy(cfg: Any, state: dict[str, Any]) -> tuple[Any, ActFn]:
