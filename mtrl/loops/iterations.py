@@ -70,51 +70,78 @@ def train_iterations(
     learner = learner_fn()
     if not resume:
         init_weights(learner.module, init_from, init_key)
-    rng = task_stream(recipe.seed)
-    it, env_steps, state = 0, 0, ctx.state
-    last: dict[str, float] = {}
-    if state is not None:
-        learner.restore(state)
-        rng.bit_generator.state = state["task_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        it, last = int(state["iteration"]), dict(state.get("last", {}))
-        env_steps = int(state.get("env_steps", 0))
+    run = _Iterations(recipe, learner, draw, ctx)
     ctx.start(
-        lambda i: {
-            **learner.checkpoint(),
-            "task_rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "iteration": i,
-            "env_steps": env_steps,
-            "last": dict(last),
-        },
+        run.state,
         total=recipe.iterations,
-        step=it,
+        step=run.it,
         progress=progress,
         desc="meta-train",
         unit="it",
     )
     try:
-        with ctx.guarded(lambda: it):
-            while it < recipe.iterations:
-                ctx.check()  # Ctrl-C stops between iterations
-                t0 = time.perf_counter()
-                last = learner.step(draw(rng))
-                env_steps += int(last.pop("env_steps"))
-                it += 1
-                pre, post = f"{last['pre_return']:.1f}", f"{last['post_return']:.1f}"
-                ctx.advance(1, pre=pre, post=post)
-                if it % recipe.log_every == 0 or it == recipe.iterations:
-                    took = time.perf_counter() - t0
-                    ctx.log({"iteration": it, "env_steps": env_steps, **last, "seconds": took})
-                ctx.periodic_checkpoint(it)
+        with ctx.guarded(lambda: run.it):
+            run.train()
         final = learner.checkpoint()
-        ctx.save(it)  # before close: a learner's env workers hold part of its state
+        ctx.save(run.it)  # before close: a learner's env workers hold part of its state
     finally:
         learner.close()
-    results: dict[str, Any] = {"iterations": it, "env_steps": env_steps}
-    results.update({f"final_{k}": v for k, v in last.items()})
+    results: dict[str, Any] = {"iterations": run.it, "env_steps": run.env_steps}
+    results.update({f"final_{k}": v for k, v in run.last.items()})
     if held_out is not None:
         results.update(held_out(final))
     ctx.finish(results, kind=recipe.kind, env=recipe.env)
     return results
+
+
+class _Iterations:
+    """The loop's state besides the learner's own (the task stream, the iteration, the
+    env steps so far and the last row), restored from a checkpoint where there is one."""
+
+    def __init__(
+        self,
+        recipe: Any,
+        learner: IterationLearner,
+        draw: Callable[[np.random.Generator], list[Task]],
+        ctx: TrainingContext,
+    ) -> None:
+        self.recipe, self.learner, self.draw, self.ctx = recipe, learner, draw, ctx
+        self.rng = task_stream(recipe.seed)
+        self.it, self.env_steps = 0, 0
+        self.last: dict[str, float] = {}
+        state = ctx.state
+        if state is not None:
+            learner.restore(state)
+            self.rng.bit_generator.state = state["task_rng"]
+            torch.set_rng_state(state["torch_rng"])
+            self.it, self.last = int(state["iteration"]), dict(state.get("last", {}))
+            self.env_steps = int(state.get("env_steps", 0))
+
+    def state(self, it: int) -> dict[str, Any]:
+        """A checkpoint's contents at iteration ``it``."""
+        return {
+            **self.learner.checkpoint(),
+            "task_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "iteration": it,
+            "env_steps": self.env_steps,
+            "last": dict(self.last),
+        }
+
+    def train(self) -> None:
+        """Learner steps until the recipe's iterations, logging and checkpointing."""
+        ctx, every, total = self.ctx, self.recipe.log_every, self.recipe.iterations
+        while self.it < total:
+            ctx.check()  # Ctrl-C stops between iterations
+            t0 = time.perf_counter()
+            last = self.learner.step(self.draw(self.rng))
+            self.env_steps += int(last.pop("env_steps"))
+            self.it, self.last = self.it + 1, last
+            pre, post = f"{last['pre_return']:.1f}", f"{last['post_return']:.1f}"
+            ctx.advance(1, pre=pre, post=post)
+            if self.it % every == 0 or self.it == total:
+                took = time.perf_counter() - t0
+                ctx.log(
+                    {"iteration": self.it, "env_steps": self.env_steps, **last, "seconds": took}
+                )
+            ctx.periodic_checkpoint(self.it)
