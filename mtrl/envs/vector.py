@@ -146,6 +146,29 @@ def _make_slot_env(
     return TaskSlot(env, pool, slot, scheduler)
 
 
+def _vectorize(
+    fns: Sequence[Callable[[], gym.Env[Any, Any]]],
+    vectorization: Vectorization,
+    autoreset_mode: AutoresetName,
+    workers: int | None,
+    balance: bool,
+) -> gym.vector.VectorEnv:
+    """The sub-envs in one process (``sync``) or in worker processes (``async``)."""
+    if autoreset_mode not in _AUTORESET:
+        raise ValueError(
+            f"autoreset_mode must be one of {sorted(_AUTORESET)}, got {autoreset_mode!r}"
+        )
+    mode = _AUTORESET[autoreset_mode]
+    if vectorization == "sync":
+        # Meta-World classes declare different goal bounds: batch them per env.
+        return gym.vector.SyncVectorEnv(
+            list(fns), autoreset_mode=mode, observation_mode="different"
+        )
+    if vectorization == "async":
+        return WorkerVectorEnv(list(fns), workers, autoreset_mode=mode, balance=balance)
+    raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+
+
 class MultiTaskVecEnv(gym.vector.VectorWrapper):
     """A gymnasium vector env whose sub-env ``i`` runs ``tasks[task_ids[i]]``.
 
@@ -232,19 +255,7 @@ class MultiTaskVecEnv(gym.vector.VectorWrapper):
                 )
                 for i in range(slots)
             ]
-        if autoreset_mode not in _AUTORESET:
-            raise ValueError(
-                f"autoreset_mode must be one of {sorted(_AUTORESET)}, got {autoreset_mode!r}"
-            )
-        mode = _AUTORESET[autoreset_mode]
-        vec: gym.vector.VectorEnv
-        if vectorization == "sync":
-            # Meta-World classes declare different goal bounds: batch them per env.
-            vec = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode, observation_mode="different")
-        elif vectorization == "async":
-            vec = WorkerVectorEnv(fns, workers, autoreset_mode=mode, balance=balance_workers)
-        else:
-            raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+        vec = _vectorize(fns, vectorization, autoreset_mode, workers, balance_workers)
         return cls(vec, tasks, task_ids, families, fam)
 
     def __enter__(self) -> MultiTaskVecEnv:
