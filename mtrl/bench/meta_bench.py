@@ -55,6 +55,44 @@ def _fast_loss(learner: MetaLearner) -> Callable[[SineBatch], Tensor]:
     return loss
 
 
+def _timers(
+    algorithm: str, compile: bool, device: str, batches: list[SineBatch]
+) -> tuple[dict[str, Callable[[], float]], str]:
+    """A timer per path (mtrl's, and learn2learn's on the CPU where it is installed) and
+    why learn2learn is missing, if it is."""
+    timers: dict[str, Callable[[], float]] = {}
+    paths = [("mtrl", "auto", False), ("mtrl (vmap path)", "vmap", False)]
+    if compile:
+        paths.append(("mtrl (compiled)", "vmap", True))
+    for name, batching, comp in paths:
+        ml = _learner(algorithm, batching, comp).to(device)
+        timers[name] = _timer(ml, _fast_loss(ml), batches)
+    if device != "cpu":
+        return timers, "timed on the CPU only"
+    try:
+        from mtrl.meta.l2l_backend import l2l_meta_loss_fn
+
+        ml = _learner(algorithm, "vmap")
+        timers["learn2learn"] = _timer(ml, l2l_meta_loss_fn(ml, ml.config), batches)
+    except ImportError as exc:
+        return timers, str(exc).split(" (")[0]
+    return timers, ""
+
+
+def _ratios(tps: dict[str, float]) -> dict[str, float]:
+    """Each mtrl path over learn2learn, and the compiled path over the vmap one."""
+    ratios = {}
+    if "learn2learn" in tps:
+        for name in tps:
+            if name != "learn2learn":
+                ratios[f"{name} / learn2learn"] = tps[name] / tps["learn2learn"]
+    if "mtrl (compiled)" in tps:
+        ratios["mtrl (compiled) / mtrl (vmap path)"] = (
+            tps["mtrl (compiled)"] / tps["mtrl (vmap path)"]
+        )
+    return ratios
+
+
 def bench_meta(
     algorithm: str = "maml",
     meta_batch: int = 25,
@@ -78,24 +116,7 @@ def bench_meta(
     ]
     if device != "cpu":
         batches = [SineBatch(*(t.to(device) for t in b)) for b in batches]
-    timers: dict[str, Callable[[], float]] = {}
-    paths = [("mtrl", "auto", False), ("mtrl (vmap path)", "vmap", False)]
-    if compile:
-        paths.append(("mtrl (compiled)", "vmap", True))
-    for name, batching, comp in paths:
-        ml = _learner(algorithm, batching, comp).to(device)
-        timers[name] = _timer(ml, _fast_loss(ml), batches)
-    missing = ""
-    if device == "cpu":
-        try:
-            from mtrl.meta.l2l_backend import l2l_meta_loss_fn
-
-            ml = _learner(algorithm, "vmap")
-            timers["learn2learn"] = _timer(ml, l2l_meta_loss_fn(ml, ml.config), batches)
-        except ImportError as exc:
-            missing = str(exc).split(" (")[0]
-    else:
-        missing = "timed on the CPU only"
+    timers, missing = _timers(algorithm, compile, device, batches)
     for run in timers.values():  # warm-up (and compilation)
         run()
     times: dict[str, list[float]] = {name: [] for name in timers}
@@ -103,15 +124,6 @@ def bench_meta(
         for name, run in timers.items():
             times[name].append(run())
     tps = {name: iterations * meta_batch / statistics.median(t) for name, t in times.items()}
-    ratios = {}
-    if "learn2learn" in tps:
-        for name in tps:
-            if name != "learn2learn":
-                ratios[f"{name} / learn2learn"] = tps[name] / tps["learn2learn"]
-    if "mtrl (compiled)" in tps:
-        ratios["mtrl (compiled) / mtrl (vmap path)"] = (
-            tps["mtrl (compiled)"] / tps["mtrl (vmap path)"]
-        )
     return {
         "algorithm": algorithm,
         "meta_batch": meta_batch,
@@ -122,6 +134,6 @@ def bench_meta(
         "device": device,
         "torch": torch.__version__,
         "tasks_per_s": tps,
-        "ratios": ratios,
+        "ratios": _ratios(tps),
         "learn2learn_missing": missing,
     }
