@@ -8,14 +8,19 @@ import signal
 import sys
 from inspect import signature
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mtrl.cli.texts import RECIPES_HELP, SET_HELP
 from mtrl.errors import DiskFullError, MtrlError, disk_full
 from mtrl.runs import dump_json, warn
 
+if TYPE_CHECKING:
+    from mtrl.recipes import RecipeKind
 
-def _cmd_train(args: argparse.Namespace) -> int:
+
+def _what_to_train(args: argparse.Namespace) -> tuple[RecipeKind, Any, Path, bool] | None:
+    """The kind, recipe, run directory and whether it resumes; ``None`` (after printing
+    its results) for ``--resume`` of a finished run."""
     from mtrl.recipes import default_run_dir, load_recipe, load_run
 
     sets = list(args.set)
@@ -23,28 +28,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
         sets.append(f"seed={args.seed}")
     if args.device is not None:
         sets.append(f"device={json.dumps(args.device)}")
-    if args.resume:
-        if args.recipe or sets or args.init_from:
-            raise MtrlError(
-                "--resume RUN_DIR continues RUN_DIR with its stored recipe; drop RECIPE/--set/"
-                "--seed/--device/--init-from (to change settings, start a new run from its "
-                "weights: "
-                f"mtrl train RECIPE --init-from {args.resume} --set KEY=VALUE)"
-            )
-        run, kind, cfg = load_run(args.resume)
-        run_dir, resume = run.path, True
-        if run.summary_path.is_file():  # nothing left to train
-            done = run.read_summary().get("results", {})
-            print(f"mtrl: {run_dir} is finished (summary.json); nothing to resume", file=sys.stderr)
-            print(
-                dump_json({k: v for k, v in done.items() if not isinstance(v, list | dict)}), end=""
-            )
-            return 0
-    else:
+    if not args.resume:
         if not args.recipe:
             raise MtrlError("give a RECIPE.toml to train, or --resume RUN_DIR")
         kind, cfg = load_recipe(args.recipe, sets)
-        run_dir, resume = Path(args.run_dir or default_run_dir(args.recipe)), False
+        return kind, cfg, Path(args.run_dir or default_run_dir(args.recipe)), False
+    if args.recipe or sets or args.init_from:
+        raise MtrlError(
+            "--resume RUN_DIR continues RUN_DIR with its stored recipe; drop RECIPE/--set/"
+            "--seed/--device/--init-from (to change settings, start a new run from its "
+            "weights: "
+            f"mtrl train RECIPE --init-from {args.resume} --set KEY=VALUE)"
+        )
+    run, kind, cfg = load_run(args.resume)
+    if run.summary_path.is_file():  # nothing left to train
+        done = run.read_summary().get("results", {})
+        print(f"mtrl: {run.path} is finished (summary.json); nothing to resume", file=sys.stderr)
+        print(dump_json({k: v for k, v in done.items() if not isinstance(v, list | dict)}), end="")
+        return None
+    return kind, cfg, run.path, True
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    target = _what_to_train(args)
+    if target is None:
+        return 0
+    kind, cfg, run_dir, resume = target
     from mtrl.training import check_device
 
     check_device(str(getattr(cfg, "device", "cpu")))  # before any work or run dir
