@@ -218,6 +218,32 @@ def _task_labels(cfg: object) -> dict[int, str]:
 
 def add_commands(sub: Any) -> None:
     """Register this group's subcommands."""
+    _add_train(sub)
+    _add_adapt(sub)
+    _add_eval(sub)
+
+    p = sub.add_parser("plot", help="learning curves and per-task bars as PNG")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--y", help="comma-separated metrics.csv columns (default: per kind)")
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser(
+        "record",
+        help="an MP4 per task of a trained policy (offscreen rendering)",
+        description="Roll out a trained run's policy and write <RUN_DIR>/videos/<id>_<task>.mp4 "
+        "per task. MuJoCo and Meta-World render through EGL when no display is set.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--episodes", type=int, default=1, help="episodes per task (default 1)")
+    p.add_argument("--out", help="directory for the videos (default RUN_DIR/videos)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=int, default=None, help="default: the env's render_fps")
+    p.add_argument("--stochastic", action="store_true", help="sample actions (default: mean)")
+    p.set_defaults(func=_cmd_record)
+
+
+def _add_train(sub: Any) -> None:
+    """`mtrl train`'s parser."""
     p = sub.add_parser(
         "train",
         help="train from a TOML recipe into a run directory",
@@ -238,6 +264,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=_cmd_train)
 
+
+def _add_adapt(sub: Any) -> None:
+    """`mtrl adapt`'s parser."""
     p = sub.add_parser("adapt", help="few-shot adaptation curves on held-out tasks")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--steps", type=int, default=3, help="inner steps to evaluate (default 3)")
@@ -261,27 +290,6 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_adapt)
-
-    _add_eval(sub)
-
-    p = sub.add_parser("plot", help="learning curves and per-task bars as PNG")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--y", help="comma-separated metrics.csv columns (default: per kind)")
-    p.set_defaults(func=_cmd_plot)
-
-    p = sub.add_parser(
-        "record",
-        help="an MP4 per task of a trained policy (offscreen rendering)",
-        description="Roll out a trained run's policy and write <RUN_DIR>/videos/<id>_<task>.mp4 "
-        "per task. MuJoCo and Meta-World render through EGL when no display is set.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--episodes", type=int, default=1, help="episodes per task (default 1)")
-    p.add_argument("--out", help="directory for the videos (default RUN_DIR/videos)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=int, default=None, help="default: the env's render_fps")
-    p.add_argument("--stochastic", action="store_true", help="sample actions (default: mean)")
-    p.set_defaults(func=_cmd_record)
 
 
 def _add_eval(sub: Any) -> None:
