@@ -23,6 +23,15 @@ def number(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def score_text(value: float) -> str:
+    """A score as a line shows it: two decimals below 10 (a success rate's 0 is 0.00),
+    one below 100, whole numbers above (a return of 1234.5 is 1234, not 1.23e+03)."""
+    size = abs(value)
+    if size < 10:
+        return f"{value:.2f}"
+    return f"{value:.1f}" if size < 100 else f"{value:.0f}"
+
+
 def scores(per_task: Sequence[dict[str, Any]], metric: Metric = "auto") -> tuple[str, list[float]]:
     """The metric a run is compared by (``auto``: success if reported, else return)
     and its per-task values."""
@@ -103,7 +112,7 @@ class SweepProgress:
             self.started[waiting[0]] = self.last
         name, values = scores(results.get("per_task", []), self.metric)
         finite = [v for v in values if math.isfinite(v)]
-        score = f"{name} {sum(finite) / len(finite):.3g}" if finite else f"no {name}"
+        score = f"{name} {score_text(sum(finite) / len(finite))}" if finite else f"no {name}"
         line = f"[{len(self.done)}/{len(self.jobs)}] {job.label} seed {job.seed}: "
         line += f"{'resumed and ' if job.action == 'resume' else ''}finished in "
         line += f"{duration(seconds)}, {score} (mean over tasks)"

@@ -6,7 +6,7 @@ import itertools
 from pathlib import Path
 
 from mtrl.jobs import Job
-from mtrl.sweep_progress import SweepProgress, time_left
+from mtrl.sweep_progress import SweepProgress, score_text, time_left
 
 RESULTS = {"per_task": [{"success": 1.0}]}
 
@@ -54,7 +54,7 @@ def test_the_eta_counts_the_runs_training_side_by_side() -> None:
     clock.now = 8550.0
     progress.finished(jobs[2], RESULTS, 4950.0)
     progress.finished(jobs[3], RESULTS, 4050.0)
-    assert lines[-1] == "[4/4] v seed 3: finished in 1h07m, success 1 (mean over tasks)"
+    assert lines[-1] == "[4/4] v seed 3: finished in 1h07m, success 1.00 (mean over tasks)"
 
 
 def test_a_resumed_run_does_not_set_the_pace() -> None:
@@ -88,3 +88,17 @@ def test_a_long_sweep_says_where_it_stands_less_often() -> None:
         wait = min(max(60, at / 9), 600)
         assert wait <= then - at < wait + 5, (at, then)
     assert len(said) < 60  # not 300
+
+
+def test_scores_read_as_numbers_not_exponents() -> None:
+    """A finished run's line shows a success rate with two decimals and a return of
+    thousands as a whole number."""
+    assert [score_text(v) for v in (0.0, 0.925, -2.4911, 12.345, -135.04, 1234.5, 61234.0)] == [
+        "0.00",
+        "0.93",
+        "-2.49",
+        "12.3",
+        "-135",
+        "1234",
+        "61234",
+    ]
