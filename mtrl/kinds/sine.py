@@ -177,7 +177,8 @@ class _MetaTraining:
         self.recipe, self.learner, self.ctx = recipe, learner, ctx
         self.opt = torch.optim.Adam(learner.parameters(), lr=recipe.meta_lr)
         self.gen = torch.Generator().manual_seed(recipe.seed)
-        self.it, self.window = 0, list[float]()
+        self.it = 0
+        self.window: list[float] = []
         state = ctx.state
         if state is not None:
             learner.load_state_dict(state["learner"])
