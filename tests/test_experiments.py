@@ -239,3 +239,36 @@ def test_curriculum_table_counts_unmastered_runs_at_their_steps_by_hand(tmp_path
     (plain / "summary.json").write_text(json.dumps({"seed": 0, "results": {"steps": 5}}))
     with pytest.raises(SystemExit, match="not a curriculum run"):
         table.read_arm(tmp_path / "plain")
+
+
+def test_eval_table_reads_each_seeds_eval_and_the_bar_by_hand(tmp_path: Path) -> None:
+    """experiments/eval_table.py: task successes from each seed's ``mtrl eval`` file, the
+    paired gain last - first per seed, and a claim's bar read on each seed with margins."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("eval_table", "experiments/eval_table.py")
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    runs = []
+    for seed, (clone, final) in enumerate([((0.8, 1.0), (0.9, 1.0)), ((0.6, 1.0), (1.0, 0.94))]):
+        run = tmp_path / f"seed_{seed}"
+        run.mkdir()
+        for name, values in (("eval_step_0.json", clone), ("eval.json", final)):
+            rows = [{"task_id": i, "task": f"t{i}", "success": v} for i, v in enumerate(values)]
+            (run / name).write_text(json.dumps({"per_task": rows[::-1]}))  # order by task id
+        runs.append(run)
+    cols = table.load(runs, {"clone": "eval_step_0.json", "final": "eval.json"})
+    assert cols["final"][1] == {"t0": 1.0, "t1": 0.94}
+    # seed means: clone 0.9, 0.8; final 0.95, 0.97 -> gains +0.05, +0.17
+    assert table.paired_gain([0.9, 0.8], [0.95, 0.97]).startswith("+0.110 [")
+    assert "2/2 higher (+0.050, +0.170)" in table.paired_gain([0.9, 0.8], [0.95, 0.97])
+    assert table.bar_reading(cols["final"][1], 0.97, 0.9) == (
+        "holds: mean 0.970 (+0.000 against 0.97); every task >= 0.9"
+    )
+    assert table.bar_reading(cols["final"][0], 0.97, 0.95) == (
+        "does not hold: mean 0.950 (-0.020 against 0.97); under 0.95: t0 0.90"
+    )
+    with pytest.raises(SystemExit, match="mtrl eval"):
+        table.load(runs, {"x": "eval_step_5.json"})
