@@ -87,6 +87,8 @@ def main() -> None:
     parser.add_argument("--task-bar", type=float, default=0.0, help="the bar on every task")
     args = parser.parse_args()
     files = dict(spec.partition("=")[::2] for spec in args.evals.split(","))
+    if not all(files) or not all(files.values()):
+        raise SystemExit(f"bad --evals {args.evals!r}: use NAME=FILE[,NAME=FILE...]")
     columns = load(args.runs, files)
     tasks = list(next(iter(columns.values()))[0])
     rows = [
