@@ -270,5 +270,12 @@ def test_eval_table_reads_each_seeds_eval_and_the_bar_by_hand(tmp_path: Path) ->
     assert table.bar_reading(cols["final"][0], 0.97, 0.95) == (
         "does not hold: mean 0.950 (-0.020 against 0.97); under 0.95: t0 0.90"
     )
+    # 41/50 and 49/50 average to 0.8999999999999999 in floats: at the bar, so it meets it
+    assert table.bar_reading({"a": 0.82, "b": 0.98}, 0.9, 0.8).startswith("holds: mean 0.900")
+    assert table.bar_reading({"a": 0.82, "b": 0.96}, 0.9, 0.8).startswith("does not hold")
     with pytest.raises(SystemExit, match="mtrl eval"):
         table.load(runs, {"x": "eval_step_5.json"})
+    other = [{"task_id": 0, "task": "other", "success": 1.0}]
+    (runs[1] / "eval.json").write_text(json.dumps({"per_task": other}))
+    with pytest.raises(SystemExit, match="different tasks"):
+        table.load(runs, {"clone": "eval_step_0.json", "final": "eval.json"})
